@@ -1,8 +1,9 @@
 /* The collector vtable. A collector knows nothing of HTTP: at each scrape the
- * framework calls collect() on every collector concurrently, each in its own
- * thread, with the scrape's output registry and a deadline. Long-lived state
- * (counters that must survive between scrapes, background threads) lives in
- * the collector and may use the persistent registry given at creation.
+ * framework runs collect() of every collector concurrently, each in its own
+ * thread, into a registry of its own for that scrape, before a deadline.
+ * Long-lived state (counters that survive between scrapes, background
+ * threads) lives in the collector and may use the persistent registry given
+ * at creation, which outlives reloads.
  *
  * Names are "<kind>" or "<kind>/<instance>" (e.g. "grpc/poh", "mongodb/main")
  * and become the label collector="..." of poh_exporter_collector_success and
@@ -17,22 +18,33 @@
 #include "metrics/metrics.h"
 
 typedef struct poh_scrape {
-    poh_registry_t *out;   /* per-scrape registry, shared by all collectors (thread-safe) */
+    poh_registry_t *out;   /* this collector's output for this scrape */
     double deadline;       /* CLOCK_MONOTONIC seconds (poh_now_mono()); finish before it */
+    void *trace;           /* root span of the scrape (trace/trace.h), NULL when tracing is off */
 } poh_scrape_t;
 
 typedef struct poh_collector_ops {
     const char *kind;
-    /* Return 0 on success, a negative errno on failure. Must return by the
-     * deadline; a collector still running at the deadline is reported as
-     * failed and its late output is discarded. */
+    /* Return 0 on success, a negative errno on failure. Should return by the
+     * deadline; one still running at the deadline is reported as failed, its
+     * output is dropped, and it finishes in the background (the framework keeps
+     * its state alive until then). collect() of one collector is never run
+     * twice at the same time: a scrape that finds it still busy reports it
+     * failed without calling it. */
     int (*collect)(void *state, poh_scrape_t *scrape);
     /* Stop background work and free state. NULL state is fine. */
     void (*destroy)(void *state);
-    /* Optional: append HTML table rows (<tr>...</tr>, 5 cells: collector,
-     * target, last result, latency, error) for the landing page. Text must be
-     * escaped with poh_html_escape(). May be NULL. */
+    /* Optional: append HTML table rows, each <tr> with 5 <td>: collector,
+     * target, last result, latency, error. Escape text with poh_html_escape().
+     * Called concurrently with collect(); the collector synchronises. */
     void (*status_html)(void *state, poh_strbuf_t *out);
+    /* Optional (multi-target pattern, /probe?target=&module=): probe one
+     * target with the settings of the module (e.g. a grpc group) into
+     * scrape->out, including a success gauge (e.g. poh_probe_success).
+     * Return -ENOENT when this collector has no such module, -EINVAL for a
+     * target that cannot be parsed, 0 otherwise: a failed probe is still 0,
+     * it is reported in the metrics. May run concurrently with collect(). */
+    int (*probe)(void *state, const char *module, const char *target, poh_scrape_t *scrape);
 } poh_collector_ops_t;
 
 typedef struct poh_collector {
@@ -41,30 +53,57 @@ typedef struct poh_collector {
     char name[96];
 } poh_collector_t;
 
-/* A factory builds the collectors of one kind from the whole configuration,
- * appending to *list (grow with poh_collector_list_push). Zero collectors is
- * fine (section absent). Returns 0 or a negative errno after logging why. */
 typedef struct poh_collector_list {
     poh_collector_t *items;
     size_t len, cap;
 } poh_collector_list_t;
 
+/* A factory builds the collectors of one kind from the whole configuration,
+ * appending to *list with poh_collector_list_push(). Zero collectors is fine
+ * (section absent). Returns 0, or a negative errno after logging why.
+ * Collectors must copy what they keep from cfg: a collector may outlive the
+ * config it was built from (reload while a straggler still runs). */
 typedef int (*poh_collector_factory_fn)(const poh_config_t *cfg, poh_registry_t *persistent,
                                         poh_collector_list_t *list);
 
+/* Takes ownership of state (destroys it with ops->destroy on failure). */
 int poh_collector_list_push(poh_collector_list_t *l, const poh_collector_ops_t *ops,
                             void *state, const char *name);
-void poh_collector_list_destroy(poh_collector_list_t *l); /* destroys every collector */
 
-/* Build all collectors of all kinds (table in collectors/collectors.c). On
- * error everything built so far is destroyed. */
-int poh_collectors_create(const poh_config_t *cfg, poh_registry_t *persistent,
-                          poh_collector_list_t *out);
+/* An immutable, reference-counted set of collectors built from one config. A
+ * reload builds a new set and drops the old one; scrapes in flight keep their
+ * reference, so the old collectors are destroyed only when the last is done. */
+typedef struct poh_collector_set poh_collector_set_t;
 
-/* Run every collector concurrently into scrape->out; adds the
- * poh_exporter_collector_success/duration_seconds gauges. Returns when all have
- * finished or the deadline passed (stragglers keep running detached on their
- * own copy of the state reference and their output is dropped). */
-void poh_collectors_run(poh_collector_list_t *l, poh_scrape_t *scrape);
+poh_collector_set_t *poh_collector_set_create(const poh_config_t *cfg,
+                                              poh_registry_t *persistent);
+/* Build a set from collectors already made (takes them; tests use this). */
+poh_collector_set_t *poh_collector_set_from_list(poh_collector_list_t *list);
+void poh_collector_set_ref(poh_collector_set_t *s);
+void poh_collector_set_unref(poh_collector_set_t *s); /* NULL is fine */
+size_t poh_collector_set_len(const poh_collector_set_t *s);
+const poh_collector_t *poh_collector_set_get(const poh_collector_set_t *s, size_t i);
+/* First collector of this kind, NULL if none. */
+const poh_collector_t *poh_collector_set_find_kind(const poh_collector_set_t *s,
+                                                   const char *kind);
+
+/* The registries one scrape produced; free with poh_scrape_output_free(). */
+typedef struct poh_scrape_output {
+    poh_registry_t **regs;
+    size_t n;
+} poh_scrape_output_t;
+
+/* Run every collector concurrently until done or deadline; writes
+ * poh_exporter_collector_success and _duration_seconds into self. */
+int poh_collector_set_scrape(poh_collector_set_t *s, double deadline, void *trace,
+                             poh_registry_t *self, poh_scrape_output_t *out);
+void poh_scrape_output_free(poh_scrape_output_t *out);
+
+/* Landing page rows: one per collector (last result of the last scrape)
+ * followed by each collector's own status_html rows. */
+void poh_collector_set_status_html(poh_collector_set_t *s, poh_strbuf_t *out);
+
+/* HTML-escape text (& < > " ') into out. */
+void poh_html_escape(poh_strbuf_t *out, const char *text);
 
 #endif

@@ -1,0 +1,349 @@
+#include "app/app.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collectors/collector.h"
+#include "collectors/self.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "poh_version.h"
+
+/* One loaded configuration and the collectors built from it. Scrapes hold a
+ * reference, so a reload never frees what a scrape in flight is using. */
+typedef struct runtime {
+    atomic_int refs;
+    poh_config_t *cfg;
+    poh_collector_set_t *set;
+} runtime_t;
+
+struct poh_app {
+    char *config_path;                /* NULL: embedded default */
+    char *ov_listen, *ov_path, *ov_level, *ov_format;
+    poh_registry_t *persistent;       /* lives across reloads */
+    poh_series_t *reload_ok, *reload_ts;
+    pthread_mutex_t mu;               /* guards rt */
+    pthread_mutex_t reload_mu;        /* one reload at a time */
+    runtime_t *rt;
+};
+
+static void runtime_unref(runtime_t *rt)
+{
+    if (!rt || atomic_fetch_sub(&rt->refs, 1) != 1)
+        return;
+    poh_collector_set_unref(rt->set);
+    poh_config_free(rt->cfg);
+    free(rt);
+}
+
+static runtime_t *runtime_get(poh_app_t *app)
+{
+    pthread_mutex_lock(&app->mu);
+    runtime_t *rt = app->rt;
+    atomic_fetch_add(&rt->refs, 1);
+    pthread_mutex_unlock(&app->mu);
+    return rt;
+}
+
+static int replace_str(char **field, const char *v)
+{
+    if (!v)
+        return 0;
+    char *d = strdup(v);
+    if (!d)
+        return -ENOMEM;
+    free(*field);
+    *field = d;
+    return 0;
+}
+
+/* Flags win over the file; they are validated like file values. */
+static int apply_overrides(poh_config_t *cfg, const char *listen, const char *path,
+                           const char *level, const char *format, poh_strbuf_t *err)
+{
+    char host[256];
+    unsigned port;
+    poh_log_level_t lv;
+    poh_log_format_t lf;
+    if (listen && poh_parse_listen_address(listen, host, sizeof host, &port) < 0) {
+        poh_strbuf_printf(err, "--web.listen-address: invalid address \"%s\" (want host:port)\n",
+                          listen);
+        return -EINVAL;
+    }
+    if (path && path[0] != '/') {
+        poh_strbuf_printf(err, "--web.telemetry-path: must start with '/': \"%s\"\n", path);
+        return -EINVAL;
+    }
+    if (level && poh_log_level_parse(level, &lv) < 0) {
+        poh_strbuf_printf(err, "--log.level: want debug, info, warn or error, not \"%s\"\n",
+                          level);
+        return -EINVAL;
+    }
+    if (format && poh_log_format_parse(format, &lf) < 0) {
+        poh_strbuf_printf(err, "--log.format: want logfmt or json, not \"%s\"\n", format);
+        return -EINVAL;
+    }
+    if (replace_str(&cfg->web.listen_address, listen) < 0 ||
+        replace_str(&cfg->web.telemetry_path, path) < 0 ||
+        replace_str(&cfg->log.level, level) < 0 || replace_str(&cfg->log.format, format) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static int load_config(const char *path, const char *listen, const char *tpath,
+                       const char *level, const char *format, poh_config_t **out,
+                       poh_strbuf_t *err)
+{
+    int rc = path ? poh_config_load_file(path, out, err) : poh_config_load_default(out, err);
+    if (rc < 0)
+        return rc;
+    rc = apply_overrides(*out, listen, tpath, level, format, err);
+    if (rc < 0) {
+        poh_config_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static void apply_logging(const poh_config_t *cfg)
+{
+    poh_log_level_t lv = POH_LOG_INFO;
+    poh_log_format_t lf = POH_LOG_LOGFMT;
+    poh_log_level_parse(cfg->log.level, &lv);
+    poh_log_format_parse(cfg->log.format, &lf);
+    poh_log_setup(lv, lf);
+}
+
+static runtime_t *runtime_build(poh_app_t *app, poh_strbuf_t *err)
+{
+    runtime_t *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return NULL;
+    atomic_init(&rt->refs, 1);
+    if (load_config(app->config_path, app->ov_listen, app->ov_path, app->ov_level,
+                    app->ov_format, &rt->cfg, err) < 0)
+        goto err;
+    apply_logging(rt->cfg);
+    rt->set = poh_collector_set_create(rt->cfg, app->persistent);
+    if (!rt->set) {
+        poh_strbuf_puts(err, "creating the collectors failed (see the log)\n");
+        goto err;
+    }
+    return rt;
+err:
+    poh_config_free(rt->cfg);
+    free(rt);
+    return NULL;
+}
+
+int poh_app_check_config(const char *config_path, const poh_overrides_t *ov, poh_strbuf_t *err)
+{
+    poh_config_t *cfg = NULL;
+    int rc = load_config(config_path, ov->listen_address, ov->telemetry_path, ov->log_level,
+                         ov->log_format, &cfg, err);
+    poh_config_free(cfg);
+    return rc;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+poh_app_t *poh_app_create(const char *config_path, const poh_overrides_t *ov, poh_strbuf_t *err)
+{
+    poh_app_t *app = calloc(1, sizeof *app);
+    if (!app)
+        return NULL;
+    pthread_mutex_init(&app->mu, NULL);
+    pthread_mutex_init(&app->reload_mu, NULL);
+    app->config_path = dup_or_null(config_path);
+    app->ov_listen = dup_or_null(ov->listen_address);
+    app->ov_path = dup_or_null(ov->telemetry_path);
+    app->ov_level = dup_or_null(ov->log_level);
+    app->ov_format = dup_or_null(ov->log_format);
+    app->persistent = poh_registry_new();
+    if (!app->persistent)
+        goto err;
+    poh_family_t *fok = poh_registry_family(
+        app->persistent, POH_GAUGE, "poh_exporter_config_last_reload_successful",
+        "Whether the last configuration reload attempt was successful.", 0, NULL, NULL, 0);
+    poh_family_t *fts = poh_registry_family(
+        app->persistent, POH_GAUGE, "poh_exporter_config_last_reload_success_timestamp_seconds",
+        "Timestamp of the last successful configuration reload.", 0, NULL, NULL, 0);
+    if (!fok || !fts)
+        goto err;
+    app->reload_ok = poh_family_series(fok, NULL);
+    app->reload_ts = poh_family_series(fts, NULL);
+    app->rt = runtime_build(app, err);
+    if (!app->rt)
+        goto err;
+    poh_gauge_set(app->reload_ok, 1);
+    poh_gauge_set(app->reload_ts, poh_now_real());
+    return app;
+err:
+    poh_app_destroy(app);
+    return NULL;
+}
+
+void poh_app_destroy(poh_app_t *app)
+{
+    if (!app)
+        return;
+    runtime_unref(app->rt);
+    poh_registry_free(app->persistent);
+    free(app->config_path);
+    free(app->ov_listen);
+    free(app->ov_path);
+    free(app->ov_level);
+    free(app->ov_format);
+    pthread_mutex_destroy(&app->mu);
+    pthread_mutex_destroy(&app->reload_mu);
+    free(app);
+}
+
+int poh_app_reload(poh_app_t *app, poh_strbuf_t *err)
+{
+    pthread_mutex_lock(&app->reload_mu);
+    runtime_t *nrt = runtime_build(app, err);
+    if (!nrt) {
+        poh_gauge_set(app->reload_ok, 0);
+        pthread_mutex_unlock(&app->reload_mu);
+        POH_ERROR("config", "reload failed, keeping the running configuration: %s",
+                  err->data ? err->data : "out of memory");
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&app->mu);
+    runtime_t *old = app->rt;
+    app->rt = nrt;
+    pthread_mutex_unlock(&app->mu);
+    if (strcmp(old->cfg->web.listen_address, nrt->cfg->web.listen_address) != 0)
+        POH_WARN("config", "web.listen_address changed; it takes effect after a restart");
+    runtime_unref(old);
+    poh_gauge_set(app->reload_ok, 1);
+    poh_gauge_set(app->reload_ts, poh_now_real());
+    pthread_mutex_unlock(&app->reload_mu);
+    POH_INFO("config", "reloaded %s", app->config_path ? app->config_path : "<embedded>");
+    return 0;
+}
+
+struct poh_app_view {
+    runtime_t rt;
+};
+
+poh_app_view_t *poh_app_acquire(poh_app_t *app)
+{
+    return (poh_app_view_t *)runtime_get(app);
+}
+
+const poh_config_t *poh_app_view_config(const poh_app_view_t *v)
+{
+    return ((const runtime_t *)v)->cfg;
+}
+
+void poh_app_release(poh_app_view_t *v)
+{
+    runtime_unref((runtime_t *)v);
+}
+
+static double scrape_deadline(const poh_config_t *cfg, double timeout)
+{
+    if (timeout <= 0)
+        timeout = cfg->web.default_scrape_timeout;
+    double budget = timeout - cfg->web.scrape_timeout_offset;
+    if (budget < 0.05) /* a tiny or negative budget still lets fast collectors answer */
+        budget = 0.05;
+    return poh_now_mono() + budget;
+}
+
+int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_t *body)
+{
+    runtime_t *rt = runtime_get(app);
+    double deadline = scrape_deadline(rt->cfg, timeout);
+    poh_registry_t *self = poh_registry_new();
+    poh_scrape_output_t out = {0};
+    int rc = -ENOMEM;
+    if (!self)
+        goto done;
+    int src = poh_self_metrics(self);
+    if (src < 0)
+        POH_WARN("self", "reading process metrics failed: %s", strerror(-src));
+    rc = poh_collector_set_scrape(rt->set, deadline, NULL, self, &out);
+    if (rc < 0)
+        goto done;
+    size_t n = out.n + 2;
+    poh_registry_t **regs = malloc(n * sizeof *regs);
+    if (!regs) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    regs[0] = app->persistent;
+    regs[1] = self;
+    memcpy(regs + 2, out.regs, out.n * sizeof *regs);
+    rc = poh_render(body, regs, n, fmt);
+    free(regs);
+done:
+    poh_scrape_output_free(&out);
+    poh_registry_free(self);
+    runtime_unref(rt);
+    return rc;
+}
+
+int poh_app_probe(poh_app_t *app, const char *module, const char *target, double timeout,
+                  poh_format_t fmt, poh_strbuf_t *body)
+{
+    runtime_t *rt = runtime_get(app);
+    int rc = -ENOENT;
+    poh_registry_t *reg = poh_registry_new();
+    if (!reg) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    poh_scrape_t sc = {.out = reg, .deadline = scrape_deadline(rt->cfg, timeout)};
+    for (size_t i = 0; i < poh_collector_set_len(rt->set) && rc == -ENOENT; i++) {
+        const poh_collector_t *c = poh_collector_set_get(rt->set, i);
+        if (c->ops->probe)
+            rc = c->ops->probe(c->state, module, target, &sc);
+    }
+    if (rc == -ENOENT) {
+        poh_strbuf_printf(body, "unknown module \"%s\"\n", module);
+        rc = -EINVAL;
+    } else if (rc == -EINVAL) {
+        poh_strbuf_printf(body, "invalid target \"%s\"\n", target);
+    } else if (rc == 0) {
+        rc = poh_render(body, &reg, 1, fmt);
+    }
+done:
+    poh_registry_free(reg);
+    runtime_unref(rt);
+    return rc;
+}
+
+void poh_app_landing_page(poh_app_t *app, poh_strbuf_t *h)
+{
+    runtime_t *rt = runtime_get(app);
+    const char *tp = rt->cfg->web.telemetry_path;
+    poh_strbuf_puts(h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                       "<title>poh_exporter</title><style>body{font-family:sans-serif;margin:2em}"
+                       "table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+                       "padding:.3em .6em;text-align:left}</style></head><body>\n"
+                       "<h1>poh_exporter</h1>\n<p>Prometheus exporter for the PoH/DAG network."
+                       " Version " POH_VERSION " (revision " POH_REVISION ").</p>\n<ul>\n"
+                       "<li><a href=\"");
+    poh_html_escape(h, tp);
+    poh_strbuf_puts(h, "\">Metrics</a> (");
+    poh_html_escape(h, tp);
+    poh_strbuf_puts(h, ")</li>\n<li><a href=\"/-/healthy\">/-/healthy</a></li>\n"
+                       "<li><a href=\"/-/ready\">/-/ready</a></li>\n</ul>\n<p>Configuration: ");
+    poh_html_escape(h, rt->cfg->source ? rt->cfg->source : "<embedded>");
+    poh_strbuf_puts(h, "</p>\n<h2>Targets</h2>\n<table>\n<tr><th>Collector</th><th>Target</th>"
+                       "<th>Last result</th><th>Latency</th><th>Error</th></tr>\n");
+    if (poh_collector_set_len(rt->set) == 0)
+        poh_strbuf_puts(h, "<tr><td colspan=\"5\">No collectors configured.</td></tr>\n");
+    poh_collector_set_status_html(rt->set, h);
+    poh_strbuf_puts(h, "</table>\n</body></html>\n");
+    runtime_unref(rt);
+}

@@ -1,0 +1,56 @@
+/* The running exporter: configuration, the persistent registry, the current
+ * collector set, scrapes and reloads. HTTP calls into this; it knows nothing
+ * of HTTP. */
+#ifndef POH_APP_H
+#define POH_APP_H
+
+#include "config/config.h"
+#include "core/strbuf.h"
+#include "metrics/metrics.h"
+
+typedef struct poh_app poh_app_t;
+
+/* Command-line values that win over the file (NULL = not given). */
+typedef struct poh_overrides {
+    const char *listen_address;
+    const char *telemetry_path;
+    const char *log_level;
+    const char *log_format;
+} poh_overrides_t;
+
+/* Load the configuration (path NULL = embedded default), apply overrides and
+ * logging, and build the collectors. NULL on failure, with the reasons in err.
+ * The overrides are copied. */
+poh_app_t *poh_app_create(const char *config_path, const poh_overrides_t *ov, poh_strbuf_t *err);
+void poh_app_destroy(poh_app_t *app); /* NULL is fine */
+
+/* Load the config file again; on success swap collectors atomically, on
+ * failure keep the old ones. Either way sets
+ * poh_exporter_config_last_reload_successful. Returns 0 or a negative errno
+ * with the reasons in err. Serialised internally. */
+int poh_app_reload(poh_app_t *app, poh_strbuf_t *err);
+
+/* Load and validate a configuration with overrides applied, without running
+ * it (--config.check). Returns 0 or a negative errno with reasons in err. */
+int poh_app_check_config(const char *config_path, const poh_overrides_t *ov, poh_strbuf_t *err);
+
+/* The configuration in force, held until poh_app_release(); a reload in
+ * between does not free it. */
+typedef struct poh_app_view poh_app_view_t;
+poh_app_view_t *poh_app_acquire(poh_app_t *app);
+const poh_config_t *poh_app_view_config(const poh_app_view_t *v);
+void poh_app_release(poh_app_view_t *v);
+
+/* Run one scrape: timeout is the scraper's timeout in seconds (<= 0: use the
+ * configured default); the deadline is timeout minus the configured offset. */
+int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_t *body);
+
+/* Landing page HTML. */
+void poh_app_landing_page(poh_app_t *app, poh_strbuf_t *html);
+
+/* /probe?target=&module=: 0 with the body, -EINVAL (bad request, reason in
+ * body as text) or another negative errno. */
+int poh_app_probe(poh_app_t *app, const char *module, const char *target, double timeout,
+                  poh_format_t fmt, poh_strbuf_t *body);
+
+#endif

@@ -1,0 +1,27 @@
+/* HTTP front end (libmicrohttpd): /metrics, /probe, /, /-/healthy, /-/ready,
+ * /-/reload. Thread per connection, bounded by connection count, request
+ * size and idle timeout. Knows the app, nothing about collectors. */
+#ifndef POH_HTTP_H
+#define POH_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "app/app.h"
+#include "core/strbuf.h"
+
+typedef struct poh_http poh_http_t;
+
+/* Start listening on the configured web.listen_address. NULL on failure
+ * (logged). The bound address (with the real port when 0 was asked) is
+ * logged as msg="listening on HOST:PORT". */
+poh_http_t *poh_http_start(poh_app_t *app);
+void poh_http_stop(poh_http_t *h); /* NULL is fine */
+unsigned poh_http_port(const poh_http_t *h);
+
+/* gzip when the Accept-Encoding header allows it (q > 0 for gzip or *). */
+bool poh_http_accepts_gzip(const char *accept_encoding);
+/* gzip-compress in into out (appends). 0 or a negative errno. */
+int poh_gzip(const char *in, size_t len, poh_strbuf_t *out);
+
+#endif

@@ -1,0 +1,335 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+#include "http/http.h"
+
+struct poh_http {
+    poh_app_t *app;
+    struct MHD_Daemon *d;
+    unsigned port;
+    size_t max_request_bytes;
+};
+
+/* Per-request state across the access handler's calls. */
+typedef struct req {
+    size_t body_bytes;
+    bool too_large;
+} req_t;
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                char *data, size_t len, const char *encoding, const char *allow)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (encoding)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *text,
+                                 const char *allow)
+{
+    char *d = strdup(text);
+    if (!d)
+        return MHD_NO;
+    return send_buf(c, status, "text/plain; charset=utf-8", d, strlen(d), NULL, allow);
+}
+
+static bool is_get(const char *m)
+{
+    return strcmp(m, MHD_HTTP_METHOD_GET) == 0 || strcmp(m, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+static double scrape_timeout_header(struct MHD_Connection *c)
+{
+    const char *v =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Prometheus-Scrape-Timeout-Seconds");
+    if (!v)
+        return 0;
+    char *end;
+    double t = strtod(v, &end);
+    if (end == v || *end || !(t > 0) || t > 86400)
+        return 0;
+    return t;
+}
+
+/* Send a rendered exposition, gzipped when the client accepts it. */
+static enum MHD_Result send_metrics(struct MHD_Connection *c, poh_strbuf_t *body,
+                                    poh_format_t fmt)
+{
+    const char *ctype = poh_format_content_type(fmt);
+    const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    enum MHD_Result ret;
+    if (poh_http_accepts_gzip(ae)) {
+        poh_strbuf_t z = POH_STRBUF_INIT;
+        if (poh_gzip(body->data ? body->data : "", body->len, &z) < 0) {
+            poh_strbuf_free(&z);
+            poh_strbuf_free(body);
+            return send_text(c, 500, "compression failed\n", NULL);
+        }
+        poh_strbuf_free(body);
+        size_t len = z.len;
+        ret = send_buf(c, 200, ctype, poh_strbuf_steal(&z), len, "gzip", NULL);
+    } else {
+        size_t len = body->len;
+        ret = send_buf(c, 200, ctype, poh_strbuf_steal(body), len, NULL, NULL);
+    }
+    return ret;
+}
+
+static enum MHD_Result handle_metrics(poh_http_t *h, struct MHD_Connection *c)
+{
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    poh_format_t fmt = poh_format_negotiate(accept);
+    poh_strbuf_t body = POH_STRBUF_INIT;
+    int rc = poh_app_scrape(h->app, scrape_timeout_header(c), fmt, &body);
+    if (rc < 0 || body.failed) {
+        poh_strbuf_free(&body);
+        POH_ERROR("http", "scrape failed: %s", strerror(rc < 0 ? -rc : ENOMEM));
+        return send_text(c, 500, "scrape failed\n", NULL);
+    }
+    return send_metrics(c, &body, fmt);
+}
+
+static enum MHD_Result handle_probe(poh_http_t *h, struct MHD_Connection *c)
+{
+    const char *target = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target");
+    const char *module = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "module");
+    if (!target || !*target)
+        return send_text(c, 400, "target parameter is missing\n", NULL);
+    if (!module || !*module)
+        return send_text(c, 400, "module parameter is missing\n", NULL);
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    poh_format_t fmt = poh_format_negotiate(accept);
+    poh_strbuf_t body = POH_STRBUF_INIT;
+    int rc = poh_app_probe(h->app, module, target, scrape_timeout_header(c), fmt, &body);
+    if (rc == -EINVAL) {
+        enum MHD_Result ret = send_text(c, 400, body.data ? body.data : "bad request\n", NULL);
+        poh_strbuf_free(&body);
+        return ret;
+    }
+    if (rc < 0 || body.failed) {
+        poh_strbuf_free(&body);
+        return send_text(c, 500, "probe failed\n", NULL);
+    }
+    return send_metrics(c, &body, fmt);
+}
+
+static enum MHD_Result handle_reload(poh_http_t *h, struct MHD_Connection *c)
+{
+    poh_app_view_t *v = poh_app_acquire(h->app);
+    bool enabled = poh_app_view_config(v)->web.enable_reload;
+    poh_app_release(v);
+    if (!enabled)
+        return send_text(c, 403, "Lifecycle API is not enabled (web.enable_reload).\n", NULL);
+    poh_strbuf_t err = POH_STRBUF_INIT;
+    int rc = poh_app_reload(h->app, &err);
+    enum MHD_Result ret;
+    if (rc < 0) {
+        poh_strbuf_t msg = POH_STRBUF_INIT;
+        poh_strbuf_printf(&msg, "failed to reload config:\n%s", err.data ? err.data : "");
+        size_t len = msg.len;
+        ret = send_buf(c, 500, "text/plain; charset=utf-8", poh_strbuf_steal(&msg), len, NULL,
+                       NULL);
+    } else {
+        ret = send_text(c, 200, "OK\n", NULL);
+    }
+    poh_strbuf_free(&err);
+    return ret;
+}
+
+static enum MHD_Result route(poh_http_t *h, struct MHD_Connection *c, const char *url,
+                             const char *method)
+{
+    poh_app_view_t *v = poh_app_acquire(h->app);
+    bool is_metrics = strcmp(url, poh_app_view_config(v)->web.telemetry_path) == 0;
+    poh_app_release(v);
+
+    if (strcmp(url, "/-/reload") == 0) {
+        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0 && strcmp(method, MHD_HTTP_METHOD_PUT) != 0)
+            return send_text(c, 405, "Only POST or PUT requests allowed.\n", "POST, PUT");
+        return handle_reload(h, c);
+    }
+    bool known = is_metrics || strcmp(url, "/") == 0 || strcmp(url, "/probe") == 0 ||
+                 strcmp(url, "/-/healthy") == 0 || strcmp(url, "/-/ready") == 0;
+    if (!known)
+        return send_text(c, 404, "404 page not found\n", NULL);
+    if (!is_get(method))
+        return send_text(c, 405, "Method Not Allowed\n", "GET, HEAD");
+    if (is_metrics)
+        return handle_metrics(h, c);
+    if (strcmp(url, "/probe") == 0)
+        return handle_probe(h, c);
+    if (strcmp(url, "/-/healthy") == 0)
+        return send_text(c, 200, "Healthy.\n", NULL);
+    if (strcmp(url, "/-/ready") == 0)
+        return send_text(c, 200, "Ready.\n", NULL);
+    poh_strbuf_t html = POH_STRBUF_INIT;
+    poh_app_landing_page(h->app, &html);
+    if (html.failed) {
+        poh_strbuf_free(&html);
+        return send_text(c, 500, "out of memory\n", NULL);
+    }
+    size_t len = html.len;
+    return send_buf(c, 200, "text/html; charset=utf-8", poh_strbuf_steal(&html), len, NULL,
+                    NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    (void)upload_data;
+    poh_http_t *h = cls;
+    req_t *rq = *con_cls;
+    if (!rq) {
+        rq = calloc(1, sizeof *rq);
+        if (!rq)
+            return MHD_NO;
+        *con_cls = rq;
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > h->max_request_bytes)
+            return send_text(c, 413, "request body too large\n", NULL);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        /* No route takes a body; it is counted and dropped. */
+        rq->body_bytes += *upload_data_size;
+        *upload_data_size = 0;
+        if (rq->body_bytes > h->max_request_bytes)
+            rq->too_large = true;
+        return MHD_YES;
+    }
+    if (rq->too_large)
+        return send_text(c, 413, "request body too large\n", NULL);
+    return route(h, c, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    free(*con_cls);
+    *con_cls = NULL;
+}
+
+__attribute__((format(printf, 2, 0)))
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    POH_DEBUG("http", "libmicrohttpd: %s", msg);
+}
+
+poh_http_t *poh_http_start(poh_app_t *app)
+{
+    poh_app_view_t *v = poh_app_acquire(app);
+    const poh_config_web_t *web = &poh_app_view_config(v)->web;
+    poh_http_t *h = calloc(1, sizeof *h);
+    struct addrinfo *ai = NULL;
+    if (!h)
+        goto err;
+    h->app = app;
+    h->max_request_bytes = web->max_request_bytes;
+
+    char host[256];
+    unsigned port;
+    if (poh_parse_listen_address(web->listen_address, host, sizeof host, &port) < 0) {
+        POH_ERROR("http", "invalid listen address \"%s\"", web->listen_address);
+        goto err;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%u", port);
+    int gai = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &ai);
+    if (gai != 0) {
+        POH_ERROR("http", "cannot resolve listen address \"%s\": %s", web->listen_address,
+                  gai_strerror(gai));
+        goto err;
+    }
+    /* An empty host (":8000") listens on every address, IPv6 and IPv4. */
+    struct addrinfo *pick = ai;
+    for (struct addrinfo *p = ai; p && !host[0]; p = p->ai_next)
+        if (p->ai_family == AF_INET6) {
+            pick = p;
+            break;
+        }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG;
+    if (pick->ai_family == AF_INET6)
+        flags |= host[0] ? MHD_USE_IPv6 : MHD_USE_DUAL_STACK;
+    size_t mem = web->max_request_bytes + 4096;
+    h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
+                            MHD_OPTION_SOCK_ADDR, pick->ai_addr,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)web->max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(web->idle_timeout + 0.5),
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+                            MHD_OPTION_END);
+    if (!h->d) {
+        POH_ERROR("http", "cannot listen on %s: %s", web->listen_address,
+                  errno ? strerror(errno) : "libmicrohttpd failed to start");
+        goto err;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : port;
+    char shown[300];
+    if (strchr(host, ':'))
+        snprintf(shown, sizeof shown, "[%s]:%u", host, h->port);
+    else
+        snprintf(shown, sizeof shown, "%s:%u", host, h->port);
+    POH_INFO("http", "listening on %s", shown);
+    freeaddrinfo(ai);
+    poh_app_release(v);
+    return h;
+err:
+    if (ai)
+        freeaddrinfo(ai);
+    poh_app_release(v);
+    free(h);
+    return NULL;
+}
+
+void poh_http_stop(poh_http_t *h)
+{
+    if (!h)
+        return;
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    free(h);
+}
+
+unsigned poh_http_port(const poh_http_t *h)
+{
+    return h->port;
+}

@@ -1,0 +1,135 @@
+/* poh_exporter: flags, config load, signals, start and stop. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "poh_version.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: poh_exporter [<flags>]\n\n"
+            "Prometheus exporter for the PoH/DAG transaction network: MongoDB change streams\n"
+            "and oplog, gRPC probes of PoH and Presence nodes, OpenTelemetry spans.\n\n"
+            "Flags:\n"
+            "  -h, --help                     Show this help and exit.\n"
+            "      --version                  Show version and exit.\n"
+            "      --config.file=PATH         Configuration file (YAML). Without it the embedded\n"
+            "                                 default runs (listen $PROMETHEUS_BIND or 0.0.0.0:8000).\n"
+            "      --config.check             Validate the configuration, print what is wrong,\n"
+            "                                 exit 0 if valid, 1 if not.\n"
+            "      --web.listen-address=ADDR  Address to listen on (host:port), overrides\n"
+            "                                 web.listen_address.\n"
+            "      --web.telemetry-path=PATH  Path of the metrics endpoint (default /metrics).\n"
+            "      --log.level=LEVEL          debug, info, warn or error (default info).\n"
+            "      --log.format=FORMAT        logfmt or json (default logfmt).\n\n"
+            "Signals: SIGHUP reloads the configuration; SIGTERM and SIGINT stop cleanly.\n");
+}
+
+enum { OPT_VERSION = 256, OPT_CONFIG, OPT_CHECK, OPT_LISTEN, OPT_PATH, OPT_LEVEL, OPT_FORMAT };
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"config.file", required_argument, NULL, OPT_CONFIG},
+        {"config.check", no_argument, NULL, OPT_CHECK},
+        {"web.listen-address", required_argument, NULL, OPT_LISTEN},
+        {"web.telemetry-path", required_argument, NULL, OPT_PATH},
+        {"log.level", required_argument, NULL, OPT_LEVEL},
+        {"log.format", required_argument, NULL, OPT_FORMAT},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL;
+    bool check = false;
+    poh_overrides_t ov = {0};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case OPT_VERSION:
+            printf("poh_exporter, version %s (revision: %s)\n", POH_VERSION, POH_REVISION);
+            return 0;
+        case OPT_CONFIG: config_path = optarg; break;
+        case OPT_CHECK: check = true; break;
+        case OPT_LISTEN: ov.listen_address = optarg; break;
+        case OPT_PATH: ov.telemetry_path = optarg; break;
+        case OPT_LEVEL: ov.log_level = optarg; break;
+        case OPT_FORMAT: ov.log_format = optarg; break;
+        default:
+            fprintf(stderr, "poh_exporter: unknown or incomplete flag \"%s\"; see --help\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "poh_exporter: unexpected argument \"%s\"; see --help\n", argv[optind]);
+        return 2;
+    }
+
+    poh_strbuf_t err = POH_STRBUF_INIT;
+    if (check) {
+        int rc = poh_app_check_config(config_path, &ov, &err);
+        if (rc < 0) {
+            fprintf(stderr, "%s", err.data ? err.data : "invalid configuration\n");
+            fprintf(stderr, "FAILED: %s is not valid\n", config_path ? config_path : "<embedded>");
+        } else {
+            printf("SUCCESS: %s is valid\n", config_path ? config_path : "<embedded>");
+        }
+        poh_strbuf_free(&err);
+        return rc < 0 ? 1 : 0;
+    }
+
+    /* Signals are taken synchronously by this thread; every thread started
+     * later inherits the mask, so none of them is interrupted by them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    poh_app_t *app = poh_app_create(config_path, &ov, &err);
+    if (!app) {
+        /* Logging may not be set up yet: the config was not readable. */
+        fprintf(stderr, "%s", err.data ? err.data : "cannot start\n");
+        poh_strbuf_free(&err);
+        return 1;
+    }
+    poh_strbuf_free(&err);
+    POH_INFO("main", "starting poh_exporter version %s (revision %s), config %s", POH_VERSION,
+             POH_REVISION, config_path ? config_path : "<embedded>");
+    poh_http_t *http = poh_http_start(app);
+    if (!http) {
+        poh_app_destroy(app);
+        return 1;
+    }
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            POH_INFO("main", "SIGHUP: reloading configuration");
+            poh_strbuf_t rerr = POH_STRBUF_INIT;
+            poh_app_reload(app, &rerr);
+            poh_strbuf_free(&rerr);
+            continue;
+        }
+        POH_INFO("main", "received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+    poh_http_stop(http);
+    poh_app_destroy(app);
+    POH_INFO("main", "stopped");
+    return 0;
+}

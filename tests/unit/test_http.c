@@ -1,0 +1,84 @@
+/* http helpers: Accept-Encoding negotiation and gzip output. */
+#include <check.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "http/http.h"
+
+static const struct {
+    const char *header;
+    bool gzip;
+} ae_cases[] = {
+    {NULL, false},
+    {"", false},
+    {"gzip", true},
+    {"GZIP", true},
+    {"deflate, gzip;q=1.0, *;q=0.5", true},
+    {"gzip;q=0", false},
+    {"gzip; q=0.0, identity", false},
+    {"br;q=1.0, gzip;q=0.8", true},
+    {"*", true},
+    {"*;q=0", false},
+    {"identity", false},
+    {"x-gzip", true},
+    {"gzipped", false},
+    {"br, *;q=0.1", true},
+    {"gzip;q=0, *;q=1", false},
+    {"gzip;q=abc", false},
+};
+
+START_TEST(test_accept_encoding)
+{
+    ck_assert_msg(poh_http_accepts_gzip(ae_cases[_i].header) == ae_cases[_i].gzip,
+                  "Accept-Encoding: %s", ae_cases[_i].header ? ae_cases[_i].header : "(none)");
+}
+END_TEST
+
+START_TEST(test_gzip_round_trip)
+{
+    poh_strbuf_t in = POH_STRBUF_INIT, z = POH_STRBUF_INIT;
+    for (int i = 0; i < 5000; i++)
+        poh_strbuf_printf(&in, "poh_requests_total{group=\"poh\",target=\"t%d\"} %d\n", i, i);
+    ck_assert_int_eq(poh_gzip(in.data, in.len, &z), 0);
+    ck_assert_uint_gt(z.len, 18);
+    ck_assert_uint_lt(z.len, in.len / 4);
+    ck_assert_int_eq((unsigned char)z.data[0], 0x1f);
+    ck_assert_int_eq((unsigned char)z.data[1], 0x8b);
+
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    ck_assert_int_eq(inflateInit2(&zs, 15 + 16), Z_OK);
+    char *out = malloc(in.len + 1);
+    zs.next_in = (Bytef *)z.data;
+    zs.avail_in = (uInt)z.len;
+    zs.next_out = (Bytef *)out;
+    zs.avail_out = (uInt)in.len + 1;
+    ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END);
+    ck_assert_uint_eq(zs.total_out, in.len);
+    ck_assert(memcmp(out, in.data, in.len) == 0);
+    inflateEnd(&zs);
+    free(out);
+
+    poh_strbuf_t e = POH_STRBUF_INIT;
+    ck_assert_int_eq(poh_gzip("", 0, &e), 0);
+    ck_assert_uint_gt(e.len, 0);
+    poh_strbuf_free(&e);
+    poh_strbuf_free(&in);
+    poh_strbuf_free(&z);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("http");
+    TCase *tc = tcase_create("http");
+    tcase_add_loop_test(tc, test_accept_encoding, 0,
+                        (int)(sizeof ae_cases / sizeof ae_cases[0]));
+    tcase_add_test(tc, test_gzip_round_trip);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
