@@ -13,6 +13,12 @@
 
 #include "core/strbuf.h"
 
+/* One entry of a string map (e.g. headers), in document order. */
+typedef struct poh_config_kv {
+    char *key;
+    char *value;
+} poh_config_kv_t;
+
 typedef struct poh_config_web {
     char *listen_address;          /* "host:port", "[v6]:port"; default PROMETHEUS_BIND or 0.0.0.0:8000 */
     char *telemetry_path;          /* default "/metrics" */

@@ -1,0 +1,73 @@
+/* The root of the configuration schema: top-level keys and the foundation's
+ * sections (web, log). Later sections live in schema_<name>.c and are hooked
+ * in here with one entry each (recipe at the top of config.c). Defaults are
+ * written as they would be in YAML and parsed by the same code as the file;
+ * etc/poh_exporter.yml documents each of them. */
+#include <errno.h>
+#include <stddef.h>
+
+#include "config/schema.h"
+
+int poh_cfg_check_http_path(const char *value, poh_strbuf_t *why)
+{
+    if (value[0] != '/') {
+        poh_strbuf_puts(why, "must start with \"/\"");
+        return -EINVAL;
+    }
+    for (const char *p = value; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == '?' || *p == '#' || *p == 0x7f) {
+            poh_strbuf_puts(why, "must be a plain URL path (no spaces, \"?\" or \"#\")");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+#define WEB(f) offsetof(poh_config_web_t, f)
+static const poh_cfg_entry_t web_entries[] = {
+    {.name = "listen_address", .type = POH_CFG_ADDRESS, .offset = WEB(listen_address),
+     .def = "0.0.0.0:8000", .env = "PROMETHEUS_BIND"},
+    {.name = "telemetry_path", .type = POH_CFG_STRING, .offset = WEB(telemetry_path),
+     .def = "/metrics", .check = poh_cfg_check_http_path},
+    {.name = "enable_reload", .type = POH_CFG_BOOL, .offset = WEB(enable_reload),
+     .def = "false"},
+    {.name = "scrape_timeout_offset", .type = POH_CFG_DURATION,
+     .offset = WEB(scrape_timeout_offset), .def = "500ms", .min = 0, .max = 60},
+    {.name = "default_scrape_timeout", .type = POH_CFG_DURATION,
+     .offset = WEB(default_scrape_timeout), .def = "10s", .min = 0.001, .max = 3600},
+    {.name = "max_connections", .type = POH_CFG_UINT, .offset = WEB(max_connections),
+     .def = "64", .min = 1, .max = 65536},
+    {.name = "idle_timeout", .type = POH_CFG_DURATION, .offset = WEB(idle_timeout),
+     .def = "30s", .min = 1, .max = 86400},
+    {.name = "max_request_bytes", .type = POH_CFG_SIZE, .offset = WEB(max_request_bytes),
+     .def = "16KiB", .min = 1024, .max = 16 << 20},
+    {NULL},
+};
+#undef WEB
+
+static const poh_cfg_section_t web_section = {sizeof(poh_config_web_t), web_entries};
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"logfmt", "json", NULL};
+
+static const poh_cfg_entry_t log_entries[] = {
+    {.name = "level", .type = POH_CFG_ENUM, .offset = offsetof(poh_config_log_t, level),
+     .def = "info", .choices = log_levels},
+    {.name = "format", .type = POH_CFG_ENUM, .offset = offsetof(poh_config_log_t, format),
+     .def = "logfmt", .choices = log_formats},
+    {NULL},
+};
+
+static const poh_cfg_section_t log_section = {sizeof(poh_config_log_t), log_entries};
+
+static const poh_cfg_entry_t root_entries[] = {
+    {.name = "web", .type = POH_CFG_SECTION, .offset = offsetof(poh_config_t, web),
+     .section = &web_section},
+    {.name = "log", .type = POH_CFG_SECTION, .offset = offsetof(poh_config_t, log),
+     .section = &log_section},
+    {.name = "state_dir", .type = POH_CFG_STRING, .offset = offsetof(poh_config_t, state_dir),
+     .flags = POH_CFG_NONEMPTY, .def = "/var/lib/poh_exporter"},
+    {NULL},
+};
+
+const poh_cfg_section_t poh_cfg_root_section = {sizeof(poh_config_t), root_entries};
