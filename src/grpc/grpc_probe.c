@@ -1,0 +1,563 @@
+#include "grpc/grpc_probe.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "core/log.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "poh_version.h"
+
+/* PEM files larger than this are not certificates we want to load. */
+#define MAX_PEM_BYTES (1u << 20)
+/* After the last call deadline, how long gRPC gets to report, then after
+ * cancelling, how long before we give up on the queue (never seen; bounded). */
+#define COMPLETION_GRACE_S 2.0
+#define CANCEL_GRACE_S 10.0
+
+struct poh_grpc_target {
+    char *address;
+    bool tls;
+    bool skip_verify;
+    char *ca_file, *cert_file, *key_file, *server_name;
+    pthread_mutex_t mu;
+    grpc_channel *channel; /* created on first use, under mu */
+};
+
+typedef struct call_state {
+    grpc_call *call;
+    grpc_metadata *md;
+    size_t nmd;
+    grpc_metadata_array recv_initial_md;
+    grpc_metadata_array trailing_md;
+    grpc_byte_buffer *send_buf;
+    grpc_byte_buffer *recv_buf;
+    grpc_status_code status;
+    grpc_slice details;
+    const char *error_string;
+    double start;
+    double deadline;
+    bool pending; /* batch started, completion not yet seen */
+} call_state_t;
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static gpr_timespec gpr_in(double seconds)
+{
+    if (seconds < 0)
+        seconds = 0;
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                        gpr_time_from_micros((int64_t)(seconds * 1e6), GPR_TIMESPAN));
+}
+
+static char *dup_or_null(const char *s, bool *failed)
+{
+    if (!s || !*s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *failed = true;
+    return d;
+}
+
+poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t *tls)
+{
+    if (!address)
+        return NULL;
+    poh_grpc_target_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    bool failed = false;
+    t->address = strdup(address);
+    if (!t->address)
+        failed = true;
+    if (tls) {
+        t->tls = true;
+        t->skip_verify = tls->insecure_skip_verify;
+        t->ca_file = dup_or_null(tls->ca_file, &failed);
+        t->cert_file = dup_or_null(tls->cert_file, &failed);
+        t->key_file = dup_or_null(tls->key_file, &failed);
+        t->server_name = dup_or_null(tls->server_name, &failed);
+    }
+    if (failed || pthread_mutex_init(&t->mu, NULL) != 0)
+        goto err;
+    grpc_init();
+    return t;
+err:
+    free(t->address);
+    free(t->ca_file);
+    free(t->cert_file);
+    free(t->key_file);
+    free(t->server_name);
+    free(t);
+    return NULL;
+}
+
+void poh_grpc_target_free(poh_grpc_target_t *t)
+{
+    if (!t)
+        return;
+    if (t->channel)
+        grpc_channel_destroy(t->channel);
+    pthread_mutex_destroy(&t->mu);
+    free(t->address);
+    free(t->ca_file);
+    free(t->cert_file);
+    free(t->key_file);
+    free(t->server_name);
+    free(t);
+    grpc_shutdown();
+}
+
+const char *poh_grpc_target_address(const poh_grpc_target_t *t)
+{
+    return t ? t->address : NULL;
+}
+
+/* Whole file as a NUL-terminated string; NULL with errno set on failure. */
+static char *read_pem(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = malloc(MAX_PEM_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, MAX_PEM_BYTES + 1, f) : 0;
+    int bad = !buf || ferror(f) || n == 0 || n > MAX_PEM_BYTES;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        errno = EINVAL;
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static void free_secret(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+static grpc_channel_credentials *tls_skip_verify_creds(const char *ca, const char *cert,
+                                                       const char *key)
+{
+    grpc_tls_credentials_options *opts = grpc_tls_credentials_options_create();
+    grpc_tls_identity_pairs *pairs = NULL;
+    if (cert) {
+        pairs = grpc_tls_identity_pairs_create();
+        grpc_tls_identity_pairs_add_pair(pairs, key, cert);
+    }
+    grpc_tls_certificate_provider *provider =
+        grpc_tls_certificate_provider_static_data_create(ca, pairs);
+    grpc_tls_credentials_options_set_certificate_provider(opts, provider);
+    if (ca)
+        grpc_tls_credentials_options_watch_root_certs(opts);
+    if (pairs)
+        grpc_tls_credentials_options_watch_identity_key_cert_pairs(opts);
+    grpc_tls_credentials_options_set_verify_server_cert(opts, 0);
+    grpc_tls_certificate_verifier *verifier = grpc_tls_certificate_verifier_no_op_create();
+    grpc_tls_credentials_options_set_certificate_verifier(opts, verifier);
+    grpc_tls_credentials_options_set_check_call_host(opts, 0);
+    grpc_channel_credentials *creds = grpc_tls_credentials_create(opts); /* owns opts */
+    grpc_tls_certificate_verifier_release(verifier);
+    grpc_tls_certificate_provider_release(provider);
+    return creds;
+}
+
+/* Credentials for t; NULL with a reason in err (no secrets, file names only). */
+static grpc_channel_credentials *make_creds(const poh_grpc_target_t *t, char *err, size_t errlen)
+{
+    if (!t->tls)
+        return grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds = NULL;
+    char *ca = NULL, *cert = NULL, *key = NULL;
+    const char *what = NULL;
+    if (t->ca_file && !(ca = read_pem(t->ca_file)))
+        what = "tls: cannot read ca_file";
+    else if (t->cert_file && !(cert = read_pem(t->cert_file)))
+        what = "tls: cannot read cert_file";
+    else if (t->key_file && !(key = read_pem(t->key_file)))
+        what = "tls: cannot read key_file";
+    else if (!cert != !key)
+        what = "tls: cert_file and key_file must be set together";
+    if (what) {
+        snprintf(err, errlen, "%s", what);
+        goto out;
+    }
+    if (t->skip_verify) {
+        creds = tls_skip_verify_creds(ca, cert, key);
+    } else {
+        grpc_ssl_pem_key_cert_pair pair = {key, cert};
+        creds = grpc_ssl_credentials_create_ex(ca, cert ? &pair : NULL, NULL, NULL);
+    }
+    if (!creds)
+        snprintf(err, errlen, "tls: credentials rejected by gRPC");
+out:
+    free(ca);
+    free(cert);
+    free_secret(key);
+    return creds;
+}
+
+static grpc_arg int_arg(const char *key, int v)
+{
+    grpc_arg a = {.type = GRPC_ARG_INTEGER, .key = (char *)key};
+    a.value.integer = v;
+    return a;
+}
+
+static grpc_arg str_arg(const char *key, const char *v)
+{
+    grpc_arg a = {.type = GRPC_ARG_STRING, .key = (char *)key};
+    a.value.string = (char *)v;
+    return a;
+}
+
+static grpc_channel *get_channel(poh_grpc_target_t *t, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&t->mu);
+    if (!t->channel) {
+        grpc_channel_credentials *creds = make_creds(t, err, errlen);
+        if (creds) {
+            grpc_arg args[8];
+            size_t n = 0;
+            /* Probes must see a recovered target at the next scrape, not
+             * after gRPC's default 2 minute backoff cap. */
+            args[n++] = int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 1000);
+            args[n++] = int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10000);
+            /* One connection per target, not shared by equal addresses:
+             * the probe measures this target's own channel. */
+            args[n++] = int_arg(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+            /* A probe reports what happened; it must not be retried. */
+            args[n++] = int_arg(GRPC_ARG_ENABLE_RETRIES, 0);
+            args[n++] = str_arg(GRPC_ARG_PRIMARY_USER_AGENT_STRING,
+                                                       "poh_exporter/" POH_VERSION);
+            if (t->tls && t->server_name)
+                args[n++] = str_arg(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+                                                           t->server_name);
+            grpc_channel_args cargs = {n, args};
+            t->channel = grpc_channel_create(t->address, creds, &cargs);
+            grpc_channel_credentials_release(creds);
+            if (!t->channel)
+                snprintf(err, errlen, "cannot create channel");
+        }
+    }
+    grpc_channel *ch = t->channel;
+    pthread_mutex_unlock(&t->mu);
+    return ch;
+}
+
+static void set_details(poh_grpc_call_t *c, const char *s, size_t n)
+{
+    if (n >= sizeof c->details)
+        n = sizeof c->details - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        c->details[i] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
+    }
+    c->details[n] = '\0';
+}
+
+static void fail_call(poh_grpc_call_t *c, int code, const char *msg)
+{
+    c->code = code;
+    set_details(c, msg, strlen(msg));
+}
+
+void poh_grpc_call_clear(poh_grpc_call_t *c)
+{
+    if (!c)
+        return;
+    free(c->response);
+    c->response = NULL;
+    c->response_len = 0;
+    c->code = GRPC_STATUS_UNKNOWN;
+    c->details[0] = '\0';
+    c->latency = 0;
+    c->serving_status = POH_GRPC_SERVING_INVALID;
+}
+
+static int decode_health(const uint8_t *buf, size_t len)
+{
+    Grpc__Health__V1__HealthCheckResponse *r =
+        grpc__health__v1__health_check_response__unpack(NULL, len, buf);
+    if (!r)
+        return POH_GRPC_SERVING_INVALID;
+    int s = (int)r->status;
+    grpc__health__v1__health_check_response__free_unpacked(r, NULL);
+    return s >= POH_GRPC_SERVING_UNKNOWN && s <= POH_GRPC_SERVING_SERVICE_UNKNOWN
+               ? s
+               : POH_GRPC_SERVING_INVALID;
+}
+
+/* Start one call; on failure the call already has its result. */
+static void start_call(poh_grpc_call_t *c, call_state_t *st, grpc_completion_queue *cq,
+                       double deadline)
+{
+    char err[160] = "";
+    double now = mono_now();
+    double rel = c->timeout;
+    if (deadline > 0 && deadline - now < rel)
+        rel = deadline - now;
+    if (rel <= 0) {
+        fail_call(c, GRPC_STATUS_DEADLINE_EXCEEDED, "deadline passed before the call started");
+        return;
+    }
+    grpc_channel *ch = get_channel(c->target, err, sizeof err);
+    if (!ch) {
+        fail_call(c, GRPC_STATUS_FAILED_PRECONDITION, err);
+        return;
+    }
+    grpc_slice method = grpc_slice_from_static_string(c->method);
+    st->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
+                                        gpr_in(rel), NULL);
+    if (!st->call) {
+        fail_call(c, GRPC_STATUS_INTERNAL, "cannot create call");
+        return;
+    }
+    for (size_t i = 0; i < c->nmetadata; i++) {
+        st->md[i].key = grpc_slice_from_static_string(c->metadata[i].key);
+        st->md[i].value = grpc_slice_from_static_string(c->metadata[i].value);
+    }
+    st->nmd = c->nmetadata;
+    if (c->traceparent) {
+        st->md[st->nmd].key = grpc_slice_from_static_string("traceparent");
+        st->md[st->nmd].value = grpc_slice_from_static_string(c->traceparent);
+        st->nmd++;
+    }
+    grpc_slice payload = grpc_slice_from_copied_buffer((const char *)c->request, c->request_len);
+    st->send_buf = grpc_raw_byte_buffer_create(&payload, 1);
+    grpc_slice_unref(payload);
+
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = st->nmd;
+    ops[0].data.send_initial_metadata.metadata = st->md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = st->send_buf;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &st->recv_initial_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &st->recv_buf;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &st->trailing_md;
+    ops[5].data.recv_status_on_client.status = &st->status;
+    ops[5].data.recv_status_on_client.status_details = &st->details;
+    ops[5].data.recv_status_on_client.error_string = &st->error_string;
+
+    st->start = mono_now();
+    st->deadline = st->start + rel;
+    grpc_call_error e = grpc_call_start_batch(st->call, ops, 6, st, NULL);
+    if (e != GRPC_CALL_OK) {
+        fail_call(c, GRPC_STATUS_INTERNAL,
+                  e == GRPC_CALL_ERROR_INVALID_METADATA ? "invalid metadata" : "cannot start call");
+        return;
+    }
+    st->pending = true;
+}
+
+static void finish_call(poh_grpc_call_t *c, call_state_t *st, double now)
+{
+    c->latency = now - st->start;
+    c->code = (int)st->status;
+    size_t dlen = GRPC_SLICE_LENGTH(st->details);
+    if (dlen)
+        set_details(c, (const char *)GRPC_SLICE_START_PTR(st->details), dlen);
+    if (st->recv_buf) {
+        grpc_byte_buffer_reader reader;
+        if (grpc_byte_buffer_reader_init(&reader, st->recv_buf)) {
+            grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+            size_t n = GRPC_SLICE_LENGTH(all);
+            c->response = malloc(n ? n : 1);
+            if (c->response) {
+                memcpy(c->response, GRPC_SLICE_START_PTR(all), n);
+                c->response_len = n;
+            }
+            grpc_slice_unref(all);
+            grpc_byte_buffer_reader_destroy(&reader);
+        }
+    }
+    if (c->health && c->code == GRPC_STATUS_OK && c->response)
+        c->serving_status = decode_health(c->response, c->response_len);
+}
+
+static void release_state(call_state_t *st)
+{
+    if (st->call)
+        grpc_call_unref(st->call);
+    grpc_metadata_array_destroy(&st->recv_initial_md);
+    grpc_metadata_array_destroy(&st->trailing_md);
+    if (st->send_buf)
+        grpc_byte_buffer_destroy(st->send_buf);
+    if (st->recv_buf)
+        grpc_byte_buffer_destroy(st->recv_buf);
+    grpc_slice_unref(st->details);
+    gpr_free((void *)st->error_string);
+}
+
+int poh_grpc_run(poh_grpc_call_t *calls, size_t n, double deadline)
+{
+    if (n == 0)
+        return 0;
+    if (!calls)
+        return -EINVAL;
+    size_t total_md = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!calls[i].target || !calls[i].method || (!calls[i].request && calls[i].request_len) ||
+            (!calls[i].metadata && calls[i].nmetadata))
+            return -EINVAL;
+        total_md += calls[i].nmetadata + 1;
+    }
+    call_state_t *st = calloc(n, sizeof *st);
+    grpc_metadata *md = calloc(total_md, sizeof *md);
+    grpc_completion_queue *cq = NULL;
+    if (!st || !md)
+        goto nomem;
+    cq = grpc_completion_queue_create_for_next(NULL);
+    if (!cq)
+        goto nomem;
+
+    size_t pending = 0, mdpos = 0;
+    double last_deadline = 0;
+    for (size_t i = 0; i < n; i++) {
+        poh_grpc_call_clear(&calls[i]);
+        st[i].md = md + mdpos;
+        mdpos += calls[i].nmetadata + 1;
+        grpc_metadata_array_init(&st[i].recv_initial_md);
+        grpc_metadata_array_init(&st[i].trailing_md);
+        st[i].details = grpc_empty_slice();
+        start_call(&calls[i], &st[i], cq, deadline);
+        if (st[i].pending) {
+            pending++;
+            if (st[i].deadline > last_deadline)
+                last_deadline = st[i].deadline;
+        }
+    }
+
+    /* gRPC completes every call by its deadline; the grace and the cancel
+     * are a bound on our wait should it not. */
+    bool cancelled = false;
+    double wait_until = last_deadline + COMPLETION_GRACE_S;
+    while (pending > 0) {
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_in(wait_until - mono_now()), NULL);
+        if (ev.type == GRPC_OP_COMPLETE) {
+            call_state_t *s = ev.tag;
+            s->pending = false;
+            pending--;
+            finish_call(&calls[s - st], s, mono_now());
+            continue;
+        }
+        if (ev.type != GRPC_QUEUE_TIMEOUT || mono_now() < wait_until)
+            continue;
+        if (cancelled) {
+            /* gRPC may still write into st: leaking the queue, the calls and
+             * their state is the only safe move left. */
+            POH_ERROR("grpc", "%zu calls did not complete after cancel", pending);
+            return -ETIMEDOUT;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (st[i].pending)
+                grpc_call_cancel_with_status(st[i].call, GRPC_STATUS_DEADLINE_EXCEEDED,
+                                             "probe deadline", NULL);
+        cancelled = true;
+        wait_until = mono_now() + CANCEL_GRACE_S;
+    }
+    for (size_t i = 0; i < n; i++)
+        release_state(&st[i]);
+    grpc_completion_queue_shutdown(cq);
+    for (int i = 0; i < 1000; i++) {
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_in(1.0), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+    }
+    grpc_completion_queue_destroy(cq);
+    free(st);
+    free(md);
+    return 0;
+nomem:
+    free(st);
+    free(md);
+    return -ENOMEM;
+}
+
+int poh_grpc_health_request(const char *service, uint8_t **out, size_t *len)
+{
+    if (!out || !len)
+        return -EINVAL;
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    req.service = (char *)(service ? service : "");
+    size_t n = grpc__health__v1__health_check_request__get_packed_size(&req);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return -ENOMEM;
+    *len = grpc__health__v1__health_check_request__pack(&req, buf);
+    *out = buf;
+    return 0;
+}
+
+static const char *const code_names[] = {
+    "OK",                 "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",  "NOT_FOUND",         "ALREADY_EXISTS",   "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",        "OUT_OF_RANGE",
+    "UNIMPLEMENTED",      "INTERNAL",          "UNAVAILABLE",      "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+#define NCODES (sizeof code_names / sizeof code_names[0])
+
+const char *poh_grpc_code_name(int code)
+{
+    return code >= 0 && (size_t)code < NCODES ? code_names[code] : "UNKNOWN";
+}
+
+int poh_grpc_code_parse(const char *s, int *code)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    if (s[0] >= '0' && s[0] <= '9') {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (*end || v < 0 || (size_t)v >= NCODES)
+            return -EINVAL;
+        *code = (int)v;
+        return 0;
+    }
+    for (size_t i = 0; i < NCODES; i++) {
+        if (strcasecmp(s, code_names[i]) == 0) {
+            *code = (int)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *poh_grpc_serving_status_name(int status)
+{
+    switch (status) {
+    case POH_GRPC_SERVING_UNKNOWN: return "UNKNOWN";
+    case POH_GRPC_SERVING_SERVING: return "SERVING";
+    case POH_GRPC_SERVING_NOT_SERVING: return "NOT_SERVING";
+    case POH_GRPC_SERVING_SERVICE_UNKNOWN: return "SERVICE_UNKNOWN";
+    default: return "INVALID";
+    }
+}
