@@ -116,7 +116,7 @@ static bool count_error(poh_cfg_ctx_t *ctx)
 }
 
 /* "<file>:<line>:<col>: <path>[.<key>]: <message>\n"; mark NULL drops line:col. */
-static void verror(poh_cfg_ctx_t *ctx, const yaml_mark_t *mark, const char *key, const char *fmt,
+__attribute__((format(printf, 4, 0))) static void verror(poh_cfg_ctx_t *ctx, const yaml_mark_t *mark, const char *key, const char *fmt,
                    va_list ap)
 {
     if (!count_error(ctx))
@@ -419,7 +419,7 @@ static void *field_at(void *obj, size_t off)
 static int check_bounds(const poh_cfg_entry_t *e, double v, const char *unit, poh_strbuf_t *why)
 {
     if (e->min < e->max && (v < e->min || v > e->max)) {
-        poh_strbuf_printf(why, "%g%s is out of range (%g%s to %g%s)", v, unit, e->min, unit,
+        poh_strbuf_printf(why, "%.15g%s is out of range (%.15g%s to %.15g%s)", v, unit, e->min, unit,
                           e->max, unit);
         return -EINVAL;
     }
