@@ -207,26 +207,31 @@ size_t poh_cfg_edit_distance(const char *a, const char *b)
     size_t n = strlen(a), m = strlen(b);
     if (n > MAXLEN || m > MAXLEN)
         return SIZE_MAX;
-    size_t d[MAXLEN + 1][MAXLEN + 1];
-    for (size_t i = 0; i <= n; i++)
-        d[i][0] = i;
+    /* Three rows suffice: transpositions look two rows back. */
+    size_t rows[3][MAXLEN + 1];
+    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
     for (size_t j = 0; j <= m; j++)
-        d[0][j] = j;
+        prev[j] = j;
     for (size_t i = 1; i <= n; i++) {
+        cur[0] = i;
         for (size_t j = 1; j <= m; j++) {
             size_t cost = fold(a[i - 1]) != fold(b[j - 1]);
-            size_t v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v)
-                v = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < v)
-                v = d[i - 1][j - 1] + cost;
+            size_t v = prev[j] + 1;
+            if (cur[j - 1] + 1 < v)
+                v = cur[j - 1] + 1;
+            if (prev[j - 1] + cost < v)
+                v = prev[j - 1] + cost;
             if (i > 1 && j > 1 && fold(a[i - 1]) == fold(b[j - 2]) &&
-                fold(a[i - 2]) == fold(b[j - 1]) && d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
+                fold(a[i - 2]) == fold(b[j - 1]) && prev2[j - 2] + 1 < v)
+                v = prev2[j - 2] + 1;
+            cur[j] = v;
         }
+        size_t *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
     }
-    return d[n][m];
+    return prev[m];
 }
 
 /* Nearest candidate within a distance that still looks like a typo. */
@@ -987,12 +992,11 @@ static void check_unique(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, char *arr
             u[m++] = (uniq_t){s, i};
     }
     qsort(u, m, sizeof *u, uniq_cmp);
-    for (size_t i = 1; i < m; i++) {
-        if (strcmp(u[i].s, u[i - 1].s))
+    for (size_t i = 1, first = 0; i < m && !ctx->stop; i++) {
+        if (strcmp(u[i].s, u[i - 1].s)) {
+            first = i;
             continue;
-        size_t first = i;
-        while (first > 0 && !strcmp(u[first - 1].s, u[i].s))
-            first--;
+        }
         yaml_node_t *item = node(ctx, seq->data.sequence.items.start[u[i].idx]);
         yaml_node_t *v = map_value(ctx, item, e->unique);
         size_t old = path_push_index(ctx, u[i].idx);
@@ -1211,6 +1215,9 @@ static void unknown_key(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *entries, yaml
     size_t old = path_push_key(ctx, key, k->data.scalar.length);
     if (!ok)
         note_rc(ctx, -ENOMEM);
+    else if (strcmp(key, "<<") == 0)
+        error_at(ctx, &k->start_mark, NULL,
+                 "YAML merge keys are not supported (repeat the keys instead)");
     else if (near)
         error_at(ctx, &k->start_mark, NULL, "unknown key (did you mean \"%s\"?)", near);
     else

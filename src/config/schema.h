@@ -59,8 +59,8 @@ typedef struct poh_cfg_entry {
     size_t count_offset;            /* lists and maps: offsetof() the size_t count */
     unsigned flags;                 /* POH_CFG_* */
     const char *def;                /* default, parsed like a YAML value; lists: "a, b, c" */
-    const char *env;                /* environment variable used, when set and non-empty,
-                                       before def (file > environment > default) */
+    const char *env;                /* scalar types: environment variable used, when set
+                                       and non-empty, before def (file > env > default) */
     double min, max;                /* numeric bounds, inclusive, used when min < max */
     const char *const *choices;     /* ENUM: NULL-terminated */
     const poh_cfg_section_t *section; /* SECTION, SECTION_LIST */
