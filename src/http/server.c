@@ -289,12 +289,12 @@ poh_http_t *poh_http_start(poh_app_t *app)
         flags |= host[0] ? MHD_USE_IPv6 : MHD_USE_DUAL_STACK;
     size_t mem = web->max_request_bytes + 4096;
     h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                             MHD_OPTION_SOCK_ADDR, pick->ai_addr,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)web->max_connections,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(web->idle_timeout + 0.5),
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
                             MHD_OPTION_END);
     if (!h->d) {
         POH_ERROR("http", "cannot listen on %s: %s", web->listen_address,

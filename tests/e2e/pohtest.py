@@ -19,7 +19,7 @@ BUILD = os.environ.get("POH_BUILD_DIR", "build")
 SOURCE = os.environ.get("POH_SOURCE_DIR", ".")
 EXPORTER = os.environ.get("POH_EXPORTER", os.path.join(BUILD, "poh_exporter"))
 
-LISTEN_RE = re.compile(r'msg="listening on ([^"]+):(\d+)"')
+LISTEN_RE = re.compile(r'listening on ([^"]+):(\d+)"')
 
 
 def skip(reason):

@@ -1,6 +1,7 @@
 /* core: strbuf growth and formatting, log level/format parsing, clocks. */
 #include <check.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"

@@ -1,5 +1,6 @@
 /* http helpers: Accept-Encoding negotiation and gzip output. */
 #include <check.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
