@@ -13,6 +13,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
 #include "core/log.h"
@@ -50,6 +51,18 @@ typedef struct call_state {
     double deadline;
     bool pending; /* batch started, completion not yet seen */
 } call_state_t;
+
+/* gRPC core writes its own log format to stderr; route it into ours, at
+ * debug level: what matters reaches the caller as a status code and details. */
+static void grpc_log_to_poh(gpr_log_func_args *args)
+{
+    POH_DEBUG("grpc-core", "%s:%d: %s", args->file, args->line, args->message);
+}
+
+static void route_grpc_logs(void)
+{
+    gpr_set_log_function(grpc_log_to_poh);
+}
 
 static double mono_now(void)
 {
@@ -97,6 +110,8 @@ poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t
     }
     if (failed || pthread_mutex_init(&t->mu, NULL) != 0)
         goto err;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, route_grpc_logs);
     grpc_init();
     return t;
 err:
@@ -166,9 +181,12 @@ static grpc_channel_credentials *tls_skip_verify_creds(const char *ca, const cha
         pairs = grpc_tls_identity_pairs_create();
         grpc_tls_identity_pairs_add_pair(pairs, key, cert);
     }
-    grpc_tls_certificate_provider *provider =
-        grpc_tls_certificate_provider_static_data_create(ca, pairs);
-    grpc_tls_credentials_options_set_certificate_provider(opts, provider);
+    /* gRPC asserts that a provider has something to provide. */
+    grpc_tls_certificate_provider *provider = NULL;
+    if (ca || pairs) {
+        provider = grpc_tls_certificate_provider_static_data_create(ca, pairs);
+        grpc_tls_credentials_options_set_certificate_provider(opts, provider);
+    }
     if (ca)
         grpc_tls_credentials_options_watch_root_certs(opts);
     if (pairs)
@@ -179,7 +197,8 @@ static grpc_channel_credentials *tls_skip_verify_creds(const char *ca, const cha
     grpc_tls_credentials_options_set_check_call_host(opts, 0);
     grpc_channel_credentials *creds = grpc_tls_credentials_create(opts); /* owns opts */
     grpc_tls_certificate_verifier_release(verifier);
-    grpc_tls_certificate_provider_release(provider);
+    if (provider)
+        grpc_tls_certificate_provider_release(provider);
     return creds;
 }
 
