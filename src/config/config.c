@@ -719,7 +719,8 @@ static int read_secret_file(poh_cfg_ctx_t *ctx, const char *path, const yaml_mar
         rc = -ENOMEM;
         goto err;
     }
-    fd = open(full.data, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; S_ISREG rejects it. */
+    fd = open(full.data, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
         error_at(ctx, mark, NULL, "cannot read \"%s\": %s", full.data, strerror(errno));
@@ -764,12 +765,16 @@ static int read_secret_file(poh_cfg_ctx_t *ctx, const char *path, const yaml_mar
         error_at(ctx, mark, NULL, "file \"%s\" is empty", full.data);
         goto err;
     }
-    buf[n] = '\0';
-    char *s = realloc(buf, n + 1);
+    /* A fresh copy, so no unwiped block holding the secret reaches free(). */
+    char *s = malloc(n + 1);
     if (!s) {
         rc = -ENOMEM;
         goto err;
     }
+    memcpy(s, buf, n);
+    s[n] = '\0';
+    explicit_bzero(buf, MAX_SECRET_BYTES + 1);
+    free(buf);
     close(fd);
     poh_strbuf_free(&full);
     *out = s;
@@ -1068,37 +1073,29 @@ static void apply_value(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj,
         }
         return;
     }
-    switch (e->type) {
-    case POH_CFG_SECTION:
+    if (e->type == POH_CFG_SECTION) {
         apply_section(ctx, e->section, field, v, &v->start_mark, true);
         return;
-    case POH_CFG_STRING_MAP:
-        if (v->type != YAML_MAPPING_NODE)
-            break;
-        apply_string_map(ctx, e, obj, v);
-        goto count;
-    case POH_CFG_STRING_LIST:
-    case POH_CFG_DOUBLE_LIST:
-    case POH_CFG_SECTION_LIST:
-        if (v->type != YAML_SEQUENCE_NODE)
-            break;
-        if (e->type == POH_CFG_STRING_LIST)
-            apply_string_list(ctx, e, obj, v);
-        else if (e->type == POH_CFG_DOUBLE_LIST)
-            apply_double_list(ctx, e, obj, v);
-        else
-            apply_section_list(ctx, e, obj, v);
-        goto count;
-    default:
+    }
+    yaml_node_type_t want = e->type == POH_CFG_STRING_MAP ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE;
+    if (v->type != want) {
+        error_at(ctx, &v->start_mark, NULL, "expected %s, got %s", type_info[e->type].what,
+                 node_kind(v));
         return;
     }
-    error_at(ctx, &v->start_mark, NULL, "expected %s, got %s", type_info[e->type].what,
-             node_kind(v));
-    return;
-count:
-    if ((e->flags & (POH_CFG_NONEMPTY | POH_CFG_REQUIRED)) &&
-        *(size_t *)field_at(obj, e->count_offset) == 0 && !ctx->stop)
+    bool empty = want == YAML_MAPPING_NODE
+                     ? v->data.mapping.pairs.top == v->data.mapping.pairs.start
+                     : v->data.sequence.items.top == v->data.sequence.items.start;
+    if (empty && (e->flags & (POH_CFG_NONEMPTY | POH_CFG_REQUIRED)))
         error_at(ctx, &v->start_mark, NULL, "must not be empty");
+    else if (e->type == POH_CFG_STRING_MAP)
+        apply_string_map(ctx, e, obj, v);
+    else if (e->type == POH_CFG_STRING_LIST)
+        apply_string_list(ctx, e, obj, v);
+    else if (e->type == POH_CFG_DOUBLE_LIST)
+        apply_double_list(ctx, e, obj, v);
+    else
+        apply_section_list(ctx, e, obj, v);
 }
 
 /* Parse "a, b, c" (a list default) into a list field. */
@@ -1591,7 +1588,7 @@ int poh_config_load_file(const char *path, poh_config_t **out, poh_strbuf_t *err
     char *dir = NULL;
     int fd = -1, rc;
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
         rc = -errno;

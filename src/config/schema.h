@@ -39,7 +39,8 @@ typedef enum poh_cfg_type {
 
 enum {
     POH_CFG_REQUIRED = 1u << 0,    /* absent (or null) is an error                        */
-    POH_CFG_NONEMPTY = 1u << 1,    /* strings: not ""; lists and maps: at least one item  */
+    POH_CFG_NONEMPTY = 1u << 1,    /* strings (and string list items): not "";
+                                      lists and maps: at least one item                   */
     POH_CFG_INCREASING = 1u << 2,  /* DOUBLE_LIST: strictly increasing (histogram buckets) */
     POH_CFG_FILE_VALUES = 1u << 3, /* STRING_MAP: key "x_file: path" sets "x" to the file's content */
 };

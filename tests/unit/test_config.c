@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "config/schema.h"
@@ -298,6 +300,8 @@ static const struct {
     {&t_root_section, "groups:\n  - name: a\n    targets: [a:1, {x: 1}, [b]]\n",
      "g.yml:3:20: groups[0].targets[1]: expected a string, got a mapping\n"
      "g.yml:3:28: groups[0].targets[2]: expected a string, got a list\n"},
+    {&t_root_section, "groups:\n  - name: a\n    targets: [{x: 1}]\n",
+     "g.yml:3:15: groups[0].targets[0]: expected a string, got a mapping\n"},
     {&t_root_section, "groups:\n  - name: a\n    targets: a:1\n",
      "g.yml:3:14: groups[0].targets: expected a list, got a scalar\n"},
     {&t_root_section, "groups: {name: a}\n", "g.yml:1:9: groups: expected a list, got a mapping\n"},
@@ -691,6 +695,33 @@ START_TEST(test_secret_files)
 }
 END_TEST
 
+/* A FIFO given as a secret or config file is refused instead of blocking. */
+START_TEST(test_fifo_does_not_block)
+{
+    char dir[] = "/tmp/poh-config-test-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char fifo[64], yaml[128], want[256];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    snprintf(yaml, sizeof yaml, "token_file: %s\n", fifo);
+    snprintf(want, sizeof want, "g.yml:1:13: token_file: cannot read \"%s\": not a regular file\n",
+             fifo);
+    poh_strbuf_t err = POH_STRBUF_INIT;
+    t_root_t r;
+    ck_assert_int_eq(tparse(yaml, &r, &err), -EINVAL);
+    ck_assert_str_eq(err.data, want);
+    poh_cfg_release(&t_root_section, &r);
+    poh_strbuf_reset(&err);
+    poh_config_t *c = NULL;
+    ck_assert_int_eq(poh_config_load_file(fifo, &c, &err), -EINVAL);
+    snprintf(want, sizeof want, "%s: cannot read configuration: not a regular file\n", fifo);
+    ck_assert_str_eq(err.data, want);
+    unlink(fifo);
+    rmdir(dir);
+    poh_strbuf_free(&err);
+}
+END_TEST
+
 START_TEST(test_error_cap)
 {
     poh_strbuf_t yaml = POH_STRBUF_INIT, err = POH_STRBUF_INIT;
@@ -1018,6 +1049,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_env_precedence);
     tcase_add_test(tc, test_generic_sections);
     tcase_add_test(tc, test_secret_files);
+    tcase_add_test(tc, test_fifo_does_not_block);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("helpers");
