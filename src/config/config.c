@@ -1574,7 +1574,7 @@ err:
 int poh_config_load_string(const char *name, const char *yaml, size_t len, poh_config_t **out,
                            poh_strbuf_t *errors)
 {
-    return load(name, yaml ? yaml : "", yaml ? len : 0, NULL, out, errors);
+    return load(name ? name : "<string>", yaml ? yaml : "", yaml ? len : 0, NULL, out, errors);
 }
 
 int poh_config_load_default(poh_config_t **out, poh_strbuf_t *errors)

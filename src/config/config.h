@@ -4,7 +4,9 @@
  *
  * Precedence is flag > config file > environment > built-in default; the
  * loader applies file, environment and defaults; main.c applies flags after.
- * A poh_config_t is immutable once loaded; reload builds a new one. */
+ * A poh_config_t is immutable once loaded; reload builds a new one.
+ * Adding a section: the recipe at the top of config.c (struct fields here,
+ * a table in src/config/schema_<name>.c, one line in config_schema.c). */
 #ifndef POH_CONFIG_H
 #define POH_CONFIG_H
 
