@@ -2,7 +2,7 @@
  * command line, so end-to-end tests can compare it with an independent client
  * (python3-grpcio) against the same servers. One line per call:
  *   round=R target=T method=M code=NAME serving=STATUS latency=S bytes=N
- *   details="..." [field.PATH=VALUE|field.PATH=error:REASON]...
+ *   details="..." [field.PATH=VALUE|field.PATH=error:REASON_WORDS]...
  * then "wall=SECONDS" per round. Exit status 0 unless the arguments are bad. */
 #include <errno.h>
 #include <stdio.h>
@@ -217,8 +217,11 @@ int main(int argc, char **argv)
                 poh_pb_value_t v;
                 int e = poh_pb_read(c->response, c->response_len, &fields[f].path,
                                     fields[f].type, &v);
-                if (e < 0)
-                    printf(" field.%s=error:%s", fields[f].spec, poh_pb_strerror(e));
+                if (e < 0) {
+                    printf(" field.%s=error:", fields[f].spec);
+                    for (const char *m = poh_pb_strerror(e); *m; m++)
+                        putchar(*m == ' ' ? '_' : *m);
+                }
                 else
                     printf(" field.%s=%.17g", fields[f].spec, poh_pb_value_double(&v));
             }
