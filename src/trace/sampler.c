@@ -1,0 +1,29 @@
+/* Parent-based sampler with a trace-id ratio sampler for new traces. */
+#include <math.h>
+
+#include "trace/trace_internal.h"
+
+void poh_sampler_init(poh_sampler_t *s, double ratio)
+{
+    if (!(ratio > 0.0)) /* also NaN */
+        ratio = 0.0;
+    if (ratio > 1.0)
+        ratio = 1.0;
+    s->ratio = ratio;
+    s->always = ratio >= 1.0;
+    /* ratio * 2^63 fits in uint64_t for ratio < 1. */
+    s->threshold = s->always ? UINT64_MAX : (uint64_t)ldexp(ratio, 63);
+}
+
+bool poh_sampler_should_sample(const poh_sampler_t *s, const poh_span_context_t *parent,
+                               const uint8_t trace_id[16])
+{
+    if (parent)
+        return (parent->flags & POH_TRACE_FLAG_SAMPLED) != 0;
+    if (s->always)
+        return true;
+    uint64_t v = 0;
+    for (int i = 8; i < 16; i++)
+        v = v << 8 | trace_id[i];
+    return (v & 0x7fffffffffffffffull) < s->threshold;
+}

@@ -1,0 +1,465 @@
+/* Tracing configuration: defaults and config > environment > default
+ * resolution of endpoint, service name, resource and headers. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "poh_version.h"
+#include "trace/trace_internal.h"
+
+#define DEFAULT_ENDPOINT "localhost:4317"
+#define DEFAULT_SERVICE "poh-exporter"
+#define DEFAULT_PORT "4317"
+
+void poh_tracing_config_defaults(poh_tracing_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->enabled = true;
+    cfg->sample_ratio = 1.0;
+    cfg->queue_size = 2048;
+    cfg->batch_size = 512;
+    cfg->batch_timeout = 5.0;
+    cfg->export_timeout = 10.0;
+    cfg->retry_initial_backoff = 1.0;
+    cfg->retry_max_backoff = 5.0;
+    cfg->retry_max_elapsed = 30.0;
+    cfg->shutdown_timeout = 5.0;
+    cfg->drop_log_interval = 60.0;
+}
+
+void poh_trace_kv_free(poh_tracing_kv_t *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(kv[i].key);
+        free(kv[i].value);
+    }
+    free(kv);
+}
+
+int poh_trace_kv_set(poh_tracing_kv_t **kv, size_t *n, const char *key, const char *value)
+{
+    char *v = strdup(value);
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*kv)[i].key, key) == 0) {
+            free((*kv)[i].value);
+            (*kv)[i].value = v;
+            return 0;
+        }
+    }
+    char *k = strdup(key);
+    poh_tracing_kv_t *grown = k ? realloc(*kv, (*n + 1) * sizeof **kv) : NULL;
+    if (!grown) {
+        free(k);
+        free(v);
+        return -ENOMEM;
+    }
+    grown[*n].key = k;
+    grown[*n].value = v;
+    *kv = grown;
+    (*n)++;
+    return 0;
+}
+
+static int hexdig(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Copy s[0..n) trimmed of blanks and percent-decoded ("%zz" stays as is). */
+static char *decode_part(const char *s, size_t n)
+{
+    while (n && isblank((unsigned char)*s)) {
+        s++;
+        n--;
+    }
+    while (n && isblank((unsigned char)s[n - 1]))
+        n--;
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n && (hi = hexdig(s[i + 1])) >= 0 &&
+            (lo = hexdig(s[i + 2])) >= 0) {
+            *o++ = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+int poh_trace_parse_kv_list(const char *s, const char *what, poh_tracing_kv_t **kv, size_t *n,
+                            poh_strbuf_t *err)
+{
+    size_t item = 0;
+    while (s && *s) {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        item++;
+        const char *eq = memchr(s, '=', len);
+        size_t blank = 0;
+        while (blank < len && isblank((unsigned char)s[blank]))
+            blank++;
+        if (blank == len) {
+            /* an empty item ("a=1,,b=2" or a trailing comma) is skipped */
+        } else if (!eq) {
+            poh_strbuf_printf(err, "%s: item %zu has no '='", what, item);
+            return -EINVAL;
+        } else {
+            char *k = decode_part(s, (size_t)(eq - s));
+            char *v = decode_part(eq + 1, len - (size_t)(eq - s) - 1);
+            int rc = (!k || !v) ? -ENOMEM : 0;
+            if (rc == 0 && !*k) {
+                poh_strbuf_printf(err, "%s: item %zu has an empty key", what, item);
+                rc = -EINVAL;
+            }
+            if (rc == 0)
+                rc = poh_trace_kv_set(kv, n, k, v);
+            free(k);
+            free(v);
+            if (rc < 0)
+                return rc;
+        }
+        s = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+static bool valid_port(const char *p, size_t n)
+{
+    if (n == 0 || n > 5)
+        return false;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)p[i]))
+            return false;
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    return v >= 1 && v <= 65535;
+}
+
+int poh_trace_parse_endpoint(const char *endpoint, char **target, bool *tls, poh_strbuf_t *err)
+{
+    const char *s = endpoint;
+    *tls = false;
+    *target = NULL;
+    if (!s || !*s) {
+        poh_strbuf_puts(err, "endpoint is empty");
+        return -EINVAL;
+    }
+    const char *sep = strstr(s, "://");
+    if (sep) {
+        size_t sl = (size_t)(sep - s);
+        if (sl == 4 && strncasecmp(s, "http", 4) == 0) {
+            *tls = false;
+        } else if (sl == 5 && strncasecmp(s, "https", 5) == 0) {
+            *tls = true;
+        } else {
+            poh_strbuf_printf(err, "endpoint scheme '%.*s' is not http or https", (int)sl, s);
+            return -EINVAL;
+        }
+        s = sep + 3;
+    }
+    size_t alen = strcspn(s, "/?#");
+    const char *at = memchr(s, '@', alen);
+    if (at) {
+        /* Credentials in the URL are not a gRPC thing; use headers. */
+        alen -= (size_t)(at + 1 - s);
+        s = at + 1;
+    }
+    if (alen == 0) {
+        poh_strbuf_puts(err, "endpoint has no host");
+        return -EINVAL;
+    }
+    const char *port = NULL;
+    size_t hostlen = alen;
+    if (s[0] == '[') {
+        const char *rb = memchr(s, ']', alen);
+        if (!rb || rb == s + 1) {
+            poh_strbuf_puts(err, "endpoint has a malformed IPv6 address");
+            return -EINVAL;
+        }
+        hostlen = (size_t)(rb + 1 - s);
+        if (hostlen < alen) {
+            if (s[hostlen] != ':') {
+                poh_strbuf_puts(err, "endpoint has garbage after the IPv6 address");
+                return -EINVAL;
+            }
+            port = s + hostlen + 1;
+        }
+    } else {
+        const char *colon = memchr(s, ':', alen);
+        if (colon) {
+            if (memchr(colon + 1, ':', alen - (size_t)(colon + 1 - s))) {
+                poh_strbuf_puts(err, "endpoint: put an IPv6 address in brackets");
+                return -EINVAL;
+            }
+            hostlen = (size_t)(colon - s);
+            port = colon + 1;
+        }
+        if (hostlen == 0) {
+            poh_strbuf_puts(err, "endpoint has no host");
+            return -EINVAL;
+        }
+    }
+    if (port && !valid_port(port, alen - (size_t)(port - s))) {
+        poh_strbuf_puts(err, "endpoint port must be 1..65535");
+        return -EINVAL;
+    }
+    poh_strbuf_t t = POH_STRBUF_INIT;
+    poh_strbuf_append(&t, s, hostlen);
+    poh_strbuf_putc(&t, ':');
+    if (port)
+        poh_strbuf_append(&t, port, alen - (size_t)(port - s));
+    else
+        poh_strbuf_puts(&t, DEFAULT_PORT);
+    if (t.failed) {
+        poh_strbuf_free(&t);
+        return -ENOMEM;
+    }
+    *target = poh_strbuf_steal(&t);
+    return 0;
+}
+
+static const char *env_nonempty(poh_getenv_fn get, const char *name)
+{
+    const char *v = get(name);
+    return v && *v ? v : NULL;
+}
+
+static bool nonempty(const char *s) { return s && *s; }
+
+/* gRPC metadata keys: lowercase [0-9a-z_.-]; reserved names are refused. */
+static int header_key_normalize(char *key, poh_strbuf_t *why)
+{
+    for (char *p = key; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
+        if (!(isdigit((unsigned char)*p) || (*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_' ||
+              *p == '.')) {
+            poh_strbuf_printf(why, "header name '%s' has a character gRPC does not allow", key);
+            return -EINVAL;
+        }
+    }
+    if (strncmp(key, "grpc-", 5) == 0 || strcmp(key, "te") == 0 ||
+        strcmp(key, "content-type") == 0 || strcmp(key, "user-agent") == 0) {
+        poh_strbuf_printf(why, "header name '%s' is reserved by gRPC", key);
+        return -EINVAL;
+    }
+    size_t n = strlen(key);
+    if (n >= 4 && strcmp(key + n - 4, "-bin") == 0) {
+        poh_strbuf_printf(why, "header '%s': binary headers are not supported", key);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int header_value_check(const char *key, const char *v, poh_strbuf_t *why)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p < 0x20 || *p > 0x7e) {
+            poh_strbuf_printf(why, "header '%s' has a value with a non-printable character", key);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Merge env-style "k=v,..." headers; a bad list or item is skipped with a
+ * warning (the OpenTelemetry environment rules), never logged with values. */
+static int merge_env_headers(poh_tracing_resolved_t *r, const char *var, const char *val)
+{
+    poh_tracing_kv_t *kv = NULL;
+    size_t n = 0;
+    poh_strbuf_t why = POH_STRBUF_INIT;
+    int rc = poh_trace_parse_kv_list(val, var, &kv, &n, &why);
+    if (rc == -EINVAL) {
+        POH_WARN("trace", "ignoring %s: %s", var, why.data ? why.data : "malformed");
+        rc = 0;
+        n = 0;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        poh_strbuf_reset(&why);
+        if (header_key_normalize(kv[i].key, &why) < 0 ||
+            header_value_check(kv[i].key, kv[i].value, &why) < 0) {
+            POH_WARN("trace", "ignoring an item of %s: %s", var, why.data);
+            continue;
+        }
+        rc = poh_trace_kv_set(&r->headers, &r->nheaders, kv[i].key, kv[i].value);
+    }
+    poh_trace_kv_free(kv, n);
+    poh_strbuf_free(&why);
+    return rc;
+}
+
+void poh_tracing_resolved_free(poh_tracing_resolved_t *r)
+{
+    if (!r)
+        return;
+    free(r->target);
+    free(r->service_name);
+    poh_trace_kv_free(r->resource, r->nresource);
+    poh_trace_kv_free(r->headers, r->nheaders);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *kv_get(const poh_tracing_kv_t *kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(kv[i].key, key) == 0)
+            return kv[i].value;
+    return NULL;
+}
+
+int poh_tracing_resolve(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn,
+                        poh_tracing_resolved_t *out, poh_strbuf_t *err)
+{
+    poh_getenv_fn get = getenv_fn ? getenv_fn : getenv;
+    poh_tracing_resolved_t r;
+    poh_tracing_kv_t *attrs = NULL;
+    size_t nattrs = 0;
+    int rc;
+
+    memset(&r, 0, sizeof r);
+    memset(out, 0, sizeof *out);
+
+    const char *ep = nonempty(cfg->endpoint) ? cfg->endpoint : NULL;
+    const char *ep_src = "tracing.endpoint";
+    static const char *const ep_envs[] = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                                          "OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP_GRPC_ENDPOINT"};
+    for (size_t i = 0; !ep && i < sizeof ep_envs / sizeof ep_envs[0]; i++) {
+        ep = env_nonempty(get, ep_envs[i]);
+        ep_src = ep_envs[i];
+    }
+    if (!ep) {
+        ep = DEFAULT_ENDPOINT;
+        ep_src = "default";
+    }
+    bool https = false;
+    poh_strbuf_t why = POH_STRBUF_INIT;
+    rc = poh_trace_parse_endpoint(ep, &r.target, &https, &why);
+    if (rc < 0) {
+        poh_strbuf_printf(err, "%s: %s", ep_src, why.data ? why.data : "invalid");
+        poh_strbuf_free(&why);
+        goto err;
+    }
+    bool tls_settings = nonempty(cfg->tls.ca_file) || nonempty(cfg->tls.cert_file) ||
+                        nonempty(cfg->tls.key_file) || nonempty(cfg->tls.server_name) ||
+                        cfg->tls.insecure_skip_verify;
+    bool explicit_http = strncasecmp(ep, "http://", 7) == 0;
+    r.tls = https || (tls_settings && !explicit_http);
+    if (explicit_http && tls_settings)
+        POH_WARN("trace", "%s uses http://, so the tracing.tls settings are ignored", ep_src);
+    if (nonempty(cfg->tls.cert_file) != nonempty(cfg->tls.key_file)) {
+        poh_strbuf_puts(err, "tracing.tls: cert_file and key_file go together");
+        rc = -EINVAL;
+        goto err;
+    }
+
+    /* Resource: OTEL_RESOURCE_ATTRIBUTES, then config, then the fixed keys. */
+    const char *ra = env_nonempty(get, "OTEL_RESOURCE_ATTRIBUTES");
+    if (ra) {
+        rc = poh_trace_parse_kv_list(ra, "OTEL_RESOURCE_ATTRIBUTES", &attrs, &nattrs, &why);
+        if (rc == -EINVAL) {
+            POH_WARN("trace", "ignoring %s", why.data);
+            poh_trace_kv_free(attrs, nattrs);
+            attrs = NULL;
+            nattrs = 0;
+            rc = 0;
+        }
+        poh_strbuf_reset(&why);
+        if (rc < 0)
+            goto err_why;
+    }
+    for (size_t i = 0; i < cfg->resource_attributes_count; i++) {
+        const poh_tracing_kv_t *kv = &cfg->resource_attributes[i];
+        if (!nonempty(kv->key)) {
+            poh_strbuf_puts(err, "tracing.resource_attributes: empty key");
+            rc = -EINVAL;
+            goto err_why;
+        }
+        rc = poh_trace_kv_set(&attrs, &nattrs, kv->key, kv->value ? kv->value : "");
+        if (rc < 0)
+            goto err_why;
+    }
+    const char *svc = nonempty(cfg->service_name) ? cfg->service_name : NULL;
+    if (!svc)
+        svc = env_nonempty(get, "OTEL_SERVICE_NAME");
+    if (!svc)
+        svc = kv_get(attrs, nattrs, "service.name");
+    if (!svc || !*svc)
+        svc = DEFAULT_SERVICE;
+    r.service_name = strdup(svc);
+    char host[256];
+    if (gethostname(host, sizeof host) < 0)
+        strcpy(host, "unknown");
+    host[sizeof host - 1] = '\0';
+    const char *ver = kv_get(attrs, nattrs, "service.version");
+    const char *hn = kv_get(attrs, nattrs, "host.name");
+    rc = r.service_name ? 0 : -ENOMEM;
+    if (rc == 0)
+        rc = poh_trace_kv_set(&r.resource, &r.nresource, "service.name", r.service_name);
+    if (rc == 0)
+        rc = poh_trace_kv_set(&r.resource, &r.nresource, "service.version", ver ? ver : POH_VERSION);
+    if (rc == 0)
+        rc = poh_trace_kv_set(&r.resource, &r.nresource, "host.name", hn ? hn : host);
+    for (size_t i = 0; rc == 0 && i < nattrs; i++)
+        if (strcmp(attrs[i].key, "service.name") != 0)
+            rc = poh_trace_kv_set(&r.resource, &r.nresource, attrs[i].key, attrs[i].value);
+    if (rc < 0)
+        goto err_why;
+
+    /* Headers: generic env, traces env, then config (the later wins). */
+    const char *h = env_nonempty(get, "OTEL_EXPORTER_OTLP_HEADERS");
+    if (h && (rc = merge_env_headers(&r, "OTEL_EXPORTER_OTLP_HEADERS", h)) < 0)
+        goto err_why;
+    h = env_nonempty(get, "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+    if (h && (rc = merge_env_headers(&r, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", h)) < 0)
+        goto err_why;
+    for (size_t i = 0; i < cfg->headers_count; i++) {
+        const poh_tracing_kv_t *kv = &cfg->headers[i];
+        char *key = strdup(kv->key ? kv->key : "");
+        if (!key) {
+            rc = -ENOMEM;
+            goto err_why;
+        }
+        poh_strbuf_reset(&why);
+        rc = !*key ? -EINVAL : header_key_normalize(key, &why);
+        if (rc == 0)
+            rc = header_value_check(key, kv->value ? kv->value : "", &why);
+        if (rc == 0)
+            rc = poh_trace_kv_set(&r.headers, &r.nheaders, key, kv->value ? kv->value : "");
+        free(key);
+        if (rc < 0) {
+            if (rc == -EINVAL)
+                poh_strbuf_printf(err, "tracing.headers: %s",
+                                  why.data && why.len ? why.data : "empty header name");
+            goto err_why;
+        }
+    }
+    poh_strbuf_free(&why);
+    poh_trace_kv_free(attrs, nattrs);
+    *out = r;
+    return 0;
+
+err_why:
+    poh_strbuf_free(&why);
+err:
+    if (rc == -ENOMEM)
+        poh_strbuf_puts(err, "out of memory");
+    poh_trace_kv_free(attrs, nattrs);
+    poh_tracing_resolved_free(&r);
+    return rc;
+}

@@ -1,0 +1,764 @@
+/* The tracer: span queue, export thread and the OTLP/gRPC Export call.
+ *
+ * Producers only touch the lock-free queue, a few atomics and a semaphore
+ * post. One thread owns the gRPC channel: it takes a batch when batch_size
+ * spans are waiting or the oldest has waited batch_timeout, encodes it once,
+ * and sends it, retrying the OTLP-retryable codes with capped exponential
+ * backoff for at most retry_max_elapsed. While it waits, new spans queue up
+ * and, when the queue is full, are dropped and counted: a slow or dead
+ * collector costs memory bounded by queue_size and never blocks a scrape. */
+#include <errno.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/time.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "poh_version.h"
+#include "trace/trace_internal.h"
+
+#define EXPORT_METHOD "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+#define SCOPE_NAME "poh_exporter"
+#define MAX_PEM_BYTES (1u << 20)
+#define POLL_SLICE_MS 100
+
+struct poh_tracer {
+    /* settings */
+    size_t batch_size;
+    double batch_timeout;
+    double export_timeout;
+    double retry_initial_backoff;
+    double retry_max_backoff;
+    double retry_max_elapsed;
+    double shutdown_timeout;
+    double drop_log_interval;
+    poh_tracing_resolved_t res;
+    poh_sampler_t sampler;
+
+    /* producers → exporter */
+    poh_span_queue_t queue;
+    sem_t wake;
+    _Atomic bool stopping;
+    double stop_deadline;    /* written before stopping is set */
+    _Atomic int flushers;    /* > 0: send what is queued without waiting */
+
+    /* exporter → flushers */
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    uint64_t processed;      /* queue positions exported or dropped */
+
+    /* counters */
+    _Atomic uint64_t exported;
+    _Atomic uint64_t dropped[POH_DROP_REASON_COUNT];
+    _Atomic uint64_t calls;
+    _Atomic uint64_t retries;
+
+    /* exporter thread only */
+    pthread_t thread;
+    bool thread_started;
+    poh_otlp_encoder_t *enc;
+    grpc_channel *channel;
+    grpc_completion_queue *cq;
+    grpc_metadata *md;
+    size_t nmd;
+    grpc_slice method;
+    bool grpc_started;
+    uint64_t logged[POH_DROP_REASON_COUNT];
+    double last_drop_log;
+    double last_error_log;
+    bool failing;
+    char last_error[160];
+};
+
+static const char *const drop_names[POH_DROP_REASON_COUNT] = {
+    [POH_DROP_QUEUE_FULL] = "queue_full",
+    [POH_DROP_EXPORT_FAILED] = "export_failed",
+    [POH_DROP_REJECTED] = "rejected",
+    [POH_DROP_SHUTDOWN] = "shutdown",
+};
+
+const char *poh_drop_reason_name(poh_drop_reason_t r)
+{
+    return (unsigned)r < POH_DROP_REASON_COUNT ? drop_names[r] : "unknown";
+}
+
+static double mono_now(void) { return (double)poh_trace_mono_ns() / 1e9; }
+
+static const char *status_name(grpc_status_code c)
+{
+    static const char *const names[] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+        "UNAUTHENTICATED"};
+    return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "UNKNOWN";
+}
+
+/* --- producer side ----------------------------------------------------------- */
+
+bool poh_tracer_should_sample(poh_tracer_t *t, const poh_span_context_t *parent,
+                              const uint8_t trace_id[16])
+{
+    return poh_sampler_should_sample(&t->sampler, parent, trace_id);
+}
+
+void poh_tracer_submit(poh_tracer_t *t, poh_span_t *s)
+{
+    long before = poh_span_queue_push(&t->queue, s);
+    if (before < 0) {
+        atomic_fetch_add_explicit(&t->dropped[POH_DROP_QUEUE_FULL], 1, memory_order_relaxed);
+        poh_span_free(s);
+        return;
+    }
+    /* Wake the exporter when a batch starts (to time it) or fills. */
+    if (before == 0 || (size_t)before + 1 == t->batch_size)
+        sem_post(&t->wake);
+}
+
+void poh_tracer_stats(const poh_tracer_t *t, poh_tracer_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!t)
+        return;
+    out->exported = atomic_load_explicit(&t->exported, memory_order_relaxed);
+    for (int i = 0; i < POH_DROP_REASON_COUNT; i++)
+        out->dropped[i] = atomic_load_explicit(&t->dropped[i], memory_order_relaxed);
+    out->export_calls = atomic_load_explicit(&t->calls, memory_order_relaxed);
+    out->export_retries = atomic_load_explicit(&t->retries, memory_order_relaxed);
+    out->queued = poh_span_queue_len(&t->queue);
+}
+
+int poh_tracer_flush(poh_tracer_t *t, double timeout)
+{
+    if (!t)
+        return 0;
+    uint64_t target = atomic_load_explicit(&t->queue.head, memory_order_acquire);
+    struct timespec abs;
+    double deadline = mono_now() + (timeout > 0 ? timeout : 0);
+    int rc = 0;
+
+    atomic_fetch_add(&t->flushers, 1);
+    sem_post(&t->wake);
+    pthread_mutex_lock(&t->lock);
+    while (t->processed < target) {
+        double d = deadline;
+        abs.tv_sec = (time_t)d;
+        abs.tv_nsec = (long)((d - (double)abs.tv_sec) * 1e9);
+        if (pthread_cond_timedwait(&t->done, &t->lock, &abs) == ETIMEDOUT &&
+            t->processed < target) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    atomic_fetch_sub(&t->flushers, 1);
+    return rc;
+}
+
+/* --- exporter thread ----------------------------------------------------------- */
+
+static void drop(poh_tracer_t *t, poh_drop_reason_t r, uint64_t n)
+{
+    if (n)
+        atomic_fetch_add_explicit(&t->dropped[r], n, memory_order_relaxed);
+}
+
+/* Sleep until the monotonic time `until`, or until a producer posts. */
+static void wait_until(poh_tracer_t *t, double until)
+{
+    double now = mono_now();
+    if (until <= now)
+        return;
+    struct timespec ts;
+    double d = until;
+    ts.tv_sec = (time_t)d;
+    ts.tv_nsec = (long)((d - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (sem_clockwait(&t->wake, CLOCK_MONOTONIC, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* One line per interval, whatever the number of spans dropped. */
+static void log_drops(poh_tracer_t *t, bool force)
+{
+    double now = mono_now();
+    if (!force && now - t->last_drop_log < t->drop_log_interval)
+        return;
+    uint64_t d[POH_DROP_REASON_COUNT], total = 0;
+    for (int i = 0; i < POH_DROP_REASON_COUNT; i++) {
+        d[i] = atomic_load_explicit(&t->dropped[i], memory_order_relaxed) - t->logged[i];
+        total += d[i];
+    }
+    if (!total)
+        return;
+    POH_WARN("trace",
+             "dropped %llu spans since the last report (queue_full=%llu export_failed=%llu "
+             "rejected=%llu shutdown=%llu); last export error: %s",
+             (unsigned long long)total, (unsigned long long)d[POH_DROP_QUEUE_FULL],
+             (unsigned long long)d[POH_DROP_EXPORT_FAILED],
+             (unsigned long long)d[POH_DROP_REJECTED], (unsigned long long)d[POH_DROP_SHUTDOWN],
+             t->last_error[0] ? t->last_error : "none");
+    for (int i = 0; i < POH_DROP_REASON_COUNT; i++)
+        t->logged[i] += d[i];
+    t->last_drop_log = now;
+}
+
+static void note_error(poh_tracer_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_error(poh_tracer_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->last_error, sizeof t->last_error, fmt, ap);
+    va_end(ap);
+    double now = mono_now();
+    /* The first failure after a success is worth a line; the rest go into
+     * the periodic drop report. */
+    if (!t->failing && now - t->last_error_log >= t->drop_log_interval) {
+        POH_WARN("trace", "export to %s failed: %s", t->res.target, t->last_error);
+        t->last_error_log = now;
+    }
+    t->failing = true;
+}
+
+typedef struct {
+    grpc_status_code status;
+    int64_t rejected;
+    bool has_retry_info;
+    double retry_delay;
+} call_result_t;
+
+static void slice_to_cstr(grpc_slice s, char *buf, size_t size)
+{
+    size_t n = GRPC_SLICE_LENGTH(s);
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, GRPC_SLICE_START_PTR(s), n);
+    buf[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] > 0x7e)
+            buf[i] = '?';
+}
+
+/* One unary Export call; the result is in *r. Cancelled when the shutdown
+ * bound passes while it is in flight. */
+static void export_call(poh_tracer_t *t, grpc_slice payload, double deadline, call_result_t *r,
+                        char *details, size_t dsize)
+{
+    memset(r, 0, sizeof *r);
+    details[0] = '\0';
+    double now = mono_now();
+    double left = deadline - now;
+    if (left < 0.001)
+        left = 0.001;
+    gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                   gpr_time_from_micros((int64_t)(left * 1e6), GPR_TIMESPAN));
+    grpc_call *call = grpc_channel_create_call(t->channel, NULL, GRPC_PROPAGATE_DEFAULTS, t->cq,
+                                               t->method, NULL, dl, NULL);
+    grpc_byte_buffer *req = grpc_raw_byte_buffer_create(&payload, 1);
+    grpc_byte_buffer *resp = NULL;
+    grpc_metadata_array initial_md, trailing_md;
+    grpc_slice status_details = grpc_empty_slice();
+    grpc_op ops[6];
+
+    grpc_metadata_array_init(&initial_md);
+    grpc_metadata_array_init(&trailing_md);
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = t->nmd;
+    ops[0].data.send_initial_metadata.metadata = t->md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = req;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &resp;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
+    ops[5].data.recv_status_on_client.status = &r->status;
+    ops[5].data.recv_status_on_client.status_details = &status_details;
+
+    atomic_fetch_add_explicit(&t->calls, 1, memory_order_relaxed);
+    grpc_call_error ce = grpc_call_start_batch(call, ops, 6, call, NULL);
+    if (ce != GRPC_CALL_OK) {
+        r->status = GRPC_STATUS_INTERNAL;
+        snprintf(details, dsize, "grpc_call_start_batch: %d", (int)ce);
+        goto out;
+    }
+    bool cancelled = false;
+    for (;;) {
+        gpr_timespec slice = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                          gpr_time_from_millis(POLL_SLICE_MS, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_next(t->cq, slice, NULL);
+        if (ev.type == GRPC_OP_COMPLETE && ev.tag == call)
+            break;
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (!cancelled && atomic_load_explicit(&t->stopping, memory_order_acquire) &&
+            mono_now() >= t->stop_deadline) {
+            grpc_call_cancel(call, NULL);
+            cancelled = true;
+        }
+    }
+    slice_to_cstr(status_details, details, dsize);
+    for (size_t i = 0; i < trailing_md.count; i++) {
+        if (grpc_slice_str_cmp(trailing_md.metadata[i].key, "grpc-status-details-bin") == 0) {
+            grpc_slice v = trailing_md.metadata[i].value;
+            double d;
+            if (poh_otlp_retry_info(GRPC_SLICE_START_PTR(v), GRPC_SLICE_LENGTH(v), &d) == 0) {
+                r->has_retry_info = true;
+                r->retry_delay = d;
+            }
+        }
+    }
+    if (r->status == GRPC_STATUS_OK && resp) {
+        grpc_byte_buffer_reader rd;
+        if (grpc_byte_buffer_reader_init(&rd, resp)) {
+            grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
+            poh_strbuf_t msg = POH_STRBUF_INIT;
+            if (poh_otlp_decode_response(GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all),
+                                         &r->rejected, &msg) < 0)
+                POH_DEBUG("trace", "undecodable ExportTraceServiceResponse ignored");
+            else if (msg.len)
+                snprintf(details, dsize, "%s", msg.data);
+            poh_strbuf_free(&msg);
+            grpc_slice_unref(all);
+            grpc_byte_buffer_reader_destroy(&rd);
+        }
+    }
+out:
+    if (resp)
+        grpc_byte_buffer_destroy(resp);
+    grpc_byte_buffer_destroy(req);
+    grpc_slice_unref(status_details);
+    grpc_metadata_array_destroy(&initial_md);
+    grpc_metadata_array_destroy(&trailing_md);
+    grpc_call_unref(call);
+}
+
+static double jitter(double d)
+{
+    /* ±20%, from the id generator's per-thread RNG. */
+    uint8_t b[8];
+    poh_trace_random_span_id(b);
+    return d * (0.8 + 0.4 * (double)b[0] / 255.0);
+}
+
+static void export_batch(poh_tracer_t *t, poh_span_t **batch, size_t n)
+{
+    const uint8_t *buf;
+    size_t len;
+    if (poh_otlp_encode(t->enc, batch, n, &buf, &len) < 0) {
+        note_error(t, "out of memory encoding %zu spans", n);
+        drop(t, POH_DROP_EXPORT_FAILED, n);
+        return;
+    }
+    grpc_slice payload = grpc_slice_from_copied_buffer((const char *)buf, len);
+    double start = mono_now(), backoff = t->retry_initial_backoff;
+    char details[128];
+
+    for (;;) {
+        bool stopping = atomic_load_explicit(&t->stopping, memory_order_acquire);
+        double deadline = mono_now() + t->export_timeout;
+        if (stopping && t->stop_deadline < deadline)
+            deadline = t->stop_deadline;
+        call_result_t r;
+        export_call(t, payload, deadline, &r, details, sizeof details);
+
+        if (r.status == GRPC_STATUS_OK) {
+            uint64_t rejected = r.rejected > 0 ? (uint64_t)r.rejected : 0;
+            if (rejected > n)
+                rejected = n;
+            atomic_fetch_add_explicit(&t->exported, n - rejected, memory_order_relaxed);
+            drop(t, POH_DROP_REJECTED, rejected);
+            if (rejected)
+                snprintf(t->last_error, sizeof t->last_error,
+                         "collector rejected %llu of %zu spans: %.100s",
+                         (unsigned long long)rejected, n, details);
+            if (t->failing)
+                POH_INFO("trace", "export to %s works again", t->res.target);
+            t->failing = false;
+            break;
+        }
+        note_error(t, "%s: %s", status_name(r.status), details);
+        if (!poh_otlp_retryable(r.status, r.has_retry_info)) {
+            drop(t, POH_DROP_EXPORT_FAILED, n);
+            break;
+        }
+        double delay = r.has_retry_info ? r.retry_delay : jitter(backoff);
+        double now = mono_now();
+        stopping = atomic_load_explicit(&t->stopping, memory_order_acquire);
+        if (stopping && now + delay >= t->stop_deadline) {
+            drop(t, POH_DROP_SHUTDOWN, n);
+            break;
+        }
+        if (now + delay - start > t->retry_max_elapsed) {
+            drop(t, POH_DROP_EXPORT_FAILED, n);
+            break;
+        }
+        double until = now + delay;
+        while (mono_now() < until) {
+            double w = until;
+            if (atomic_load_explicit(&t->stopping, memory_order_acquire) && t->stop_deadline < w)
+                w = t->stop_deadline;
+            if (mono_now() >= w)
+                break;
+            wait_until(t, w);
+        }
+        atomic_fetch_add_explicit(&t->retries, 1, memory_order_relaxed);
+        POH_DEBUG("trace", "retrying export of %zu spans", n);
+        backoff = fmin(backoff * 2, t->retry_max_backoff);
+    }
+    grpc_slice_unref(payload);
+}
+
+static void *export_main(void *arg)
+{
+    poh_tracer_t *t = arg;
+    poh_span_t **batch = malloc(t->batch_size * sizeof *batch);
+    double batch_start = 0; /* when the exporter first saw the oldest waiting span */
+
+    for (;;) {
+        bool stopping = atomic_load_explicit(&t->stopping, memory_order_acquire);
+        uint64_t n = poh_span_queue_len(&t->queue);
+        double now = mono_now();
+        log_drops(t, false);
+        if (n == 0) {
+            if (stopping)
+                break;
+            batch_start = 0;
+            wait_until(t, now + 1.0);
+            continue;
+        }
+        if (!batch_start)
+            batch_start = now;
+        bool flushing = atomic_load_explicit(&t->flushers, memory_order_relaxed) > 0;
+        if (batch && n < t->batch_size && !stopping && !flushing &&
+            now < batch_start + t->batch_timeout) {
+            wait_until(t, batch_start + t->batch_timeout);
+            continue;
+        }
+        size_t k = 0;
+        poh_span_t *s;
+        if (!batch) {
+            /* Out of memory at start: we can only drop. */
+            while ((s = poh_span_queue_pop(&t->queue))) {
+                poh_span_free(s);
+                drop(t, POH_DROP_EXPORT_FAILED, 1);
+                k++;
+            }
+        } else {
+            while (k < t->batch_size && (s = poh_span_queue_pop(&t->queue)))
+                batch[k++] = s;
+        }
+        if (k == 0) {
+            /* A producer claimed a slot and has not published it yet. */
+            wait_until(t, now + 0.001);
+            continue;
+        }
+        batch_start = poh_span_queue_len(&t->queue) ? now : 0;
+        if (batch) {
+            if (stopping && now >= t->stop_deadline)
+                drop(t, POH_DROP_SHUTDOWN, k);
+            else
+                export_batch(t, batch, k);
+            for (size_t i = 0; i < k; i++)
+                poh_span_free(batch[i]);
+        }
+        pthread_mutex_lock(&t->lock);
+        t->processed += k;
+        pthread_cond_broadcast(&t->done);
+        pthread_mutex_unlock(&t->lock);
+    }
+    free(batch);
+    return NULL;
+}
+
+/* --- creation ------------------------------------------------------------------- */
+
+static char *read_pem(const char *path, const char *what, bool *failed)
+{
+    if (!path || !*path)
+        return NULL;
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0;
+    if (f) {
+        buf = malloc(MAX_PEM_BYTES + 1);
+        if (buf) {
+            n = fread(buf, 1, MAX_PEM_BYTES + 1, f);
+            if (ferror(f) || n > MAX_PEM_BYTES || n == 0) {
+                free(buf);
+                buf = NULL;
+            }
+        }
+        fclose(f);
+    }
+    if (!buf) {
+        POH_ERROR("trace", "tracing.tls.%s: cannot read %s (%s)", what, path,
+                  f ? "empty, too large or unreadable" : strerror(errno));
+        *failed = true;
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static grpc_channel_credentials *make_tls_creds(const poh_tracing_tls_t *tls)
+{
+    bool failed = false;
+    char *ca = read_pem(tls->ca_file, "ca_file", &failed);
+    char *cert = read_pem(tls->cert_file, "cert_file", &failed);
+    char *key = read_pem(tls->key_file, "key_file", &failed);
+    grpc_channel_credentials *creds = NULL;
+
+    if (failed)
+        goto out;
+    if (!tls->insecure_skip_verify) {
+        grpc_ssl_pem_key_cert_pair pair = {key, cert};
+        creds = grpc_ssl_credentials_create_ex(ca, cert ? &pair : NULL, NULL, NULL);
+    } else {
+        grpc_tls_credentials_options *opts = grpc_tls_credentials_options_create();
+        grpc_tls_identity_pairs *pairs = NULL;
+        if (cert) {
+            pairs = grpc_tls_identity_pairs_create();
+            grpc_tls_identity_pairs_add_pair(pairs, key, cert);
+        }
+        if (ca || pairs) {
+            grpc_tls_certificate_provider *prov =
+                grpc_tls_certificate_provider_static_data_create(ca, pairs);
+            grpc_tls_credentials_options_set_certificate_provider(opts, prov);
+            grpc_tls_certificate_provider_release(prov);
+            if (ca)
+                grpc_tls_credentials_options_watch_root_certs(opts);
+            if (pairs)
+                grpc_tls_credentials_options_watch_identity_key_cert_pairs(opts);
+        }
+        grpc_tls_certificate_verifier *v = grpc_tls_certificate_verifier_no_op_create();
+        grpc_tls_credentials_options_set_certificate_verifier(opts, v);
+        grpc_tls_certificate_verifier_release(v);
+        grpc_tls_credentials_options_set_verify_server_cert(opts, 0);
+        grpc_tls_credentials_options_set_check_call_host(opts, 0);
+        creds = grpc_tls_credentials_create(opts);
+    }
+    if (!creds)
+        POH_ERROR("trace", "cannot build TLS credentials for the OTLP exporter");
+out:
+    free(ca);
+    free(cert);
+    free(key);
+    return creds;
+}
+
+static int check_settings(const poh_tracing_config_t *c)
+{
+    const char *bad = NULL;
+    if (!(c->sample_ratio >= 0.0 && c->sample_ratio <= 1.0))
+        bad = "sample_ratio must be within 0..1";
+    else if (c->queue_size < 1 || c->queue_size > (1u << 24))
+        bad = "queue_size must be within 1..16777216";
+    else if (c->batch_size < 1)
+        bad = "batch_size must be at least 1";
+    else if (!(c->batch_timeout > 0) || !(c->export_timeout > 0) ||
+             !(c->retry_initial_backoff > 0) || !(c->retry_max_backoff > 0) ||
+             !(c->retry_max_elapsed >= 0) || !(c->shutdown_timeout >= 0) ||
+             !(c->drop_log_interval > 0))
+        bad = "timeouts, backoffs and intervals must be positive";
+    if (bad) {
+        POH_ERROR("trace", "tracing: %s", bad);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int setup_grpc(poh_tracer_t *t, const poh_tracing_config_t *cfg)
+{
+    grpc_init();
+    t->grpc_started = true;
+    grpc_channel_credentials *creds =
+        t->res.tls ? make_tls_creds(&cfg->tls) : grpc_insecure_credentials_create();
+    if (!creds)
+        return -EINVAL;
+
+    char agent[64];
+    snprintf(agent, sizeof agent, "poh_exporter/%s", POH_VERSION);
+    int max_backoff_ms = (int)fmin(fmax(t->retry_max_backoff * 1000, 1000), 120000);
+    grpc_arg args[5];
+    size_t nargs = 0;
+    args[nargs].type = GRPC_ARG_INTEGER;
+    args[nargs].key = (char *)GRPC_ARG_ENABLE_RETRIES; /* retries are ours */
+    args[nargs++].value.integer = 0;
+    args[nargs].type = GRPC_ARG_INTEGER;
+    args[nargs].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+    args[nargs++].value.integer = max_backoff_ms;
+    args[nargs].type = GRPC_ARG_INTEGER;
+    args[nargs].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
+    args[nargs++].value.integer = max_backoff_ms < 1000 ? max_backoff_ms : 1000;
+    args[nargs].type = GRPC_ARG_STRING;
+    args[nargs].key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING;
+    args[nargs++].value.string = agent;
+    if (t->res.tls && cfg->tls.server_name && *cfg->tls.server_name) {
+        args[nargs].type = GRPC_ARG_STRING;
+        args[nargs].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
+        args[nargs++].value.string = cfg->tls.server_name;
+    }
+    grpc_channel_args cargs = {nargs, args};
+    t->channel = grpc_channel_create(t->res.target, creds, &cargs);
+    grpc_channel_credentials_release(creds);
+    if (!t->channel)
+        return -EINVAL;
+    t->cq = grpc_completion_queue_create_for_next(NULL);
+    t->method = grpc_slice_from_static_string(EXPORT_METHOD);
+    if (t->res.nheaders) {
+        t->md = calloc(t->res.nheaders, sizeof *t->md);
+        if (!t->md)
+            return -ENOMEM;
+        for (size_t i = 0; i < t->res.nheaders; i++) {
+            t->md[i].key = grpc_slice_from_copied_string(t->res.headers[i].key);
+            t->md[i].value = grpc_slice_from_copied_string(t->res.headers[i].value);
+        }
+        t->nmd = t->res.nheaders;
+    }
+    return 0;
+}
+
+static void teardown_grpc(poh_tracer_t *t)
+{
+    for (size_t i = 0; i < t->nmd; i++) {
+        grpc_slice_unref(t->md[i].key);
+        grpc_slice_unref(t->md[i].value);
+    }
+    free(t->md);
+    if (t->channel)
+        grpc_channel_destroy(t->channel);
+    if (t->cq) {
+        grpc_completion_queue_shutdown(t->cq);
+        while (grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(t->cq);
+    }
+    if (t->grpc_started)
+        grpc_shutdown();
+}
+
+poh_tracer_t *poh_tracer_create(const poh_tracing_config_t *cfg)
+{
+    if (!cfg || !cfg->enabled)
+        return NULL;
+    if (check_settings(cfg) < 0)
+        return NULL;
+
+    poh_tracer_t *t = calloc(1, sizeof *t);
+    poh_strbuf_t err = POH_STRBUF_INIT;
+    bool sem_ok = false, lock_ok = false, cond_ok = false;
+    if (!t)
+        goto err;
+    t->batch_size = cfg->batch_size < cfg->queue_size ? cfg->batch_size : cfg->queue_size;
+    t->batch_timeout = cfg->batch_timeout;
+    t->export_timeout = cfg->export_timeout;
+    t->retry_initial_backoff = cfg->retry_initial_backoff;
+    t->retry_max_backoff = fmax(cfg->retry_max_backoff, cfg->retry_initial_backoff);
+    t->retry_max_elapsed = cfg->retry_max_elapsed;
+    t->shutdown_timeout = cfg->shutdown_timeout;
+    t->drop_log_interval = cfg->drop_log_interval;
+    t->last_drop_log = t->last_error_log = -1e9;
+    poh_sampler_init(&t->sampler, cfg->sample_ratio);
+
+    if (poh_tracing_resolve(cfg, NULL, &t->res, &err) < 0) {
+        POH_ERROR("trace", "tracing: %s", err.data ? err.data : "invalid configuration");
+        goto err;
+    }
+    if (poh_span_queue_init(&t->queue, cfg->queue_size) < 0)
+        goto err_oom;
+    t->enc = poh_otlp_encoder_new(t->res.resource, t->res.nresource, SCOPE_NAME, POH_VERSION);
+    if (!t->enc)
+        goto err_oom;
+    if (sem_init(&t->wake, 0, 0) < 0)
+        goto err;
+    sem_ok = true;
+    if (pthread_mutex_init(&t->lock, NULL) != 0)
+        goto err;
+    lock_ok = true;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    cond_ok = pthread_cond_init(&t->done, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (!cond_ok)
+        goto err;
+    if (setup_grpc(t, cfg) < 0)
+        goto err;
+    if (pthread_create(&t->thread, NULL, export_main, t) != 0) {
+        POH_ERROR("trace", "cannot start the OTLP export thread");
+        goto err;
+    }
+    t->thread_started = true;
+    pthread_setname_np(t->thread, "poh-otlp");
+    POH_INFO("trace",
+             "exporting spans to %s over %s; service.name=%s sample_ratio=%g queue_size=%zu "
+             "batch_size=%zu",
+             t->res.target, t->res.tls ? "TLS" : "plaintext", t->res.service_name,
+             t->sampler.ratio, cfg->queue_size, t->batch_size);
+    poh_strbuf_free(&err);
+    return t;
+
+err_oom:
+    POH_ERROR("trace", "out of memory creating the tracer");
+err:
+    poh_strbuf_free(&err);
+    if (t) {
+        teardown_grpc(t);
+        if (cond_ok)
+            pthread_cond_destroy(&t->done);
+        if (lock_ok)
+            pthread_mutex_destroy(&t->lock);
+        if (sem_ok)
+            sem_destroy(&t->wake);
+        poh_otlp_encoder_free(t->enc);
+        poh_span_queue_destroy(&t->queue);
+        poh_tracing_resolved_free(&t->res);
+        free(t);
+    }
+    return NULL;
+}
+
+void poh_tracer_destroy(poh_tracer_t *t)
+{
+    if (!t)
+        return;
+    t->stop_deadline = mono_now() + t->shutdown_timeout;
+    atomic_store_explicit(&t->stopping, true, memory_order_release);
+    sem_post(&t->wake);
+    if (t->thread_started)
+        pthread_join(t->thread, NULL);
+    /* Spans ended after the thread left (a caller bug) are dropped here. */
+    uint64_t left = poh_span_queue_len(&t->queue);
+    drop(t, POH_DROP_SHUTDOWN, left);
+    log_drops(t, true);
+    poh_tracer_stats_t st;
+    poh_tracer_stats(t, &st);
+    POH_INFO("trace", "tracer stopped: %llu spans exported, %llu dropped",
+             (unsigned long long)st.exported,
+             (unsigned long long)(st.dropped[0] + st.dropped[1] + st.dropped[2] + st.dropped[3]));
+    teardown_grpc(t);
+    pthread_cond_destroy(&t->done);
+    pthread_mutex_destroy(&t->lock);
+    sem_destroy(&t->wake);
+    poh_otlp_encoder_free(t->enc);
+    poh_span_queue_destroy(&t->queue);
+    poh_tracing_resolved_free(&t->res);
+    free(t);
+}
