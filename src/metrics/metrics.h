@@ -12,10 +12,14 @@
  *
  * Per-scrape values: collectors write into a fresh registry created for the
  * scrape; poh_render() merges several registries, grouping families with the
- * same name (same type required) and sorting families by name. */
+ * same name (same type required) and sorting families by name.
+ *
+ * Updates through a series of the wrong type (poh_gauge_set on a counter...)
+ * are ignored, as are NULL series. */
 #ifndef POH_METRICS_H
 #define POH_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,35 +43,47 @@ poh_registry_t *poh_registry_new(void);
 void poh_registry_free(poh_registry_t *r); /* NULL is fine */
 
 /* Get or create a family. Returns the existing family when name, type and
- * label names match; NULL (and logs) if the name exists with another shape, the
- * name or a label name is invalid, or more than POH_MAX_LABELS labels.
- * buckets: strictly increasing upper bounds without +Inf (added implicitly);
- * NULL/0 means poh_default_buckets. Ignored for counters and gauges.
- * Strings are copied. */
+ * label names (and buckets, for histograms) match; NULL (and logs) if the name
+ * exists with another shape, the name or a label name is invalid, a counter's
+ * name does not end in "_total", or more than POH_MAX_LABELS labels.
+ * Names must match [a-zA-Z_:][a-zA-Z0-9_:]*; label names [a-zA-Z_][a-zA-Z0-9_]*,
+ * not starting with "__", unique, and not "le" on a histogram. Two families of
+ * one registry may not share a sample or OpenMetrics family name (counter
+ * foo_total vs gauge foo; gauge foo_count vs histogram foo).
+ * buckets: strictly increasing finite upper bounds (1..POH_MAX_BUCKETS); +Inf
+ * is added implicitly (a trailing +Inf is accepted and dropped); NULL/0 means
+ * poh_default_buckets. Ignored for counters and gauges.
+ * Strings are copied; HELP and label values are escaped once here, and
+ * invalid UTF-8 in them is replaced by U+FFFD. */
 poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, const char *name,
                                   const char *help, size_t nlabels,
                                   const char *const *label_names, const double *buckets,
                                   size_t nbuckets);
 
 /* Get or create the series with these label values (nlabels of the family,
- * NULL if the family has none). Values are copied. Never returns NULL unless
- * out of memory. */
+ * NULL if the family has none; a NULL value is ""). Values are copied. Never
+ * returns NULL unless out of memory (or f is NULL). O(1): a hash map per family. */
 poh_series_t *poh_family_series(poh_family_t *f, const char *const *label_values);
 
 /* Remove a series (e.g. a target dropped on reload). The memory stays owned by
  * the registry until it is freed, so stale pointers held by other threads are
- * still safe to write to; the series simply no longer renders. */
+ * still safe to write to; the series simply no longer renders. Asking for the
+ * same label values again creates a fresh series starting from zero. */
 void poh_family_remove_series(poh_family_t *f, const char *const *label_values);
 
-void poh_counter_add(poh_series_t *s, double v); /* v < 0 is ignored */
+void poh_counter_add(poh_series_t *s, double v); /* v < 0 and NaN are ignored */
 static inline void poh_counter_inc(poh_series_t *s) { poh_counter_add(s, 1.0); }
 void poh_gauge_set(poh_series_t *s, double v);
 void poh_gauge_add(poh_series_t *s, double v);
-void poh_histogram_observe(poh_series_t *s, double v);
+void poh_histogram_observe(poh_series_t *s, double v); /* NaN is ignored */
 
 /* Exemplars (rendered in OpenMetrics only). trace_id is 32 hex chars, span_id 16
  * hex chars (either may be NULL); ts is unix seconds (0 = omit). The last
- * exemplar per counter / per histogram bucket is kept. */
+ * exemplar per counter / per histogram bucket is kept. The value is always
+ * added/observed; the exemplar is dropped when both ids are NULL or an id is
+ * not 1..32 (trace) / 1..16 (span) hex digits, which also keeps the label set
+ * under OpenMetrics' 128-character limit. Stored under a per-series spinlock,
+ * never a registry or family mutex. */
 void poh_counter_add_exemplar(poh_series_t *s, double v, const char *trace_id,
                               const char *span_id, double ts);
 void poh_histogram_observe_exemplar(poh_series_t *s, double v, const char *trace_id,
@@ -76,18 +92,42 @@ void poh_histogram_observe_exemplar(poh_series_t *s, double v, const char *trace
 /* Read back (tests, landing page). */
 double poh_series_value(const poh_series_t *s); /* counter/gauge value; histogram sum */
 uint64_t poh_histogram_count(const poh_series_t *s);
+/* Cumulative bucket counts, last one is +Inf (== count). Returns the number of
+ * buckets including +Inf; fills cumulative only when cap is at least that. */
+size_t poh_histogram_read(const poh_series_t *s, uint64_t *cumulative, size_t cap);
+/* Live (not removed) series in all families of the registry. */
+size_t poh_registry_series_count(poh_registry_t *r);
 
-/* Render the union of registries into out (appends). Returns 0 or -ENOMEM. */
+bool poh_metric_name_valid(const char *name);
+bool poh_label_name_valid(const char *name);
+const char *poh_metric_type_name(poh_metric_type_t t); /* "counter", ... */
+
+/* Render the union of registries into out (appends). Returns 0 or -ENOMEM.
+ * Families are sorted by name (OpenMetrics: by family name, i.e. counters
+ * without _total); registries with the same family are merged in argument
+ * order, a later family of another type is skipped (logged once), and a series
+ * whose labels already appeared in an earlier registry is skipped. Series come
+ * in creation order, so output is deterministic. A family with no live series
+ * renders nothing (no orphan HELP/TYPE) in both formats. Histograms: the +Inf
+ * bucket and _count come from the same bucket reads, so they always agree;
+ * OpenMetrics omits _sum and _count (the spec ties them together) when the
+ * buckets include negative bounds or the sum is negative.
+ * NULL entries in regs are skipped. Safe to call while other threads update
+ * and create series. */
 int poh_render(poh_strbuf_t *out, poh_registry_t *const *regs, size_t nregs, poh_format_t fmt);
 
 /* Content negotiation from an Accept header (NULL = text). OpenMetrics is chosen
- * when application/openmetrics-text is acceptable with a q at least that of
- * text/plain. */
+ * when an explicit application/openmetrics-text range (version absent or
+ * 1.0.0) is acceptable with a q at least that of text/plain (version absent or
+ * 0.0.4, including via text/ and full wildcards). Wildcards alone, unknown
+ * types and malformed headers give text. */
 poh_format_t poh_format_negotiate(const char *accept);
 const char *poh_format_content_type(poh_format_t fmt);
 
 /* Prometheus number formatting: shortest round-trip repr, +Inf, -Inf, NaN.
- * buf must hold 32 bytes; returns length. */
+ * Integers below 2^53 print as plain digits; other values use fixed notation
+ * when %g would, else an exponent (1e-300). buf must hold 32 bytes; returns
+ * length (the string is NUL-terminated). */
 size_t poh_format_double(char *buf, double v);
 
 #endif
