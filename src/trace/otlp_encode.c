@@ -18,7 +18,7 @@ typedef Opentelemetry__Proto__Trace__V1__Status pb_status_t;
 
 struct poh_otlp_encoder {
     /* Fixed part: resource and scope, built once. */
-    poh_tracing_kv_t *res;
+    poh_config_kv_t *res;
     size_t nres;
     pb_kv_t *res_kv;
     pb_any_t *res_av;
@@ -65,7 +65,7 @@ void poh_otlp_encoder_free(poh_otlp_encoder_t *e)
     free(e);
 }
 
-poh_otlp_encoder_t *poh_otlp_encoder_new(const poh_tracing_kv_t *resource, size_t nresource,
+poh_otlp_encoder_t *poh_otlp_encoder_new(const poh_config_kv_t *resource, size_t nresource,
                                          const char *scope_name, const char *scope_version)
 {
     poh_otlp_encoder_t *e = calloc(1, sizeof *e);

@@ -35,53 +35,34 @@
 
 /* --- configuration ------------------------------------------------------- */
 
-/* Same layout as the config engine's string-map item (poh_cfg_kv_t). */
-typedef struct poh_tracing_kv {
-    char *key;
-    char *value;
-} poh_tracing_kv_t;
+/* The tracing section of the configuration (config/config.h,
+ * poh_config_tracing_t): endpoint, service_name, resource_attributes,
+ * headers, tls, sample_ratio, queue and batch sizes, timeouts. Strings may be
+ * NULL (= not set); the tracer copies what it needs.
+ *   enabled        "true", "false", or NULL/"auto": on when an endpoint is set
+ *                  in the config or the environment
+ *   endpoint       "host:port", "http://host:port" (plaintext) or
+ *                  "https://host:port" (TLS); NULL: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+ *                  OTEL_EXPORTER_OTLP_ENDPOINT, OTLP_GRPC_ENDPOINT, localhost:4317.
+ *                  Without a scheme TLS is used when any tls key is set.
+ *   service_name   NULL: OTEL_SERVICE_NAME, then "poh-exporter"
+ *   resource_attributes  merged over OTEL_RESOURCE_ATTRIBUTES (config wins)
+ *   headers        gRPC metadata of every Export, merged over
+ *                  OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_TRACES_HEADERS
+ *                  (config wins); values are secrets, never logged */
+#include "config/config.h"
+#include "core/strbuf.h"
 
-typedef struct poh_tracing_tls {
-    char *ca_file;             /* PEM roots; NULL = system roots */
-    char *cert_file;           /* client certificate (mTLS), with key_file */
-    char *key_file;
-    char *server_name;         /* expected name in the server certificate */
-    bool insecure_skip_verify; /* TLS without verifying the server (tests only) */
-} poh_tracing_tls_t;
+typedef poh_config_tracing_t poh_tracing_config_t;
 
-/* Strings may be NULL (= not set). The tracer copies what it needs; the
- * config may be freed after poh_tracer_create(). */
-typedef struct poh_tracing_config {
-    bool enabled;
-    /* "host:port", "http://host:port" (plaintext) or "https://host:port" (TLS).
-     * NULL: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT,
-     * OTLP_GRPC_ENDPOINT, then localhost:4317. Without a scheme TLS is used
-     * when any tls file or server_name is set. */
-    char *endpoint;
-    char *service_name;        /* NULL: OTEL_SERVICE_NAME, then "poh-exporter" */
-    /* Merged over OTEL_RESOURCE_ATTRIBUTES (config wins per key). */
-    poh_tracing_kv_t *resource_attributes;
-    size_t resource_attributes_count;
-    /* gRPC metadata on every Export, merged over OTEL_EXPORTER_OTLP_HEADERS and
-     * OTEL_EXPORTER_OTLP_TRACES_HEADERS (config wins). Values are secrets:
-     * never logged. */
-    poh_tracing_kv_t *headers;
-    size_t headers_count;
-    poh_tracing_tls_t tls;
-    double sample_ratio;       /* 0..1, trace-id ratio for new traces; default 1 */
-    size_t queue_size;         /* spans waiting for export; default 2048 */
-    size_t batch_size;         /* spans per Export; default 512 */
-    double batch_timeout;      /* s a span waits for a full batch; default 5 */
-    double export_timeout;     /* s deadline of one Export call; default 10 */
-    double retry_initial_backoff; /* s; default 1 */
-    double retry_max_backoff;  /* s; default 5 */
-    double retry_max_elapsed;  /* s spent retrying one batch; default 30 */
-    double shutdown_timeout;   /* s poh_tracer_destroy() may take; default 5 */
-    double drop_log_interval;  /* s between "spans dropped" log lines; default 60 */
-} poh_tracing_config_t;
-
-/* Fill the numeric defaults above (enabled = true); strings stay NULL. */
+/* The defaults of every numeric key (as in the config schema); strings and
+ * lists NULL (enabled NULL = auto). */
 void poh_tracing_config_defaults(poh_tracing_config_t *cfg);
+
+/* Checks used by the configuration schema: 0, or -EINVAL with the reason
+ * appended to why (never a header value). */
+int poh_tracing_check_endpoint(const char *endpoint, poh_strbuf_t *why);
+int poh_tracing_check_header(const char *key, const char *value, poh_strbuf_t *why);
 
 /* --- span context and W3C traceparent ------------------------------------ */
 
@@ -116,9 +97,10 @@ typedef struct poh_tracer poh_tracer_t;
 typedef struct poh_span poh_span_t;
 
 /* Resolve configuration and environment, build the resource, start the export
- * thread. The collector need not be reachable. Returns NULL after logging why
- * (bad endpoint, unreadable TLS file, invalid header, ...), also when
- * cfg->enabled is false (then silently). */
+ * thread. The collector need not be reachable. Returns NULL when tracing is
+ * off (enabled false, or auto without an endpoint; logged at info) and when
+ * the configuration is unusable (bad endpoint, unreadable TLS file, invalid
+ * header, ...; logged as an error). */
 poh_tracer_t *poh_tracer_create(const poh_tracing_config_t *cfg);
 /* Stop accepting spans, export what is queued within shutdown_timeout (the
  * rest is dropped with reason "shutdown"), stop the thread, free. NULL is

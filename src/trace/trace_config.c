@@ -17,7 +17,6 @@
 void poh_tracing_config_defaults(poh_tracing_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->enabled = true;
     cfg->sample_ratio = 1.0;
     cfg->queue_size = 2048;
     cfg->batch_size = 512;
@@ -30,7 +29,38 @@ void poh_tracing_config_defaults(poh_tracing_config_t *cfg)
     cfg->drop_log_interval = 60.0;
 }
 
-void poh_trace_kv_free(poh_tracing_kv_t *kv, size_t n)
+static const char *env_nonempty(poh_getenv_fn get, const char *name)
+{
+    const char *v = get(name);
+    return v && *v ? v : NULL;
+}
+
+static bool nonempty(const char *s) { return s && *s; }
+
+static const char *const endpoint_envs[] = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                                            "OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP_GRPC_ENDPOINT"};
+
+int poh_tracing_wanted(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn)
+{
+    poh_getenv_fn get = getenv_fn ? getenv_fn : getenv;
+    if (!cfg)
+        return 0;
+    if (!cfg->enabled || strcmp(cfg->enabled, "auto") == 0) {
+        if (nonempty(cfg->endpoint))
+            return 1;
+        for (size_t i = 0; i < sizeof endpoint_envs / sizeof endpoint_envs[0]; i++)
+            if (env_nonempty(get, endpoint_envs[i]))
+                return 1;
+        return 0;
+    }
+    if (strcmp(cfg->enabled, "true") == 0)
+        return 1;
+    if (strcmp(cfg->enabled, "false") == 0)
+        return 0;
+    return -EINVAL;
+}
+
+void poh_trace_kv_free(poh_config_kv_t *kv, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(kv[i].key);
@@ -39,7 +69,7 @@ void poh_trace_kv_free(poh_tracing_kv_t *kv, size_t n)
     free(kv);
 }
 
-int poh_trace_kv_set(poh_tracing_kv_t **kv, size_t *n, const char *key, const char *value)
+int poh_trace_kv_set(poh_config_kv_t **kv, size_t *n, const char *key, const char *value)
 {
     char *v = strdup(value);
     if (!v)
@@ -52,7 +82,7 @@ int poh_trace_kv_set(poh_tracing_kv_t **kv, size_t *n, const char *key, const ch
         }
     }
     char *k = strdup(key);
-    poh_tracing_kv_t *grown = k ? realloc(*kv, (*n + 1) * sizeof **kv) : NULL;
+    poh_config_kv_t *grown = k ? realloc(*kv, (*n + 1) * sizeof **kv) : NULL;
     if (!grown) {
         free(k);
         free(v);
@@ -101,7 +131,7 @@ static char *decode_part(const char *s, size_t n)
     return out;
 }
 
-int poh_trace_parse_kv_list(const char *s, const char *what, poh_tracing_kv_t **kv, size_t *n,
+int poh_trace_parse_kv_list(const char *s, const char *what, poh_config_kv_t **kv, size_t *n,
                             poh_strbuf_t *err)
 {
     size_t item = 0;
@@ -234,13 +264,6 @@ int poh_trace_parse_endpoint(const char *endpoint, char **target, bool *tls, poh
     return 0;
 }
 
-static const char *env_nonempty(poh_getenv_fn get, const char *name)
-{
-    const char *v = get(name);
-    return v && *v ? v : NULL;
-}
-
-static bool nonempty(const char *s) { return s && *s; }
 
 /* gRPC metadata keys: lowercase [0-9a-z_.-]; reserved names are refused. */
 static int header_key_normalize(char *key, poh_strbuf_t *why)
@@ -277,11 +300,36 @@ static int header_value_check(const char *key, const char *v, poh_strbuf_t *why)
     return 0;
 }
 
+int poh_tracing_check_endpoint(const char *endpoint, poh_strbuf_t *why)
+{
+    char *target = NULL;
+    bool tls;
+    int rc = poh_trace_parse_endpoint(endpoint, &target, &tls, why);
+    free(target);
+    return rc < 0 ? -EINVAL : 0;
+}
+
+int poh_tracing_check_header(const char *key, const char *value, poh_strbuf_t *why)
+{
+    if (!key || !*key) {
+        poh_strbuf_puts(why, "empty header name");
+        return -EINVAL;
+    }
+    char *k = strdup(key);
+    if (!k)
+        return -ENOMEM;
+    int rc = header_key_normalize(k, why);
+    if (rc == 0)
+        rc = header_value_check(k, value ? value : "", why);
+    free(k);
+    return rc;
+}
+
 /* Merge env-style "k=v,..." headers; a bad list or item is skipped with a
  * warning (the OpenTelemetry environment rules), never logged with values. */
 static int merge_env_headers(poh_tracing_resolved_t *r, const char *var, const char *val)
 {
-    poh_tracing_kv_t *kv = NULL;
+    poh_config_kv_t *kv = NULL;
     size_t n = 0;
     poh_strbuf_t why = POH_STRBUF_INIT;
     int rc = poh_trace_parse_kv_list(val, var, &kv, &n, &why);
@@ -315,7 +363,7 @@ void poh_tracing_resolved_free(poh_tracing_resolved_t *r)
     memset(r, 0, sizeof *r);
 }
 
-static const char *kv_get(const poh_tracing_kv_t *kv, size_t n, const char *key)
+static const char *kv_get(const poh_config_kv_t *kv, size_t n, const char *key)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(kv[i].key, key) == 0)
@@ -328,7 +376,7 @@ int poh_tracing_resolve(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn
 {
     poh_getenv_fn get = getenv_fn ? getenv_fn : getenv;
     poh_tracing_resolved_t r;
-    poh_tracing_kv_t *attrs = NULL;
+    poh_config_kv_t *attrs = NULL;
     size_t nattrs = 0;
     int rc;
 
@@ -337,11 +385,9 @@ int poh_tracing_resolve(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn
 
     const char *ep = nonempty(cfg->endpoint) ? cfg->endpoint : NULL;
     const char *ep_src = "tracing.endpoint";
-    static const char *const ep_envs[] = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                                          "OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP_GRPC_ENDPOINT"};
-    for (size_t i = 0; !ep && i < sizeof ep_envs / sizeof ep_envs[0]; i++) {
-        ep = env_nonempty(get, ep_envs[i]);
-        ep_src = ep_envs[i];
+    for (size_t i = 0; !ep && i < sizeof endpoint_envs / sizeof endpoint_envs[0]; i++) {
+        ep = env_nonempty(get, endpoint_envs[i]);
+        ep_src = endpoint_envs[i];
     }
     if (!ep) {
         ep = DEFAULT_ENDPOINT;
@@ -384,7 +430,7 @@ int poh_tracing_resolve(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn
             goto err_why;
     }
     for (size_t i = 0; i < cfg->resource_attributes_count; i++) {
-        const poh_tracing_kv_t *kv = &cfg->resource_attributes[i];
+        const poh_config_kv_t *kv = &cfg->resource_attributes[i];
         if (!nonempty(kv->key)) {
             poh_strbuf_puts(err, "tracing.resource_attributes: empty key");
             rc = -EINVAL;
@@ -429,7 +475,7 @@ int poh_tracing_resolve(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn
     if (h && (rc = merge_env_headers(&r, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", h)) < 0)
         goto err_why;
     for (size_t i = 0; i < cfg->headers_count; i++) {
-        const poh_tracing_kv_t *kv = &cfg->headers[i];
+        const poh_config_kv_t *kv = &cfg->headers[i];
         char *key = strdup(kv->key ? kv->key : "");
         if (!key) {
             rc = -ENOMEM;

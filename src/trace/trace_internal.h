@@ -125,11 +125,14 @@ typedef struct poh_tracing_resolved {
     char *target;          /* gRPC target "host:port" */
     bool tls;
     char *service_name;
-    poh_tracing_kv_t *resource; /* service.name first, then the rest; owned */
+    poh_config_kv_t *resource; /* service.name first, then the rest; owned */
     size_t nresource;
-    poh_tracing_kv_t *headers;  /* lowercase keys; owned */
+    poh_config_kv_t *headers;  /* lowercase keys; owned */
     size_t nheaders;
 } poh_tracing_resolved_t;
+
+/* Whether tracing is on: 1, 0, or -EINVAL for an unknown enabled value. */
+int poh_tracing_wanted(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn);
 
 /* Apply precedence config > environment > default (getenv_fn NULL = getenv).
  * Returns 0, or -EINVAL with the reason in err (never a header value). */
@@ -141,11 +144,11 @@ void poh_tracing_resolved_free(poh_tracing_resolved_t *r);
  * keys and values are trimmed and percent-decoded; a pair without '=' or with
  * an empty key is an error. Pairs are merged into *kv (a later key replaces an
  * earlier one). what names the source in err. 0, -EINVAL or -ENOMEM. */
-int poh_trace_parse_kv_list(const char *s, const char *what, poh_tracing_kv_t **kv, size_t *n,
+int poh_trace_parse_kv_list(const char *s, const char *what, poh_config_kv_t **kv, size_t *n,
                             poh_strbuf_t *err);
 /* Set key to value in *kv (replace or append); copies both. 0 or -ENOMEM. */
-int poh_trace_kv_set(poh_tracing_kv_t **kv, size_t *n, const char *key, const char *value);
-void poh_trace_kv_free(poh_tracing_kv_t *kv, size_t n);
+int poh_trace_kv_set(poh_config_kv_t **kv, size_t *n, const char *key, const char *value);
+void poh_trace_kv_free(poh_config_kv_t *kv, size_t n);
 /* Endpoint "host:port", "http://host:port[/path]" or "https://...": target
  * without scheme, path or userinfo; *tls set for https. 0 or -EINVAL. */
 int poh_trace_parse_endpoint(const char *endpoint, char **target, bool *tls, poh_strbuf_t *err);
@@ -155,7 +158,7 @@ int poh_trace_parse_endpoint(const char *endpoint, char **target, bool *tls, poh
 typedef struct poh_otlp_encoder poh_otlp_encoder_t;
 
 /* resource: attributes of the Resource (copied). */
-poh_otlp_encoder_t *poh_otlp_encoder_new(const poh_tracing_kv_t *resource, size_t nresource,
+poh_otlp_encoder_t *poh_otlp_encoder_new(const poh_config_kv_t *resource, size_t nresource,
                                          const char *scope_name, const char *scope_version);
 void poh_otlp_encoder_free(poh_otlp_encoder_t *e);
 /* Encode one ExportTraceServiceRequest with the n spans. *out points into the

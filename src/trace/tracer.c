@@ -516,7 +516,7 @@ static char *read_pem(const char *path, const char *what, bool *failed)
     return buf;
 }
 
-static grpc_channel_credentials *make_tls_creds(const poh_tracing_tls_t *tls)
+static grpc_channel_credentials *make_tls_creds(const poh_config_tracing_tls_t *tls)
 {
     bool failed = false;
     char *ca = read_pem(tls->ca_file, "ca_file", &failed);
@@ -656,8 +656,17 @@ static void teardown_grpc(poh_tracer_t *t)
 
 poh_tracer_t *poh_tracer_create(const poh_tracing_config_t *cfg)
 {
-    if (!cfg || !cfg->enabled)
+    int wanted = poh_tracing_wanted(cfg, NULL);
+    if (wanted < 0) {
+        POH_ERROR("trace", "tracing.enabled must be auto, true or false");
         return NULL;
+    }
+    if (!wanted) {
+        if (cfg)
+            POH_INFO("trace", "tracing is off (tracing.enabled: %s)",
+                     cfg->enabled ? cfg->enabled : "auto, and no endpoint is set");
+        return NULL;
+    }
     if (check_settings(cfg) < 0)
         return NULL;
 
@@ -708,7 +717,7 @@ poh_tracer_t *poh_tracer_create(const poh_tracing_config_t *cfg)
     t->thread_started = true;
     pthread_setname_np(t->thread, "poh-otlp");
     POH_INFO("trace",
-             "exporting spans to %s over %s; service.name=%s sample_ratio=%g queue_size=%zu "
+             "exporting spans to %s over %s; service.name=%s sample_ratio=%g queue_size=%u "
              "batch_size=%zu",
              t->res.target, t->res.tls ? "TLS" : "plaintext", t->res.service_name,
              t->sampler.ratio, cfg->queue_size, t->batch_size);

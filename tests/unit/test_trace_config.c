@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/schema.h"
 #include "poh_version.h"
 #include "trace/trace_internal.h"
 
@@ -121,7 +122,7 @@ START_TEST(test_tls_switches)
 }
 END_TEST
 
-static const char *kv_get(const poh_tracing_kv_t *kv, size_t n, const char *k)
+static const char *kv_get(const poh_config_kv_t *kv, size_t n, const char *k)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(kv[i].key, k) == 0)
@@ -168,7 +169,7 @@ START_TEST(test_service_name_and_resource)
     poh_tracing_resolved_free(&r);
 
     /* Config beats environment, per key. */
-    poh_tracing_kv_t attrs[] = {{"deployment.environment", "staging"}, {"region.zone", "z1"}};
+    poh_config_kv_t attrs[] = {{"deployment.environment", "staging"}, {"region.zone", "z1"}};
     cfg.service_name = "from-config";
     cfg.resource_attributes = attrs;
     cfg.resource_attributes_count = 2;
@@ -202,7 +203,7 @@ START_TEST(test_headers)
         "OTEL_EXPORTER_OTLP_HEADERS", "Api-Key=secret%20one,x-tenant=t1, bad key=v,x-b64=a%3D%3D",
         "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=t2", NULL};
     fake_env = env;
-    poh_tracing_kv_t hdrs[] = {{"X-Scope", "s1"}, {"api-key", "from-config"}};
+    poh_config_kv_t hdrs[] = {{"X-Scope", "s1"}, {"api-key", "from-config"}};
     cfg.headers = hdrs;
     cfg.headers_count = 2;
     ck_assert_int_eq(poh_tracing_resolve(&cfg, fake_getenv, &r, &err), 0);
@@ -232,7 +233,7 @@ START_TEST(test_headers)
     };
     fake_env = NULL;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        poh_tracing_kv_t h = {(char *)bad[i].k, (char *)bad[i].v};
+        poh_config_kv_t h = {(char *)bad[i].k, (char *)bad[i].v};
         cfg.headers = &h;
         cfg.headers_count = 1;
         poh_strbuf_reset(&err);
@@ -256,7 +257,7 @@ static const struct {
 
 START_TEST(test_kv_list_table)
 {
-    poh_tracing_kv_t *kv = NULL;
+    poh_config_kv_t *kv = NULL;
     size_t n = 0;
     poh_strbuf_t err = POH_STRBUF_INIT;
     int rc = poh_trace_parse_kv_list(kv_cases[_i].in, "X", &kv, &n, &err);
@@ -304,6 +305,149 @@ START_TEST(test_create_rejects_bad_settings)
 }
 END_TEST
 
+START_TEST(test_enabled_auto)
+{
+    poh_tracing_config_t cfg;
+    poh_tracing_config_defaults(&cfg);
+    fake_env = NULL;
+    ck_assert_ptr_null(cfg.enabled); /* auto */
+    ck_assert_int_eq(poh_tracing_wanted(&cfg, fake_getenv), 0);
+    static const char *const envs[][3] = {{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "a:1", NULL},
+                                          {"OTEL_EXPORTER_OTLP_ENDPOINT", "a:1", NULL},
+                                          {"OTLP_GRPC_ENDPOINT", "a:1", NULL},
+                                          {"OTLP_GRPC_ENDPOINT", "", NULL}};
+    for (int i = 0; i < 4; i++) {
+        fake_env = envs[i];
+        ck_assert_int_eq(poh_tracing_wanted(&cfg, fake_getenv), i < 3);
+    }
+    fake_env = NULL;
+    cfg.endpoint = "c:1";
+    ck_assert_int_eq(poh_tracing_wanted(&cfg, fake_getenv), 1);
+    cfg.enabled = "false";
+    ck_assert_int_eq(poh_tracing_wanted(&cfg, fake_getenv), 0);
+    cfg.endpoint = NULL;
+    cfg.enabled = "true"; /* localhost:4317 */
+    ck_assert_int_eq(poh_tracing_wanted(&cfg, fake_getenv), 1);
+    cfg.enabled = "auto";
+    ck_assert_int_eq(poh_tracing_wanted(&cfg, fake_getenv), 0);
+    cfg.enabled = "yes";
+    ck_assert_int_eq(poh_tracing_wanted(&cfg, fake_getenv), -EINVAL);
+    ck_assert_int_eq(poh_tracing_wanted(NULL, fake_getenv), 0);
+}
+END_TEST
+
+/* The `tracing` schema table, parsed on its own as a root section. */
+extern const poh_cfg_section_t poh_cfg_tracing_section;
+
+static int parse_tracing(const char *yaml, poh_config_tracing_t *out, poh_strbuf_t *err)
+{
+    memset(out, 0, sizeof *out);
+    return poh_cfg_parse(&poh_cfg_tracing_section, out, "t.yml", yaml, strlen(yaml), NULL, err);
+}
+
+START_TEST(test_schema_defaults_match)
+{
+    poh_config_tracing_t c, d;
+    poh_strbuf_t err = POH_STRBUF_INIT;
+    ck_assert_int_eq(poh_cfg_schema_check(&poh_cfg_tracing_section, &err), 0);
+    ck_assert_int_eq(parse_tracing("{}\n", &c, &err), 0);
+    poh_tracing_config_defaults(&d);
+    ck_assert_str_eq(c.enabled, "auto");
+    ck_assert_ptr_null(c.endpoint);
+    ck_assert_ptr_null(c.service_name);
+    ck_assert(c.sample_ratio == d.sample_ratio);
+    ck_assert_uint_eq(c.queue_size, d.queue_size);
+    ck_assert_uint_eq(c.batch_size, d.batch_size);
+    ck_assert(c.batch_timeout == d.batch_timeout);
+    ck_assert(c.export_timeout == d.export_timeout);
+    ck_assert(c.retry_initial_backoff == d.retry_initial_backoff);
+    ck_assert(c.retry_max_backoff == d.retry_max_backoff);
+    ck_assert(c.retry_max_elapsed == d.retry_max_elapsed);
+    ck_assert(c.shutdown_timeout == d.shutdown_timeout);
+    ck_assert(c.drop_log_interval == d.drop_log_interval);
+    ck_assert(!c.tls.insecure_skip_verify);
+    poh_cfg_release(&poh_cfg_tracing_section, &c);
+    poh_strbuf_free(&err);
+}
+END_TEST
+
+START_TEST(test_schema_full)
+{
+    const char *yaml = "enabled: true\n"
+                       "endpoint: https://otel.example:4317\n"
+                       "service_name: poh-exporter-eu\n"
+                       "resource_attributes: {deployment.environment: prod}\n"
+                       "headers: {x-tenant: t1}\n"
+                       "tls: {ca_file: /etc/ca.pem, server_name: otel.example}\n"
+                       "sample_ratio: 0.25\n"
+                       "queue_size: 4096\n"
+                       "batch_size: 256\n"
+                       "batch_timeout: 500ms\n"
+                       "export_timeout: 2s\n"
+                       "retry_initial_backoff: 100ms\n"
+                       "retry_max_backoff: 2s\n"
+                       "retry_max_elapsed: 1m\n"
+                       "shutdown_timeout: 3s\n"
+                       "drop_log_interval: 10s\n";
+    poh_config_tracing_t c;
+    poh_strbuf_t err = POH_STRBUF_INIT;
+    ck_assert_msg(parse_tracing(yaml, &c, &err) == 0, "%s", err.data);
+    ck_assert_str_eq(c.enabled, "true");
+    ck_assert_str_eq(c.endpoint, "https://otel.example:4317");
+    ck_assert_str_eq(c.service_name, "poh-exporter-eu");
+    ck_assert_uint_eq(c.resource_attributes_count, 1);
+    ck_assert_str_eq(c.resource_attributes[0].key, "deployment.environment");
+    ck_assert_uint_eq(c.headers_count, 1);
+    ck_assert_str_eq(c.headers[0].value, "t1");
+    ck_assert_str_eq(c.tls.ca_file, "/etc/ca.pem");
+    ck_assert_str_eq(c.tls.server_name, "otel.example");
+    ck_assert(c.sample_ratio == 0.25);
+    ck_assert_uint_eq(c.queue_size, 4096);
+    ck_assert_uint_eq(c.batch_size, 256);
+    ck_assert(c.batch_timeout == 0.5);
+    ck_assert(c.retry_max_elapsed == 60);
+    poh_tracing_resolved_t r;
+    fake_env = NULL;
+    ck_assert_int_eq(poh_tracing_resolve(&c, fake_getenv, &r, &err), 0);
+    ck_assert_str_eq(r.target, "otel.example:4317");
+    ck_assert(r.tls);
+    poh_tracing_resolved_free(&r);
+    poh_cfg_release(&poh_cfg_tracing_section, &c);
+    poh_strbuf_free(&err);
+}
+END_TEST
+
+static const struct {
+    const char *yaml;
+    const char *msg;
+} schema_errors[] = {
+    {"enabled: maybe\n", "t.yml:1:10: enabled: invalid value \"maybe\""},
+    {"endpoint: ftp://x\n", "t.yml:1:11: endpoint: "},
+    {"endpoint: \"\"\n", "endpoint"},
+    {"sample_ratio: 1.5\n", "t.yml:1:15: sample_ratio"},
+    {"queue_size: 0\n", "t.yml:1:13: queue_size"},
+    {"queue_size: 10\nbatch_size: 20\n", "batch_size: must not exceed queue_size (10)"},
+    {"retry_initial_backoff: 2s\nretry_max_backoff: 1s\n", "retry_max_backoff: must not be below"},
+    {"headers: {\"grpc-timeout\": 1S}\n", "headers: header name 'grpc-timeout' is reserved"},
+    {"headers: {authorization: \"Bearer x\\ny\"}\n", "non-printable"},
+    {"tls: {cert_file: /c.pem}\n", "tls.cert_file: cert_file and key_file go together"},
+    {"batch_timeout: soon\n", "t.yml:1:16: batch_timeout"},
+    {"sample_rate: 1\n", "did you mean \"sample_ratio\""},
+};
+
+START_TEST(test_schema_errors)
+{
+    poh_config_tracing_t c;
+    poh_strbuf_t err = POH_STRBUF_INIT;
+    ck_assert_int_eq(parse_tracing(schema_errors[_i].yaml, &c, &err), -EINVAL);
+    ck_assert_msg(err.data && strstr(err.data, schema_errors[_i].msg), "%s: got '%s'",
+                  schema_errors[_i].yaml, err.data);
+    ck_assert_ptr_null(strstr(err.data, "Bearer")); /* header values stay secret */
+    poh_cfg_release(&poh_cfg_tracing_section, &c);
+    poh_strbuf_free(&err);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("trace_config");
@@ -315,6 +459,10 @@ int main(void)
     tcase_add_test(tc, test_headers);
     tcase_add_loop_test(tc, test_kv_list_table, 0, sizeof kv_cases / sizeof kv_cases[0]);
     tcase_add_test(tc, test_create_rejects_bad_settings);
+    tcase_add_test(tc, test_enabled_auto);
+    tcase_add_test(tc, test_schema_defaults_match);
+    tcase_add_test(tc, test_schema_full);
+    tcase_add_loop_test(tc, test_schema_errors, 0, sizeof schema_errors / sizeof schema_errors[0]);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

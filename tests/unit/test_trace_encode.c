@@ -13,7 +13,7 @@
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest req_t;
 typedef Opentelemetry__Proto__Trace__V1__Span pbspan_t;
 
-static req_t *round_trip(poh_span_t **spans, size_t n, const poh_tracing_kv_t *res, size_t nres)
+static req_t *round_trip(poh_span_t **spans, size_t n, const poh_config_kv_t *res, size_t nres)
 {
     poh_otlp_encoder_t *e = poh_otlp_encoder_new(res, nres, "poh_exporter", "1.2.3");
     ck_assert_ptr_nonnull(e);
@@ -54,7 +54,7 @@ START_TEST(test_round_trip_all_fields)
     poh_span_set_status(b, POH_SPAN_STATUS_OK, "ignored for OK");
     poh_span_finish_detached(b, 0);
 
-    poh_tracing_kv_t res[] = {{"service.name", "poh-exporter"}, {"host.name", "h1"}};
+    poh_config_kv_t res[] = {{"service.name", "poh-exporter"}, {"host.name", "h1"}};
     poh_span_t *spans[] = {a, b};
     req_t *r = round_trip(spans, 2, res, 2);
 

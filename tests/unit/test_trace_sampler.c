@@ -178,7 +178,7 @@ START_TEST(test_null_everything)
     poh_tracer_destroy(NULL);
     poh_tracing_config_t cfg;
     poh_tracing_config_defaults(&cfg);
-    cfg.enabled = false;
+    cfg.enabled = "false";
     ck_assert_ptr_null(poh_tracer_create(&cfg));
     ck_assert_ptr_null(poh_tracer_create(NULL));
 }

@@ -1,0 +1,105 @@
+/* Schema of the `tracing` section (issue 6): OTLP/gRPC span export. The
+ * environment fallbacks (OTEL_* and OTLP_GRPC_ENDPOINT) are applied by the
+ * tracer itself, so that they follow the OpenTelemetry rules (several
+ * variables per key, percent-decoded lists); the defaults here equal
+ * poh_tracing_config_defaults(). Hooked into the root by one entry in
+ * config_schema.c. */
+#include <errno.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "config/schema.h"
+#include "trace/trace.h"
+
+static const char *const enabled_choices[] = {"auto", "true", "false", NULL};
+
+#define TLS(f) offsetof(poh_config_tracing_tls_t, f)
+static const poh_cfg_entry_t tls_entries[] = {
+    {.name = "ca_file", .type = POH_CFG_STRING, .offset = TLS(ca_file), .flags = POH_CFG_NONEMPTY},
+    {.name = "cert_file", .type = POH_CFG_STRING, .offset = TLS(cert_file),
+     .flags = POH_CFG_NONEMPTY},
+    {.name = "key_file", .type = POH_CFG_STRING, .offset = TLS(key_file), .flags = POH_CFG_NONEMPTY},
+    {.name = "server_name", .type = POH_CFG_STRING, .offset = TLS(server_name),
+     .flags = POH_CFG_NONEMPTY},
+    {.name = "insecure_skip_verify", .type = POH_CFG_BOOL, .offset = TLS(insecure_skip_verify),
+     .def = "false"},
+    {NULL},
+};
+#undef TLS
+
+static int validate_tls(poh_cfg_ctx_t *ctx, void *obj)
+{
+    const poh_config_tracing_tls_t *t = obj;
+    if (!t->cert_file != !t->key_file) {
+        poh_cfg_error(ctx, t->cert_file ? "cert_file" : "key_file",
+                      "cert_file and key_file go together");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static const poh_cfg_section_t tls_section = {sizeof(poh_config_tracing_tls_t), tls_entries,
+                                              validate_tls, NULL};
+
+#define TR(f) offsetof(poh_config_tracing_t, f)
+static const poh_cfg_entry_t tracing_entries[] = {
+    {.name = "enabled", .type = POH_CFG_ENUM, .offset = TR(enabled), .def = "auto",
+     .choices = enabled_choices},
+    {.name = "endpoint", .type = POH_CFG_STRING, .offset = TR(endpoint),
+     .flags = POH_CFG_NONEMPTY, .check = poh_tracing_check_endpoint},
+    {.name = "service_name", .type = POH_CFG_STRING, .offset = TR(service_name),
+     .flags = POH_CFG_NONEMPTY},
+    {.name = "resource_attributes", .type = POH_CFG_STRING_MAP, .offset = TR(resource_attributes),
+     .count_offset = TR(resource_attributes_count)},
+    {.name = "headers", .type = POH_CFG_STRING_MAP, .offset = TR(headers),
+     .count_offset = TR(headers_count), .flags = POH_CFG_FILE_VALUES},
+    {.name = "tls", .type = POH_CFG_SECTION, .offset = TR(tls), .section = &tls_section},
+    {.name = "sample_ratio", .type = POH_CFG_DOUBLE, .offset = TR(sample_ratio), .def = "1",
+     .min = 0, .max = 1},
+    {.name = "queue_size", .type = POH_CFG_UINT, .offset = TR(queue_size), .def = "2048",
+     .min = 1, .max = 16777216},
+    {.name = "batch_size", .type = POH_CFG_UINT, .offset = TR(batch_size), .def = "512",
+     .min = 1, .max = 65536},
+    {.name = "batch_timeout", .type = POH_CFG_DURATION, .offset = TR(batch_timeout),
+     .def = "5s", .min = 0.001, .max = 3600},
+    {.name = "export_timeout", .type = POH_CFG_DURATION, .offset = TR(export_timeout),
+     .def = "10s", .min = 0.001, .max = 600},
+    {.name = "retry_initial_backoff", .type = POH_CFG_DURATION,
+     .offset = TR(retry_initial_backoff), .def = "1s", .min = 0.001, .max = 600},
+    {.name = "retry_max_backoff", .type = POH_CFG_DURATION, .offset = TR(retry_max_backoff),
+     .def = "5s", .min = 0.001, .max = 3600},
+    {.name = "retry_max_elapsed", .type = POH_CFG_DURATION, .offset = TR(retry_max_elapsed),
+     .def = "30s", .min = 0, .max = 86400},
+    {.name = "shutdown_timeout", .type = POH_CFG_DURATION, .offset = TR(shutdown_timeout),
+     .def = "5s", .min = 0, .max = 600},
+    {.name = "drop_log_interval", .type = POH_CFG_DURATION, .offset = TR(drop_log_interval),
+     .def = "60s", .min = 0.01, .max = 86400},
+    {NULL},
+};
+#undef TR
+
+static int validate_tracing(poh_cfg_ctx_t *ctx, void *obj)
+{
+    const poh_config_tracing_t *t = obj;
+    int rc = 0;
+    if (t->batch_size > t->queue_size) {
+        poh_cfg_error(ctx, "batch_size", "must not exceed queue_size (%u)", t->queue_size);
+        rc = -EINVAL;
+    }
+    if (t->retry_max_backoff < t->retry_initial_backoff) {
+        poh_cfg_error(ctx, "retry_max_backoff", "must not be below retry_initial_backoff");
+        rc = -EINVAL;
+    }
+    for (size_t i = 0; i < t->headers_count; i++) {
+        poh_strbuf_t why = POH_STRBUF_INIT;
+        if (poh_tracing_check_header(t->headers[i].key, t->headers[i].value, &why) < 0) {
+            poh_cfg_error(ctx, "headers", "%s", why.data ? why.data : "invalid header");
+            rc = -EINVAL;
+        }
+        poh_strbuf_free(&why);
+    }
+    return rc;
+}
+
+const poh_cfg_section_t poh_cfg_tracing_section = {sizeof(poh_config_tracing_t), tracing_entries,
+                                                   validate_tracing, NULL};
