@@ -1,0 +1,119 @@
+"""The alert rules in docs/observability: `promtool check rules` is clean,
+`promtool test rules` passes, every alert carries summary, description and a
+runbook_url whose anchor is a section of runbook.md, and every alert has a
+unit test in which it fires."""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import yaml
+
+import pohtest
+
+PROMTOOL = pohtest.which("promtool")
+OBS = os.path.join(pohtest.SOURCE, "docs", "observability")
+ALERTS = os.path.join(OBS, "alerts.yml")
+ALERTS_TEST = os.path.join(OBS, "alerts_test.yml")
+RUNBOOK = os.path.join(OBS, "runbook.md")
+RUNBOOK_PREFIX = "file:///usr/share/doc/poh-exporter/observability/runbook.md#"
+
+
+def github_anchor(heading):
+    """The anchor GitHub (and most Markdown renderers) give a heading."""
+    a = heading.strip().lower()
+    a = re.sub(r"[^\w\- ]", "", a)
+    return a.replace(" ", "-")
+
+
+def load_rules():
+    with open(ALERTS) as f:
+        doc = yaml.safe_load(f)
+    return [r for g in doc["groups"] for r in g["rules"]]
+
+
+class AlertRulesTest(unittest.TestCase):
+    def promtool(self, *args, cwd=OBS):
+        return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, cwd=cwd,
+                              timeout=120)
+
+    def test_check_rules_clean(self):
+        r = self.promtool("check", "rules", ALERTS)
+        out = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 0, out)
+        n = len(load_rules())
+        self.assertIn(f"SUCCESS: {n} rules found", out)
+        # Clean means no warnings either (e.g. duplicate rules, bad templates).
+        self.assertNotRegex(out.lower(), r"warn|error|fail")
+
+    def test_unit_tests_pass(self):
+        r = self.promtool("test", "rules", ALERTS_TEST)
+        out = r.stdout + r.stderr
+        print(out.strip())
+        self.assertEqual(r.returncode, 0, out)
+        self.assertIn("SUCCESS", out)
+        self.assertNotIn("FAILED", out)
+
+    def test_unit_tests_catch_a_broken_rule(self):
+        """The unit tests are not vacuous: a copy of the rules with the
+        Presence threshold moved fails them."""
+        tmp = tempfile.mkdtemp(prefix="poh-alerts-")
+        try:
+            with open(ALERTS) as f:
+                text = f.read()
+            self.assertIn("< 0.95", text)
+            with open(os.path.join(tmp, "alerts.yml"), "w") as f:
+                f.write(text.replace("< 0.95", "< 0.85"))
+            shutil.copy(ALERTS_TEST, tmp)
+            r = self.promtool("test", "rules", "alerts_test.yml", cwd=tmp)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("PohPresenceSuccessRateLow", r.stdout + r.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_annotations_and_runbook_sections(self):
+        with open(RUNBOOK) as f:
+            anchors = {github_anchor(m.group(1))
+                       for m in re.finditer(r"^#{1,6}\s+(.+)$", f.read(), re.M)}
+        rules = load_rules()
+        self.assertTrue(rules)
+        for r in rules:
+            self.assertIn("alert", r, f"recording rule in alerts.yml: {r}")
+            name = r["alert"]
+            ann = r.get("annotations", {})
+            for key in ("summary", "description", "runbook_url"):
+                self.assertTrue(ann.get(key, "").strip(), f"{name}: no {key}")
+            self.assertIn(r.get("labels", {}).get("severity"), ("warning", "critical"), name)
+            url = ann["runbook_url"]
+            self.assertTrue(url.startswith(RUNBOOK_PREFIX), f"{name}: {url}")
+            anchor = url[len(RUNBOOK_PREFIX):]
+            self.assertIn(anchor, anchors, f"{name}: runbook.md has no section #{anchor}")
+
+    def test_required_alerts_present(self):
+        names = {r["alert"] for r in load_rules()}
+        required = {
+            "PohNodeDown", "PohPresenceSuccessRateLow", "PohStorageLatencyHigh",
+            "PohApprovalLatencyHigh", "PohReplicationLagHigh", "PohOplogWindowShort",
+            "PohChangeStreamStalled", "PohChangeStreamHistoryLost", "PohMongoDBDown",
+            "PohExporterCollectorFailing", "PohExporterSpansDropped",
+        }
+        self.assertEqual(required - names, set())
+
+    def test_every_alert_fires_in_a_unit_test(self):
+        with open(ALERTS_TEST) as f:
+            doc = yaml.safe_load(f)
+        fired, quiet = set(), set()
+        for t in doc["tests"]:
+            for case in t.get("alert_rule_test", []):
+                (fired if case.get("exp_alerts") else quiet).add(case["alertname"])
+        names = {r["alert"] for r in load_rules()}
+        self.assertEqual(names - fired, set(), "alerts without a firing test")
+        self.assertEqual(names - quiet, set(), "alerts without a not-firing test")
+
+
+if __name__ == "__main__":
+    if not PROMTOOL:
+        pohtest.skip("no promtool on PATH (Debian package prometheus)")
+    pohtest.main()
