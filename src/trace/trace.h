@@ -102,9 +102,12 @@ typedef struct poh_span poh_span_t;
  * the configuration is unusable (bad endpoint, unreadable TLS file, invalid
  * header, ...; logged as an error). */
 poh_tracer_t *poh_tracer_create(const poh_tracing_config_t *cfg);
-/* Stop accepting spans, export what is queued within shutdown_timeout (the
- * rest is dropped with reason "shutdown"), stop the thread, free. NULL is
- * fine. */
+/* Export what is queued within shutdown_timeout (the rest is dropped with
+ * reason "shutdown") and stop the thread. Afterwards spans are dropped at
+ * once (reason "shutdown") and the counters stay readable. Idempotent; NULL
+ * is fine. */
+void poh_tracer_shutdown(poh_tracer_t *t);
+/* poh_tracer_shutdown() if not done yet, then free. NULL is fine. */
 void poh_tracer_destroy(poh_tracer_t *t);
 /* Wait until every span ended before this call has been exported or dropped,
  * at most timeout seconds. 0, or -ETIMEDOUT. */

@@ -50,6 +50,8 @@ struct poh_tracer {
     _Atomic bool stopping;
     double stop_deadline;    /* written before stopping is set */
     _Atomic int flushers;    /* > 0: send what is queued without waiting */
+    _Atomic bool exited;     /* the export thread is gone: drop at once */
+    bool shut;               /* poh_tracer_shutdown() ran */
 
     /* exporter → flushers */
     pthread_mutex_t lock;
@@ -113,6 +115,11 @@ bool poh_tracer_should_sample(poh_tracer_t *t, const poh_span_context_t *parent,
 
 void poh_tracer_submit(poh_tracer_t *t, poh_span_t *s)
 {
+    if (atomic_load_explicit(&t->exited, memory_order_acquire)) {
+        atomic_fetch_add_explicit(&t->dropped[POH_DROP_SHUTDOWN], 1, memory_order_relaxed);
+        poh_span_free(s);
+        return;
+    }
     long before = poh_span_queue_push(&t->queue, s);
     if (before < 0) {
         atomic_fetch_add_explicit(&t->dropped[POH_DROP_QUEUE_FULL], 1, memory_order_relaxed);
@@ -744,24 +751,38 @@ err:
     return NULL;
 }
 
-void poh_tracer_destroy(poh_tracer_t *t)
+void poh_tracer_shutdown(poh_tracer_t *t)
 {
-    if (!t)
+    if (!t || t->shut)
         return;
+    t->shut = true;
     t->stop_deadline = mono_now() + t->shutdown_timeout;
     atomic_store_explicit(&t->stopping, true, memory_order_release);
     sem_post(&t->wake);
     if (t->thread_started)
         pthread_join(t->thread, NULL);
-    /* Spans ended after the thread left (a caller bug) are dropped here. */
-    uint64_t left = poh_span_queue_len(&t->queue);
-    drop(t, POH_DROP_SHUTDOWN, left);
+    atomic_store_explicit(&t->exited, true, memory_order_release);
+    /* Spans that raced with the thread's exit. */
+    poh_span_t *s;
+    while ((s = poh_span_queue_pop(&t->queue))) {
+        poh_span_free(s);
+        drop(t, POH_DROP_SHUTDOWN, 1);
+    }
     log_drops(t, true);
     poh_tracer_stats_t st;
     poh_tracer_stats(t, &st);
+    uint64_t dropped = 0;
+    for (int i = 0; i < POH_DROP_REASON_COUNT; i++)
+        dropped += st.dropped[i];
     POH_INFO("trace", "tracer stopped: %llu spans exported, %llu dropped",
-             (unsigned long long)st.exported,
-             (unsigned long long)(st.dropped[0] + st.dropped[1] + st.dropped[2] + st.dropped[3]));
+             (unsigned long long)st.exported, (unsigned long long)dropped);
+}
+
+void poh_tracer_destroy(poh_tracer_t *t)
+{
+    if (!t)
+        return;
+    poh_tracer_shutdown(t);
     teardown_grpc(t);
     pthread_cond_destroy(&t->done);
     pthread_mutex_destroy(&t->lock);
