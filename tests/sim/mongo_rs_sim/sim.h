@@ -1,0 +1,136 @@
+/* mongo_rs_sim: shared state of the MongoDB replica-set simulator.
+ *
+ * One mutex (mu) guards the store, the replica-set view, cursors and fault
+ * settings; wake is broadcast on every write batch, connection drop and
+ * shutdown so awaiting getMores re-check without polling. */
+#ifndef MONGO_SIM_SIM_H
+#define MONGO_SIM_SIM_H
+
+#include <bson/bson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+#include "wire.h"
+
+#define SIM_MAX_MEMBERS 8
+#define SIM_MAX_FAULTS 16
+#define SIM_MAX_CMD_NAMES 1024
+#define SIM_LOG "mongo_sim"
+
+typedef struct sim_member {
+    char host[96];
+    int fd;          /* reserved port: bound, never listening, so connects are refused */
+    int lag_s;
+    bool unhealthy;
+    bool zero_optime;
+} sim_member_t;
+
+typedef struct sim_config {
+    char bind[64];
+    int port;
+    int control_port;
+    char set_name[64];
+    int secondaries;
+    double rate;
+    int approve_after_ms;
+    int commit_delay_ms;
+    uint64_t oplog_max_bytes;
+    size_t max_docs;
+    long collections;
+    char collections_db[64];
+    int max_connections;
+} sim_config_t;
+
+typedef struct sim_fault {
+    char cmd[64];
+    int code;
+    long remaining;
+} sim_fault_t;
+
+typedef struct sim_cmd_count {
+    char name[64];
+    uint64_t n;
+} sim_cmd_count_t;
+
+typedef struct sim_stats {
+    atomic_uint_fast64_t op_insert, op_query, op_update, op_delete, op_getmore, op_command;
+    atomic_uint_fast64_t reads_us, reads_n, writes_us, writes_n, cmds_us, cmds_n;
+    atomic_uint_fast64_t bytes_in, bytes_out, requests;
+    atomic_uint_fast64_t conns_total;
+    atomic_int conns_current;
+} sim_stats_t;
+
+struct sim_server;
+struct sim_gen;
+
+typedef struct sim {
+    sim_config_t cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* CLOCK_MONOTONIC */
+    sim_store_t *store;
+
+    /* replica set (under mu) */
+    int nmembers;
+    sim_member_t members[SIM_MAX_MEMBERS];
+    int primary;                 /* member index, -1 while there is none */
+    int64_t stepdown_until_ms;   /* monotonic; 0 = not stepped down */
+    int64_t election_wall_ms;
+
+    /* faults (under mu) */
+    int stall_ms;
+    char stall_cmd[64];          /* empty: every command */
+    sim_fault_t faults[SIM_MAX_FAULTS];
+    int nfaults;
+
+    /* received commands by name */
+    pthread_mutex_t cmd_mu;
+    sim_cmd_count_t *cmds;
+    size_t ncmds;
+
+    sim_stats_t st;
+    atomic_bool stopping;
+    int64_t start_mono_ms;
+    int port, control_port;
+    pthread_t main_thread;
+
+    struct sim_server *server;
+    struct sim_server *control;
+    struct sim_gen *gen;
+} sim_t;
+
+/* Per-connection state handed to command handlers. */
+typedef struct sim_client {
+    sim_t *sim;
+    uint64_t conn_id;
+    atomic_bool dropped;
+    bson_t scratch;
+    char peer[64];
+} sim_client_t;
+
+sim_t *sim_new(const sim_config_t *cfg);
+void sim_destroy(sim_t *sim);
+
+/* Replica-set view; caller holds mu. Ends an expired step-down. */
+void sim_repl_tick(sim_t *sim);
+bool sim_is_primary(const sim_t *sim);
+int sim_member_find(const sim_t *sim, const char *spec);
+/* Step down for seconds (0 = until STEPUP); the first healthy simulated
+ * secondary becomes primary. Caller holds mu. */
+void sim_step_down(sim_t *sim, int seconds);
+void sim_step_up(sim_t *sim);
+
+/* Count one received command. */
+void sim_count_command(sim_t *sim, const char *name);
+
+enum { SIM_REPLY = 0, SIM_CLOSE = 1, SIM_NO_REPLY = 2 };
+/* Run one request; fill reply. Returns SIM_REPLY, SIM_NO_REPLY (moreToCome)
+ * or SIM_CLOSE (the connection was dropped while the command waited). */
+int sim_dispatch(sim_t *sim, sim_client_t *cl, const sim_request_t *req, bson_t *reply);
+
+/* Sleep ms unless the client is dropped or the simulator stops. */
+void sim_sleep_interruptible(sim_t *sim, sim_client_t *cl, int ms);
+
+#endif

@@ -1,0 +1,178 @@
+/* In-memory data of the simulator: documents, collections, one bounded oplog
+ * that every write goes through, change-stream rendering and cursors.
+ * Nothing here locks: every function expects the caller to hold sim->mu. */
+#ifndef MONGO_SIM_STORE_H
+#define MONGO_SIM_STORE_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bsonutil.h"
+
+/* Cluster times are Timestamp(t, i) packed as t << 32 | i so they compare as integers. */
+#define SIM_TS(t, i) (((uint64_t)(t) << 32) | (uint32_t)(i))
+#define SIM_TS_T(ts) ((uint32_t)((ts) >> 32))
+#define SIM_TS_I(ts) ((uint32_t)(ts))
+
+/* An immutable BSON document shared by reference between a collection and the
+ * oplog; prev/next link it into its collection's natural order. */
+typedef struct sim_doc {
+    uint32_t refs;
+    uint32_t len;
+    struct sim_doc *prev, *next;
+    uint32_t id_off, id_len; /* _id value bytes inside data */
+    uint8_t id_type;
+    uint8_t data[];
+} sim_doc_t;
+
+/* Copy of b; NULL on allocation failure or if b has no _id. */
+sim_doc_t *sim_doc_new(const bson_t *b);
+/* A document that need not have an _id (oplog "o" of updates, cursor results). */
+sim_doc_t *sim_doc_new_raw(const bson_t *b);
+void sim_doc_unref(sim_doc_t *d);
+void sim_doc_view(const sim_doc_t *d, bson_t *out);
+
+enum { SIM_EV_INSERT, SIM_EV_UPDATE, SIM_EV_REPLACE, SIM_EV_DELETE, SIM_EV_COUNT, SIM_EV_NOOP = SIM_EV_COUNT };
+extern const char *const sim_ev_names[SIM_EV_COUNT];
+
+typedef struct sim_coll {
+    char *db, *name, *ns;
+    sim_doc_t **slots; /* open addressing by _id */
+    size_t cap, count;
+    sim_doc_t *head, *tail;
+    uint64_t bytes;
+    uint64_t counts[SIM_EV_COUNT];
+} sim_coll_t;
+
+typedef struct sim_entry {
+    uint64_t ts;
+    int64_t wall_ms;
+    int64_t term;
+    uint8_t op;         /* SIM_EV_* or SIM_EV_NOOP */
+    sim_coll_t *coll;   /* NULL for a no-op */
+    sim_doc_t *o;       /* insert/replace: document; update: {$v: 2, diff}; delete: {_id}; no-op: {msg} */
+    sim_doc_t *key;     /* {_id} for update/replace/delete */
+    uint32_t bytes;
+} sim_entry_t;
+
+enum { SIM_CUR_FIND, SIM_CUR_CHANGE };
+enum { SIM_SCOPE_COLL, SIM_SCOPE_DB, SIM_SCOPE_CLUSTER };
+
+typedef struct sim_cursor {
+    int64_t id;
+    int kind;
+    char *ns;
+    bool in_use, killed;
+    int64_t last_used_ms;
+    /* find cursors: materialised results */
+    sim_doc_t **docs;
+    size_t ndocs, pos;
+    sim_proj_t proj;
+    bson_t *proj_spec;
+    /* change streams */
+    int scope;
+    char *db, *coll_name;
+    sim_coll_t *coll;
+    uint64_t after;     /* deliver entries with ts > after */
+    uint64_t next_seq;
+    bool lookup;
+    bson_t *match;      /* $match stages combined, or NULL */
+} sim_cursor_t;
+
+typedef struct sim_store {
+    /* collections by namespace, and in creation order */
+    sim_coll_t **cslots;
+    size_t ccap, ccount;
+    sim_coll_t **clist;
+    size_t clist_cap;
+    /* the oplog ring, entries [first_seq, end_seq) */
+    sim_entry_t *ring;
+    size_t ring_cap;
+    uint64_t first_seq, end_seq;
+    uint64_t oplog_bytes, oplog_max_bytes;
+    uint64_t evicted_max; /* newest ts no longer in the oplog */
+    uint64_t last_ts;
+    int64_t last_wall_ms;
+    int64_t term;
+    size_t max_docs;
+    uint64_t counts[SIM_EV_COUNT];
+    uint64_t docs_evicted;
+    /* cursors by id */
+    sim_cursor_t **kslots;
+    size_t kcap, kcount;
+    uint64_t cursor_seq;
+} sim_store_t;
+
+typedef struct sim_err {
+    int code;
+    const char *label; /* errorLabels entry, or NULL */
+    char msg[256];
+} sim_err_t;
+
+int sim_err_set(sim_err_t *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+sim_store_t *sim_store_new(uint64_t oplog_max_bytes, size_t max_docs);
+void sim_store_destroy(sim_store_t *s);
+
+sim_coll_t *sim_store_coll(sim_store_t *s, const char *db, const char *name, bool create);
+/* Valid user namespace: non-empty, no '$' or NUL, not in local/admin/config. */
+bool sim_ns_writable(const char *db, const char *name, sim_err_t *e);
+
+/* Reserve the next cluster time and wall clock for a write. */
+void sim_store_tick(sim_store_t *s, uint64_t *ts, int64_t *wall_ms);
+int sim_store_noop(sim_store_t *s, const char *msg);
+
+sim_doc_t *sim_coll_find_id(const sim_coll_t *c, uint8_t type, const uint8_t *val, uint32_t len);
+sim_doc_t *sim_coll_find_iter(const sim_coll_t *c, const bson_iter_t *id);
+
+/* Writes. Each returns 0, or -1 with e set (a write error for that statement). */
+int sim_store_insert(sim_store_t *s, sim_coll_t *c, const bson_t *doc, sim_err_t *e);
+/* Insert a document built by the caller at time ts/wall (from sim_store_tick). */
+int sim_store_insert_at(sim_store_t *s, sim_coll_t *c, const bson_t *doc, uint64_t ts, int64_t wall_ms,
+                        sim_err_t *e);
+typedef struct sim_update_result {
+    uint32_t n, modified;
+    bool upserted;
+    bson_value_t upserted_id; /* owned; bson_value_destroy when upserted */
+} sim_update_result_t;
+int sim_store_update(sim_store_t *s, sim_coll_t *c, const bson_t *q, const bson_t *u, bool upsert, bool multi,
+                     sim_update_result_t *r, sim_err_t *e);
+int sim_store_delete(sim_store_t *s, sim_coll_t *c, const bson_t *q, bool multi, uint32_t *n, sim_err_t *e);
+/* Check an update document before running it. */
+bool sim_update_check(const bson_t *u, sim_err_t *e);
+
+/* Oplog. */
+uint64_t sim_oplog_count(const sim_store_t *s);
+const sim_entry_t *sim_oplog_at(const sim_store_t *s, uint64_t seq);
+uint64_t sim_oplog_seq_after(const sim_store_t *s, uint64_t ts); /* first seq with ts > ts */
+void sim_entry_render(const sim_entry_t *e, bson_t *out);
+uint64_t sim_oplog_truncate(sim_store_t *s, uint64_t keep);
+
+/* Resume tokens: {_data: "82<8 hex t><8 hex i>"}. */
+void sim_token_append(bson_t *parent, const char *key, uint64_t ts);
+bool sim_token_parse(const bson_t *token, uint64_t *ts);
+
+/* Cursors. */
+sim_cursor_t *sim_cursor_new(sim_store_t *s, int kind, const char *ns);
+sim_cursor_t *sim_cursor_get(sim_store_t *s, int64_t id);
+void sim_cursor_free(sim_store_t *s, sim_cursor_t *c);
+/* Drop idle cursors not in use; returns how many. */
+size_t sim_cursor_reap(sim_store_t *s, int64_t now_ms, int64_t idle_ms);
+
+/* Change streams: position a new stream after ts (deliver ts' > after).
+ * Returns 0, or -1 with e set (286 when history is gone). */
+int sim_cs_position(sim_store_t *s, sim_cursor_t *cur, uint64_t after, sim_err_t *e);
+/* Append up to max_events events (stopping short of max_bytes) as elements of
+ * array arr, starting with index *idx. scratch is a reusable bson_t.
+ * Returns the number appended, or -1 with e set when history was lost. */
+long sim_cs_fill(sim_store_t *s, sim_cursor_t *cur, bson_t *arr, uint32_t *idx, size_t max_events,
+                 size_t max_bytes, bson_t *scratch, sim_err_t *e);
+/* Render the change event of entry en for cursor cur into out. */
+void sim_cs_event(sim_store_t *s, const sim_cursor_t *cur, const sim_entry_t *en, bson_t *out);
+
+int64_t sim_now_ms(void);
+int64_t sim_mono_ms(void);
+
+#endif
