@@ -1,16 +1,18 @@
 /* Number formatting for the exposition formats.
  *
- * Sample values use the shortest decimal that parses back to the same double.
- * Most values take one of two fast paths without printf: integers below 2^53
- * (counters, bucket counts), and short fractions (0.25, 12.5, 0.0031), found by
- * scaling by 10^k: when round(v * 10^k) / 10^k == v the decimal m * 10^-k
- * round-trips, because m and 10^k are exact doubles and IEEE division is
- * correctly rounded, exactly like strtod. Everything else (17-digit sums,
- * tiny and huge values) goes through %.15g / %.16g / %.17g with a strtod check:
- * %.15g is the shortest whenever a representation of at most 15 digits exists
- * (a double is within 1.2e-16 relative of it, well inside the 15-digit rounding
- * interval), so the first precision that round-trips is the shortest.
- * Subnormals are searched from one digit up. */
+ * Sample values use the shortest decimal that parses back to the same double,
+ * without printf on the common paths:
+ *   - integers below 2^53 (counters, bucket counts): plain digits;
+ *   - other values in [1e-4, 2^53) (latencies, sums, ratios): exact shortest
+ *     digits by Burger & Dybvig's free-format algorithm. Such a double is
+ *     m * 2^-E with E <= 66, so its fraction and the half-gaps to its
+ *     neighbours are exact integers over 2^(E+2) and every step fits in 128
+ *     bits; the denominator being a power of two, digits come from shifts;
+ *   - the rest (tiny, huge, subnormal): %.15g / %.16g / %.17g with a strtod
+ *     check. %.15g is the shortest whenever a representation of at most 15
+ *     digits exists (a normal double is within 1.2e-16 relative of it, well
+ *     inside the 15-digit rounding interval), so the first precision that
+ *     round-trips is the shortest; subnormals are searched from one digit. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,10 +22,6 @@
 #include "metrics/metrics_impl.h"
 
 #define TWO53 9007199254740992.0
-
-static const double pow10_tab[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324"
                                   "25262728293031323334353637383940414243444546474849"
@@ -52,36 +50,56 @@ size_t poh_format_u64(char *buf, uint64_t v)
     return n;
 }
 
-/* m (an integer < 2^53) scaled by 10^-k, trailing zeros dropped. */
-static size_t put_scaled(char *buf, uint64_t m, int k)
+typedef unsigned __int128 u128;
+
+/* Shortest round-trip digits of a non-integer v in [1e-4, 2^53), in fixed
+ * notation. Returns the length, 0 if v is outside that domain. */
+static size_t format_fraction(char *buf, double v)
 {
-    while (k > 0 && m % 10 == 0) {
-        m /= 10;
-        k--;
+    uint64_t bits = poh_double_to_bits(v);
+    uint64_t m = (bits & ((1ULL << 52) - 1)) | (1ULL << 52);
+    int e = (int)((bits >> 52) & 0x7ff) - 1075; /* v = m * 2^e */
+    if (e >= 0 || e < -66)
+        return 0;
+    int shift = -e + 2;            /* one unit = 2^(e-2): a quarter ulp */
+    u128 s = (u128)1 << shift;     /* 1.0 in units */
+    uint64_t ip = -e >= 64 ? 0 : m >> -e;
+    u128 r = ((u128)m << 2) & (s - 1); /* fractional part in units */
+    u128 mp = 2;                           /* half the gap to the next double */
+    u128 mm = m == (1ULL << 52) ? 1 : 2;   /* ... to the previous one (closer at 2^k) */
+    bool even = (m & 1) == 0; /* round-half-even readers accept the interval ends */
+
+    char *p = buf + poh_format_u64(buf, ip);
+    *p++ = '.';
+    char *frac = p;
+    for (int n = 0; n < 40; n++) {
+        r *= 10;
+        mp *= 10;
+        mm *= 10;
+        unsigned d = (unsigned)(r >> shift);
+        r &= s - 1;
+        bool low = even ? r <= mm : r < mm;
+        bool high = even ? r + mp >= s : r + mp > s;
+        if (!low && !high) {
+            *p++ = (char)('0' + d);
+            continue;
+        }
+        /* Stop: truncate (low), round up (high), or the closer of both. */
+        if (high && (!low || 2 * r > s || (2 * r == s && (d & 1))))
+            d++;
+        if (d < 10) {
+            *p++ = (char)('0' + d);
+            return (size_t)(p - buf);
+        }
+        /* Carry: trailing nines become zeros, which are dropped. */
+        while (p > frac && p[-1] == '9')
+            p--;
+        if (p == frac)
+            return 0; /* would round to an integer: impossible for a non-integer */
+        p[-1]++;
+        return (size_t)(p - buf);
     }
-    char d[20];
-    size_t nd = poh_format_u64(d, m);
-    char *p = buf;
-    if (k == 0) {
-        memcpy(p, d, nd);
-        return nd;
-    }
-    if (nd <= (size_t)k) {
-        *p++ = '0';
-        *p++ = '.';
-        for (size_t z = nd; z < (size_t)k; z++)
-            *p++ = '0';
-        memcpy(p, d, nd);
-        p += nd;
-    } else {
-        size_t ip = nd - (size_t)k;
-        memcpy(p, d, ip);
-        p += ip;
-        *p++ = '.';
-        memcpy(p, d + ip, (size_t)k);
-        p += k;
-    }
-    return (size_t)(p - buf);
+    return 0;
 }
 
 static size_t format_positive(char *buf, double v)
@@ -91,14 +109,9 @@ static size_t format_positive(char *buf, double v)
         if ((double)iv == v)
             return poh_format_u64(buf, iv);
         if (v >= 1e-4) {
-            for (int k = 1; k <= 17; k++) {
-                double s = v * pow10_tab[k];
-                if (s >= TWO53)
-                    break;
-                double m = nearbyint(s);
-                if (m / pow10_tab[k] == v)
-                    return put_scaled(buf, (uint64_t)m, k);
-            }
+            size_t n = format_fraction(buf, v);
+            if (n)
+                return n;
         }
     }
     /* Subnormals carry fewer than 53 bits, so the 15-digit shortcut does not

@@ -19,11 +19,15 @@
  * avoid printf (numfmt.c), and capacity is reserved once per line so the hot
  * loop writes straight into the buffer. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/log.h"
 #include "metrics/metrics_impl.h"
+
+#define HUGE_ADVISE_MIN (4u << 20)
 
 typedef struct entry {
     poh_family_t *f;
@@ -366,6 +370,36 @@ static int render_group(poh_strbuf_t *out, entry_t *g, size_t n, bool om)
     return rc;
 }
 
+/* Reserve the whole body once: no copies while growing, and for big bodies
+ * ask for transparent huge pages, since faulting in a fresh multi-megabyte
+ * buffer 4 KiB at a time costs more than rendering into it. */
+static void reserve_estimate(poh_strbuf_t *out, const entry_t *e, size_t n)
+{
+    size_t est = 0;
+    for (size_t k = 0; k < n; k++) {
+        const poh_family_t *f = e[k].f;
+        size_t ns;
+        poh_series_t *const *arr = poh_family_snapshot(e[k].f, &ns);
+        if (!ns)
+            continue;
+        size_t labels = (arr[0]->labels_len + arr[ns - 1]->labels_len) / 2;
+        size_t lines = f->type == POH_HISTOGRAM ? f->nbuckets + 3 : 1;
+        est += 256 + ns * lines * (f->name_len + 8 + labels + f->le_max_len + 24);
+    }
+    est += est / 16;
+    if (poh_strbuf_reserve(out, est) < 0 || est < HUGE_ADVISE_MIN)
+        return;
+#ifdef MADV_HUGEPAGE
+    uintptr_t start = (uintptr_t)(out->data + out->len);
+    uintptr_t end = (uintptr_t)(out->data + out->cap);
+    uintptr_t hp = (uintptr_t)2 << 20;
+    start = (start + hp - 1) & ~(hp - 1);
+    end &= ~(hp - 1);
+    if (end > start)
+        madvise((void *)start, end - start, MADV_HUGEPAGE); /* advisory: failure is fine */
+#endif
+}
+
 int poh_render(poh_strbuf_t *out, poh_registry_t *const *regs, size_t nregs, poh_format_t fmt)
 {
     bool om = fmt == POH_FMT_OPENMETRICS;
@@ -404,6 +438,7 @@ int poh_render(poh_strbuf_t *out, poh_registry_t *const *regs, size_t nregs, poh
     n = kept;
     if (n > 1)
         qsort(entries, n, sizeof *entries, om ? entry_cmp_om : entry_cmp_text);
+    reserve_estimate(out, entries, n);
 
     for (size_t i = 0; i < n && rc == 0;) {
         size_t j = i + 1;
