@@ -7,7 +7,7 @@
  * Scenarios:
  *   tree    a SERVER root "scrape" with CLIENT children: two health checks
  *           (one failing with NOT_SERVING), one MongoDB command; the first
- *           child lasts --child-ms
+ *           child lasts --child-ms, and the next starts --gap-ms after it
  *   join    a "storage.commit" span under --traceparent, from --start-ns to
  *           --end-ns
  *   types   one span with attributes of every type and edge values
@@ -43,7 +43,7 @@ static void print_ctx(const char *what, const char *name, const poh_span_t *s)
            what, name, tp, poh_span_is_sampled(s) ? "true" : "false");
 }
 
-static void scenario_tree(poh_tracer_t *t, long child_ms)
+static void scenario_tree(poh_tracer_t *t, long child_ms, long gap_ms)
 {
     poh_span_t *root = poh_span_start(t, "scrape", POH_SPAN_KIND_SERVER, NULL);
     poh_span_set_str(root, "http.request.method", "GET");
@@ -61,6 +61,7 @@ static void scenario_tree(poh_tracer_t *t, long child_ms)
     print_ctx("child", "ok", c);
     usleep((useconds_t)child_ms * 1000);
     poh_span_end(c);
+    usleep((useconds_t)gap_ms * 1000);
 
     c = poh_span_start(t, "grpc.health.v1.Health/Check", POH_SPAN_KIND_CLIENT,
                        poh_span_context(root));
@@ -186,7 +187,7 @@ int main(int argc, char **argv)
 {
     poh_tracing_config_t cfg;
     const char *scenario = "tree", *traceparent = NULL;
-    long child_ms = 30, count = 1000, flush_ms = -1;
+    long child_ms = 30, gap_ms = 0, count = 1000, flush_ms = -1;
     int threads = 1;
     uint64_t start_ns = 0, end_ns = 0;
 
@@ -246,6 +247,8 @@ int main(int argc, char **argv)
             cfg.tls.insecure_skip_verify = true;
         else if (ARG("--child-ms"))
             child_ms = atol(v);
+        else if (ARG("--gap-ms"))
+            gap_ms = atol(v);
         else if (ARG("--traceparent"))
             traceparent = v;
         else if (ARG("--start-ns"))
@@ -271,7 +274,7 @@ int main(int argc, char **argv)
     if (!t)
         printf("{\"type\":\"tracer\",\"enabled\":false}\n");
     if (strcmp(scenario, "tree") == 0)
-        scenario_tree(t, child_ms);
+        scenario_tree(t, child_ms, gap_ms);
     else if (strcmp(scenario, "join") == 0)
         rc = scenario_join(t, traceparent, start_ns, end_ns);
     else if (strcmp(scenario, "types") == 0)
