@@ -104,9 +104,12 @@ const char *poh_metric_type_name(poh_metric_type_t t); /* "counter", ... */
 
 /* Render the union of registries into out (appends). Returns 0 or -ENOMEM.
  * Families are sorted by name (OpenMetrics: by family name, i.e. counters
- * without _total); registries with the same family are merged in argument
- * order, a later family of another type is skipped (logged once), and a series
- * whose labels already appeared in an earlier registry is skipped. Series come
+ * without _total); the same family (name and type) in several registries
+ * renders as one block with the first registry's HELP, and a series whose
+ * labels already appeared in an earlier registry is skipped. A family that
+ * would reuse a name an earlier registry's family uses in this format (same
+ * name with another type; counter foo_total next to gauge foo in OpenMetrics;
+ * gauge foo_count next to histogram foo) is skipped, logged once. Series come
  * in creation order, so output is deterministic. A family with no live series
  * renders nothing (no orphan HELP/TYPE) in both formats. Histograms: the +Inf
  * bucket and _count come from the same bucket reads, so they always agree;
@@ -125,9 +128,9 @@ poh_format_t poh_format_negotiate(const char *accept);
 const char *poh_format_content_type(poh_format_t fmt);
 
 /* Prometheus number formatting: shortest round-trip repr, +Inf, -Inf, NaN.
- * Integers below 2^53 print as plain digits; other values use fixed notation
- * when %g would, else an exponent (1e-300). buf must hold 32 bytes; returns
- * length (the string is NUL-terminated). */
+ * Integers below 2^53 print as plain digits, other values in [1e-4, 2^53) in
+ * fixed notation (0.30000000000000004), the rest as %g would (1e-05, 1e+21,
+ * 5e-324). buf must hold 32 bytes; returns length (NUL-terminated). */
 size_t poh_format_double(char *buf, double v);
 
 #endif
