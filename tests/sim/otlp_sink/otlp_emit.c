@@ -11,15 +11,15 @@
  *   join    a "storage.commit" span under --traceparent, from --start-ns to
  *           --end-ns
  *   types   one span with attributes of every type and edge values
- *   flood   --count spans from --threads threads as fast as possible;
- *           reports the time poh_span_end() took (p50, p99, max) */
+ *   flood   --count spans from each of --threads threads, as fast as possible
+ *           or --rate spans/s per thread; reports the time poh_span_end()
+ *           took (p50, p99, max) */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,13 +123,20 @@ static void scenario_types(poh_tracer_t *t)
 typedef struct {
     poh_tracer_t *t;
     long count;
+    double rate; /* spans/s for this thread; 0 = as fast as possible */
     double *took;
 } flood_arg_t;
 
 static void *flood_thread(void *p)
 {
     flood_arg_t *a = p;
+    double start = now_s();
     for (long i = 0; i < a->count; i++) {
+        if (a->rate > 0 && i % 50 == 0) {
+            double ahead = start + (double)i / a->rate - now_s();
+            if (ahead > 0)
+                usleep((useconds_t)(ahead * 1e6));
+        }
         poh_span_t *s = poh_span_start(a->t, "flood", POH_SPAN_KIND_CLIENT, NULL);
         poh_span_set_str(s, "rpc.system", "grpc");
         poh_span_set_int(s, "i", i);
@@ -146,7 +153,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int scenario_flood(poh_tracer_t *t, long count, int threads)
+static int scenario_flood(poh_tracer_t *t, long count, int threads, double rate)
 {
     pthread_t th[64];
     flood_arg_t args[64];
@@ -155,7 +162,7 @@ static int scenario_flood(poh_tracer_t *t, long count, int threads)
         return -ENOMEM;
     double t0 = now_s();
     for (int i = 0; i < threads; i++) {
-        args[i] = (flood_arg_t){t, count, took + (size_t)i * (size_t)count};
+        args[i] = (flood_arg_t){t, count, rate, took + (size_t)i * (size_t)count};
         pthread_create(&th[i], NULL, flood_thread, &args[i]);
     }
     for (int i = 0; i < threads; i++)
@@ -189,6 +196,7 @@ int main(int argc, char **argv)
     const char *scenario = "tree", *traceparent = NULL;
     long child_ms = 30, gap_ms = 0, count = 1000, flush_ms = -1;
     int threads = 1;
+    double rate = 0;
     uint64_t start_ns = 0, end_ns = 0;
 
     poh_log_setup(POH_LOG_INFO, POH_LOG_LOGFMT);
@@ -257,6 +265,8 @@ int main(int argc, char **argv)
             end_ns = strtoull(v, NULL, 10);
         else if (ARG("--count"))
             count = atol(v);
+        else if (ARG("--rate"))
+            rate = atof(v);
         else if (ARG("--threads"))
             threads = atoi(v);
         else {
@@ -280,7 +290,7 @@ int main(int argc, char **argv)
     else if (strcmp(scenario, "types") == 0)
         scenario_types(t);
     else if (strcmp(scenario, "flood") == 0)
-        rc = scenario_flood(t, count, threads);
+        rc = scenario_flood(t, count, threads, rate);
     else {
         fprintf(stderr, "otlp_emit: unknown scenario %s\n", scenario);
         rc = -EINVAL;
@@ -296,8 +306,16 @@ int main(int argc, char **argv)
     poh_tracer_stats_t st;
     poh_tracer_stats(t, &st);
     poh_tracer_destroy(t);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    /* Peak RSS of this program (VmHWM): getrusage's ru_maxrss survives
+     * execve and would report the parent's size. */
+    long hwm_kb = -1;
+    FILE *st_f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (st_f && fgets(line, sizeof line, st_f))
+        if (sscanf(line, "VmHWM: %ld kB", &hwm_kb) == 1)
+            break;
+    if (st_f)
+        fclose(st_f);
     printf("{\"type\":\"stats\",\"flush_rc\":%d,\"exported\":%llu,\"dropped\":{\"queue_full\":%llu,"
            "\"export_failed\":%llu,\"rejected\":%llu,\"shutdown\":%llu},\"calls\":%llu,"
            "\"retries\":%llu,\"queued\":%llu,\"destroy_s\":%.3f,\"maxrss_kb\":%ld}\n",
@@ -307,7 +325,7 @@ int main(int argc, char **argv)
            (unsigned long long)st.dropped[POH_DROP_REJECTED],
            (unsigned long long)st.dropped[POH_DROP_SHUTDOWN], (unsigned long long)st.export_calls,
            (unsigned long long)st.export_retries, (unsigned long long)st.queued, destroy_s,
-           ru.ru_maxrss);
+           hwm_kb);
     for (size_t i = 0; i < cfg.headers_count; i++) {
         free(cfg.headers[i].key);
         free(cfg.headers[i].value);
