@@ -345,6 +345,25 @@ void poh_span_finish_detached(poh_span_t *s, uint64_t end_unix_ns)
         span_set_end(s, end_unix_ns);
 }
 
+poh_trace_parent_t poh_span_parent_ref(const poh_span_t *s)
+{
+    poh_trace_parent_t p;
+    memset(&p, 0, sizeof p);
+    if (s) {
+        p.tracer = s->tracer;
+        p.ctx = s->ctx;
+    }
+    return p;
+}
+
+poh_span_t *poh_span_start_child(const poh_trace_parent_t *p, const char *name,
+                                 poh_span_kind_t kind)
+{
+    if (!p || !p->tracer)
+        return NULL;
+    return span_start(p->tracer, name, kind, &p->ctx, 0);
+}
+
 const poh_span_context_t *poh_span_context(const poh_span_t *s)
 {
     return s ? &s->ctx : NULL;

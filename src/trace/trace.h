@@ -197,6 +197,29 @@ int poh_span_traceparent(const poh_span_t *s, char *buf, size_t size);
  * point at a trace that is never exported). */
 int poh_span_trace_id_hex(const poh_span_t *s, char out[POH_TRACE_ID_HEX_LEN + 1]);
 
+/* What a scrape hands its collectors: the tracer and the root span's
+ * context, by value. A collector that outlives its scrape (past the
+ * deadline) then never touches the root span, which the scrape has ended. */
+typedef struct poh_trace_parent {
+    poh_tracer_t *tracer;      /* NULL: tracing off */
+    poh_span_context_t ctx;
+} poh_trace_parent_t;
+
+/* The parent reference of span s ({NULL} for a NULL span). */
+poh_trace_parent_t poh_span_parent_ref(const poh_span_t *s);
+/* Start a child of p now; NULL when p is NULL or tracing is off. */
+poh_span_t *poh_span_start_child(const poh_trace_parent_t *p, const char *name,
+                                 poh_span_kind_t kind);
+
+/* --- metrics ---------------------------------------------------------------- */
+
+/* Write poh_exporter_spans_exported_total and
+ * poh_exporter_spans_dropped_total{reason} (every reason, zeros included;
+ * all zero when t is NULL) with the tracer's totals into r, a per-scrape
+ * registry (metrics/metrics.h). 0 or -ENOMEM. */
+typedef struct poh_registry poh_registry_t;
+int poh_tracer_write_metrics(const poh_tracer_t *t, poh_registry_t *r);
+
 /* Nanoseconds since the unix epoch (CLOCK_REALTIME). */
 uint64_t poh_trace_now_unix_ns(void);
 

@@ -4,9 +4,11 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "metrics/metrics.h"
 #include "trace/trace_internal.h"
 
 /* The queue never dereferences items, so tests push tagged fake pointers. */
@@ -148,8 +150,33 @@ START_TEST(test_tracer_drops_when_full_and_never_blocks)
     ck_assert_msg(took[N * 99 / 100] < 0.005, "p99 of poh_span_end %.6f s", took[N * 99 / 100]);
     ck_assert_msg(took[N - 1] < 0.5, "slowest poh_span_end %.3f s", took[N - 1]);
     double a = now_s();
+    poh_tracer_shutdown(t);
+    ck_assert_msg(now_s() - a < 2.0, "shutdown is bounded by shutdown_timeout");
+
+    /* Every span is accounted for, and published as counters. */
+    poh_tracer_stats(t, &st);
+    uint64_t total = st.exported;
+    for (int i = 0; i < POH_DROP_REASON_COUNT; i++)
+        total += st.dropped[i];
+    ck_assert_uint_eq(total, 15 + N);
+    ck_assert_uint_eq(st.exported, 0);
+    poh_registry_t *reg = poh_registry_new();
+    ck_assert_int_eq(poh_tracer_write_metrics(t, reg), 0);
+    poh_strbuf_t text = POH_STRBUF_INIT;
+    ck_assert_int_eq(poh_render(&text, &reg, 1, POH_FMT_TEXT), 0);
+    char want[128];
+    snprintf(want, sizeof want, "poh_exporter_spans_dropped_total{reason=\"queue_full\"} %llu\n",
+             (unsigned long long)st.dropped[POH_DROP_QUEUE_FULL]);
+    ck_assert_msg(strstr(text.data, want), "%s", text.data);
+    snprintf(want, sizeof want, "poh_exporter_spans_dropped_total{reason=\"shutdown\"} %llu\n",
+             (unsigned long long)st.dropped[POH_DROP_SHUTDOWN]);
+    ck_assert_msg(strstr(text.data, want), "%s", text.data);
+    ck_assert_ptr_nonnull(strstr(text.data, "poh_exporter_spans_dropped_total{reason=\"rejected\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(text.data, "poh_exporter_spans_exported_total 0\n"));
+    ck_assert_ptr_nonnull(strstr(text.data, "# TYPE poh_exporter_spans_dropped_total counter"));
+    poh_strbuf_free(&text);
+    poh_registry_free(reg);
     poh_tracer_destroy(t);
-    ck_assert_msg(now_s() - a < 2.0, "destroy is bounded by shutdown_timeout");
 }
 END_TEST
 

@@ -141,6 +141,21 @@ START_TEST(test_span_sampling_through_tracer)
     ck_assert(!poh_span_context(c)->remote); /* the new span itself is local */
     poh_span_end(c);
 
+    /* A parent reference by value (what a scrape gives its collectors). */
+    poh_span_t *root = poh_span_start(on, "root", POH_SPAN_KIND_SERVER, NULL);
+    poh_trace_parent_t ref = poh_span_parent_ref(root);
+    poh_span_end(root); /* the reference outlives the root span */
+    c = poh_span_start_child(&ref, "late", POH_SPAN_KIND_CLIENT);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_mem_eq(c->parent_span_id, ref.ctx.span_id, 8);
+    ck_assert_mem_eq(poh_span_context(c)->trace_id, ref.ctx.trace_id, 16);
+    ck_assert(poh_span_is_sampled(c));
+    poh_span_end(c);
+    poh_trace_parent_t off_ref = poh_span_parent_ref(NULL);
+    ck_assert_ptr_null(off_ref.tracer);
+    ck_assert_ptr_null(poh_span_start_child(&off_ref, "x", POH_SPAN_KIND_CLIENT));
+    ck_assert_ptr_null(poh_span_start_child(NULL, "x", POH_SPAN_KIND_CLIENT));
+
     /* An all-zero parent is invalid: a new root is started instead. */
     poh_span_context_t zero;
     memset(&zero, 0, sizeof zero);
@@ -175,6 +190,7 @@ START_TEST(test_null_everything)
     poh_tracer_stats_t st;
     poh_tracer_stats(NULL, &st);
     ck_assert_uint_eq(st.exported, 0);
+    poh_tracer_shutdown(NULL);
     poh_tracer_destroy(NULL);
     poh_tracing_config_t cfg;
     poh_tracing_config_defaults(&cfg);
