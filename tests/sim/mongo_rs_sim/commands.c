@@ -832,8 +832,6 @@ static int reply_results(cmd_ctx_t *x, const char *ns, doc_vec_t *dv, int64_t ba
             cur->pos = pos;
             cur->proj = *proj;
             cur->proj.spec = cur->proj_spec;
-            for (size_t i = 0; i < pos; i++)
-                sim_doc_unref(dv->v[i]);
             dv->v = NULL;
             id = cur->id;
         }
@@ -896,13 +894,15 @@ static int cmd_find(cmd_ctx_t *x)
         vec_free(&dv, 0);
         return fail(x, 146, "out of memory running the query");
     }
-    if (sort.n)
+    if (sort.n && dv.n > 1)
         qsort_r(dv.v, dv.n, sizeof *dv.v, sort_cmp, &sort);
     size_t first = (size_t)skip < dv.n ? (size_t)skip : dv.n;
-    for (size_t i = 0; i < first; i++)
-        sim_doc_unref(dv.v[i]);
-    memmove(dv.v, dv.v + first, (dv.n - first) * sizeof *dv.v);
-    dv.n -= first;
+    if (first) {
+        for (size_t i = 0; i < first; i++)
+            sim_doc_unref(dv.v[i]);
+        memmove(dv.v, dv.v + first, (dv.n - first) * sizeof *dv.v);
+        dv.n -= first;
+    }
     if (limit && dv.n > (size_t)limit) {
         for (size_t i = (size_t)limit; i < dv.n; i++)
             sim_doc_unref(dv.v[i]);

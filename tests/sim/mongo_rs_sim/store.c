@@ -1016,7 +1016,7 @@ void sim_cursor_free(sim_store_t *s, sim_cursor_t *c)
             }
         }
     }
-    for (size_t k = c->pos; k < c->ndocs; k++)
+    for (size_t k = 0; k < c->ndocs; k++)
         sim_doc_unref(c->docs[k]);
     free(c->docs);
     if (c->proj_spec)

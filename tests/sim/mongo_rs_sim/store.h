@@ -66,7 +66,7 @@ typedef struct sim_cursor {
     char *ns;
     bool in_use, killed;
     int64_t last_used_ms;
-    /* find cursors: materialised results */
+    /* find cursors: materialised results, all referenced until the cursor is freed */
     sim_doc_t **docs;
     size_t ndocs, pos;
     sim_proj_t proj;
