@@ -71,11 +71,46 @@ typedef struct poh_tracing_config {
     double drop_log_interval;      /* seconds between "spans dropped" lines; default 60 */
 } poh_config_tracing_t;
 
+/* mongodb: clusters and their change streams (issue 5); schema in
+ * schema_mongodb.c, consumed by collectors/mongodb.c. */
+typedef struct poh_config_mongo_latency {
+    char *name;                    /* exported as poh_<name>_latency_seconds */
+    char *from_field;              /* document field (dotted path) where the interval starts */
+    char *to;                      /* "commit": the event's wallTime; NULL when to_field is set */
+    char *to_field;                /* document field where it ends (needs updateLookup) */
+    char **on;                     /* to: commit: operations observed; default [insert] */
+    size_t on_count;
+    char *epoch_unit;              /* numeric field values: ms|s; default ms */
+} poh_config_mongo_latency_t;
+
+typedef struct poh_config_mongo_stream {
+    char *name;                    /* label stream="..." */
+    char *database;
+    char *collection;
+    char **operations;             /* operation types processed; none = all */
+    size_t operations_count;
+    poh_config_mongo_latency_t *latencies;
+    size_t latencies_count;
+    double *buckets;               /* histogram bounds in seconds */
+    size_t buckets_count;
+    char *traceparent_field;       /* W3C traceparent for exemplars; default traceparent */
+} poh_config_mongo_stream_t;
+
+typedef struct poh_config_mongodb {
+    char *name;                    /* label cluster="..." */
+    char *uri;                     /* mongodb:// URI; its password is never shown */
+    char *password;                /* secret; password or password_file; over the URI's */
+    poh_config_mongo_stream_t *change_streams;
+    size_t change_streams_count;
+} poh_config_mongodb_t;
+
 typedef struct poh_config {
     char *source;                  /* file path, or "<embedded>" */
     poh_config_web_t web;
     poh_config_log_t log;
     char *state_dir;               /* default /var/lib/poh_exporter */
+    poh_config_mongodb_t *mongodb;
+    size_t mongodb_count;
     poh_config_tracing_t tracing;
     /* Later sections (grpc, mongodb, tracing) are added here by their issues. */
 } poh_config_t;

@@ -1,0 +1,233 @@
+/* Change stream state files (see mongo_state.h). */
+#include "mongo/mongo_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STATE_VERSION 1
+#define MAX_STATE_BYTES (16u << 20)
+
+void poh_mongo_state_clear(poh_mongo_state_t *st)
+{
+    if (st->token)
+        bson_destroy(st->token);
+    free(st->ns);
+    memset(st, 0, sizeof *st);
+}
+
+int poh_mongo_state_set_token(poh_mongo_state_t *st, const uint8_t *data, uint32_t len)
+{
+    bson_t *t = NULL;
+    if (data && len) {
+        t = bson_new_from_data(data, len);
+        if (!t)
+            return -EINVAL;
+    }
+    if (st->token)
+        bson_destroy(st->token);
+    st->token = t;
+    return 0;
+}
+
+int poh_mongo_state_set_ns(poh_mongo_state_t *st, const char *ns)
+{
+    char *d = ns ? strdup(ns) : NULL;
+    if (ns && !d)
+        return -ENOMEM;
+    free(st->ns);
+    st->ns = d;
+    return 0;
+}
+
+uint64_t *poh_mongo_count_slot(poh_mongo_count_t *arr, size_t *n, const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strncmp(arr[i].name, name, sizeof arr[i].name - 1) == 0)
+            return &arr[i].n;
+    if (*n == POH_MONGO_STATE_MAX_COUNTS)
+        return NULL;
+    poh_mongo_count_t *c = &arr[(*n)++];
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->n = 0;
+    return &c->n;
+}
+
+static void append_counts(bson_t *doc, const char *key, const poh_mongo_count_t *arr, size_t n)
+{
+    bson_t sub;
+    bson_append_document_begin(doc, key, -1, &sub);
+    for (size_t i = 0; i < n; i++)
+        bson_append_int64(&sub, arr[i].name, -1, (int64_t)arr[i].n);
+    bson_append_document_end(doc, &sub);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int poh_mongo_state_save(int dirfd, const char *name, const poh_mongo_state_t *st)
+{
+    char tmp[512];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", name) >= sizeof tmp)
+        return -ENAMETOOLONG;
+    bson_t doc = BSON_INITIALIZER;
+    bson_append_int32(&doc, "v", -1, STATE_VERSION);
+    if (st->ns)
+        bson_append_utf8(&doc, "ns", -1, st->ns, -1);
+    if (st->token)
+        bson_append_document(&doc, "token", -1, st->token);
+    bson_append_int64(&doc, "last_wall_ms", -1, st->last_wall_ms);
+    append_counts(&doc, "changes", st->changes, st->nchanges);
+    append_counts(&doc, "field_errors", st->field_errors, st->nfield_errors);
+    bson_append_int64(&doc, "resumes", -1, (int64_t)st->resumes);
+    bson_append_int64(&doc, "history_lost", -1, (int64_t)st->history_lost);
+
+    int rc = 0;
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = write_all(fd, bson_get_data(&doc), doc.len);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        unlinkat(dirfd, tmp, 0);
+        goto out;
+    }
+    /* The rename is durable only once the directory is. */
+    if (fsync(dirfd) < 0)
+        rc = -errno;
+out:
+    bson_destroy(&doc);
+    return rc;
+}
+
+static int read_counts(bson_iter_t *it, poh_mongo_count_t *arr, size_t *n)
+{
+    bson_iter_t sub;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &sub))
+        return -EBADMSG;
+    while (bson_iter_next(&sub)) {
+        if (!BSON_ITER_HOLDS_INT64(&sub) || bson_iter_int64(&sub) < 0)
+            return -EBADMSG;
+        uint64_t *slot = poh_mongo_count_slot(arr, n, bson_iter_key(&sub));
+        if (!slot)
+            return -EBADMSG;
+        *slot = (uint64_t)bson_iter_int64(&sub);
+    }
+    return 0;
+}
+
+static int read_u64(bson_iter_t *it, uint64_t *out)
+{
+    if (!BSON_ITER_HOLDS_INT64(it) || bson_iter_int64(it) < 0)
+        return -EBADMSG;
+    *out = (uint64_t)bson_iter_int64(it);
+    return 0;
+}
+
+static int parse_state(const uint8_t *data, size_t len, poh_mongo_state_t *st)
+{
+    bson_t doc;
+    bson_iter_t it;
+    size_t off;
+    if (!bson_init_static(&doc, data, len) || !bson_validate(&doc, BSON_VALIDATE_NONE, &off) ||
+        !bson_iter_init(&it, &doc))
+        return -EBADMSG;
+    bool version = false;
+    int rc = 0;
+    while (rc == 0 && bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        if (!strcmp(k, "v")) {
+            version = BSON_ITER_HOLDS_INT32(&it) && bson_iter_int32(&it) == STATE_VERSION;
+            rc = version ? 0 : -EBADMSG;
+        } else if (!strcmp(k, "ns")) {
+            rc = BSON_ITER_HOLDS_UTF8(&it) ? poh_mongo_state_set_ns(st, bson_iter_utf8(&it, NULL))
+                                           : -EBADMSG;
+        } else if (!strcmp(k, "token")) {
+            const uint8_t *d;
+            uint32_t n;
+            if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+                return -EBADMSG;
+            bson_iter_document(&it, &n, &d);
+            rc = poh_mongo_state_set_token(st, d, n);
+        } else if (!strcmp(k, "last_wall_ms")) {
+            if (!BSON_ITER_HOLDS_INT64(&it))
+                return -EBADMSG;
+            st->last_wall_ms = bson_iter_int64(&it);
+        } else if (!strcmp(k, "changes")) {
+            rc = read_counts(&it, st->changes, &st->nchanges);
+        } else if (!strcmp(k, "field_errors")) {
+            rc = read_counts(&it, st->field_errors, &st->nfield_errors);
+        } else if (!strcmp(k, "resumes")) {
+            rc = read_u64(&it, &st->resumes);
+        } else if (!strcmp(k, "history_lost")) {
+            rc = read_u64(&it, &st->history_lost);
+        }
+    }
+    if (rc == -EINVAL)
+        rc = -EBADMSG;
+    return rc == 0 && !version ? -EBADMSG : rc;
+}
+
+int poh_mongo_state_load(int dirfd, const char *name, poh_mongo_state_t *st)
+{
+    poh_mongo_state_clear(st);
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -errno;
+    uint8_t *buf = NULL;
+    struct stat sb;
+    int rc = 0;
+    if (fstat(fd, &sb) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (!S_ISREG(sb.st_mode) || sb.st_size < 5 || (uint64_t)sb.st_size > MAX_STATE_BYTES) {
+        rc = -EBADMSG;
+        goto out;
+    }
+    size_t len = (size_t)sb.st_size, got = 0;
+    buf = malloc(len);
+    if (!buf) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    while (got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r < 0 ? -errno : -EBADMSG;
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    rc = parse_state(buf, len, st);
+out:
+    if (rc < 0)
+        poh_mongo_state_clear(st);
+    free(buf);
+    close(fd);
+    return rc;
+}

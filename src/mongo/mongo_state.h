@@ -1,0 +1,56 @@
+/* Persistent state of one change stream: the resume token and the stream's
+ * cumulative counters, saved together in one BSON file so that a restart
+ * (even after kill -9) resumes exactly after the last counted event with the
+ * counters it had: no event missed, none counted twice.
+ *
+ * A save writes "<name>.tmp" in the directory, fsyncs it, renames it over
+ * "<name>" and fsyncs the directory, so the file is always either the old or
+ * the new state, never a mix. */
+#ifndef POH_MONGO_STATE_H
+#define POH_MONGO_STATE_H
+
+#include <bson/bson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POH_MONGO_STATE_MAX_COUNTS 32
+#define POH_MONGO_STATE_NAME_MAX 64
+
+typedef struct poh_mongo_count {
+    char name[POH_MONGO_STATE_NAME_MAX];
+    uint64_t n;
+} poh_mongo_count_t;
+
+typedef struct poh_mongo_state {
+    bson_t *token;         /* resume token; NULL = start from now */
+    char *ns;              /* "db.collection" the token belongs to; NULL = unknown */
+    int64_t last_wall_ms;  /* wallTime of the newest event counted; 0 = none */
+    poh_mongo_count_t changes[POH_MONGO_STATE_MAX_COUNTS];      /* by operation */
+    size_t nchanges;
+    poh_mongo_count_t field_errors[POH_MONGO_STATE_MAX_COUNTS]; /* by field */
+    size_t nfield_errors;
+    uint64_t resumes, history_lost;
+} poh_mongo_state_t;
+
+/* Free what st owns and zero it (a zeroed state is empty and valid). */
+void poh_mongo_state_clear(poh_mongo_state_t *st);
+
+/* Replace the token with a copy of the document data (NULL/0: none).
+ * Returns 0 or -ENOMEM / -EINVAL (not a valid BSON document). */
+int poh_mongo_state_set_token(poh_mongo_state_t *st, const uint8_t *data, uint32_t len);
+int poh_mongo_state_set_ns(poh_mongo_state_t *st, const char *ns);
+
+/* The counter called name in arr (creating it when there is room), or NULL
+ * when the array is full. Names longer than the limit are truncated. */
+uint64_t *poh_mongo_count_slot(poh_mongo_count_t *arr, size_t *n, const char *name);
+
+/* Atomically replace dirfd/name with st. Returns 0 or a negative errno
+ * (the old file, if any, is then intact). */
+int poh_mongo_state_save(int dirfd, const char *name, const poh_mongo_state_t *st);
+
+/* Load dirfd/name into st (cleared first). Returns 0, -ENOENT when there is
+ * no file, -EBADMSG when it is not a valid state file (st is then empty), or
+ * another negative errno. */
+int poh_mongo_state_load(int dirfd, const char *name, poh_mongo_state_t *st);
+
+#endif

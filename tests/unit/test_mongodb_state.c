@@ -1,0 +1,266 @@
+/* mongo/mongo_state: the change stream state file (resume token + totals):
+ * round trip, atomic replacement, what a crash can leave behind, corrupt
+ * and hostile files. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mongo/mongo_state.h"
+
+static char dir[64];
+static int dirfd_;
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/poh-state-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    dirfd_ = open(dir, O_RDONLY | O_DIRECTORY);
+    ck_assert_int_ge(dirfd_, 0);
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    close(dirfd_);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void write_file(const char *name, const void *data, size_t n)
+{
+    int fd = openat(dirfd_, name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, data, n), (ssize_t)n);
+    close(fd);
+}
+
+static void fill(poh_mongo_state_t *st, int64_t seq)
+{
+    bson_t *tok = BCON_NEW("_data", BCON_INT64(seq));
+    ck_assert_int_eq(poh_mongo_state_set_token(st, bson_get_data(tok), tok->len), 0);
+    bson_destroy(tok);
+    ck_assert_int_eq(poh_mongo_state_set_ns(st, "dag.transactions"), 0);
+    st->last_wall_ms = 1795621335123 + seq;
+    *poh_mongo_count_slot(st->changes, &st->nchanges, "insert") = 1000 + (uint64_t)seq;
+    *poh_mongo_count_slot(st->changes, &st->nchanges, "update") = 7;
+    *poh_mongo_count_slot(st->field_errors, &st->nfield_errors, "created_at") = 3;
+    st->resumes = 4;
+    st->history_lost = 1;
+}
+
+static int64_t token_seq(const poh_mongo_state_t *st)
+{
+    bson_iter_t it;
+    ck_assert_ptr_nonnull(st->token);
+    ck_assert(bson_iter_init_find(&it, st->token, "_data"));
+    return bson_iter_int64(&it);
+}
+
+START_TEST(test_round_trip)
+{
+    poh_mongo_state_t st = {0}, back = {0};
+    fill(&st, 5);
+    ck_assert_int_eq(poh_mongo_state_save(dirfd_, "s.state", &st), 0);
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, "s.state", &back), 0);
+    ck_assert_int_eq(token_seq(&back), 5);
+    ck_assert_str_eq(back.ns, "dag.transactions");
+    ck_assert(back.last_wall_ms == 1795621335128);
+    ck_assert_uint_eq(back.nchanges, 2);
+    ck_assert_uint_eq(*poh_mongo_count_slot(back.changes, &back.nchanges, "insert"), 1005);
+    ck_assert_uint_eq(*poh_mongo_count_slot(back.changes, &back.nchanges, "update"), 7);
+    ck_assert_uint_eq(*poh_mongo_count_slot(back.field_errors, &back.nfield_errors, "created_at"), 3);
+    ck_assert_uint_eq(back.resumes, 4);
+    ck_assert_uint_eq(back.history_lost, 1);
+    /* no temporary left behind */
+    ck_assert_int_eq(faccessat(dirfd_, "s.state.tmp", F_OK, 0), -1);
+    poh_mongo_state_clear(&st);
+    poh_mongo_state_clear(&back);
+}
+END_TEST
+
+START_TEST(test_empty_state)
+{
+    poh_mongo_state_t st = {0}, back = {0};
+    ck_assert_int_eq(poh_mongo_state_save(dirfd_, "e.state", &st), 0);
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, "e.state", &back), 0);
+    ck_assert_ptr_null(back.token);
+    ck_assert_ptr_null(back.ns);
+    ck_assert_uint_eq(back.nchanges, 0);
+    poh_mongo_state_clear(&back);
+}
+END_TEST
+
+START_TEST(test_missing)
+{
+    poh_mongo_state_t st = {0};
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, "absent.state", &st), -ENOENT);
+    ck_assert_ptr_null(st.token);
+}
+END_TEST
+
+/* Each save replaces the whole file; a crash between writing the temporary
+ * and the rename leaves the previous state readable (the stale temporary
+ * is ignored and overwritten by the next save). */
+START_TEST(test_atomic_replace)
+{
+    poh_mongo_state_t st = {0}, back = {0};
+    for (int64_t i = 1; i <= 50; i++) {
+        fill(&st, i);
+        ck_assert_int_eq(poh_mongo_state_save(dirfd_, "a.state", &st), 0);
+    }
+    write_file("a.state.tmp", "half-written garbage", 20);
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, "a.state", &back), 0);
+    ck_assert_int_eq(token_seq(&back), 50);
+    fill(&st, 51);
+    ck_assert_int_eq(poh_mongo_state_save(dirfd_, "a.state", &st), 0);
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, "a.state", &back), 0);
+    ck_assert_int_eq(token_seq(&back), 51);
+    poh_mongo_state_clear(&st);
+    poh_mongo_state_clear(&back);
+}
+END_TEST
+
+/* A save that cannot complete leaves the old file intact. */
+START_TEST(test_failed_save_keeps_old)
+{
+    poh_mongo_state_t st = {0}, back = {0};
+    fill(&st, 9);
+    ck_assert_int_eq(poh_mongo_state_save(dirfd_, "k.state", &st), 0);
+    /* The temporary's name is taken by a directory: open() fails. */
+    ck_assert_int_eq(mkdirat(dirfd_, "k.state.tmp", 0700), 0);
+    fill(&st, 10);
+    ck_assert_int_lt(poh_mongo_state_save(dirfd_, "k.state", &st), 0);
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, "k.state", &back), 0);
+    ck_assert_int_eq(token_seq(&back), 9);
+    ck_assert_int_eq(unlinkat(dirfd_, "k.state.tmp", AT_REMOVEDIR), 0);
+    /* A name too long for the temporary is refused before touching anything. */
+    char longname[600];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    ck_assert_int_eq(poh_mongo_state_save(dirfd_, longname, &st), -ENAMETOOLONG);
+    poh_mongo_state_clear(&st);
+    poh_mongo_state_clear(&back);
+}
+END_TEST
+
+static void expect_bad(const char *name, const void *data, size_t n)
+{
+    poh_mongo_state_t st = {0};
+    write_file(name, data, n);
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, name, &st), -EBADMSG);
+    ck_assert_ptr_null(st.token);
+    ck_assert_ptr_null(st.ns);
+    ck_assert_uint_eq(st.nchanges, 0);
+}
+
+START_TEST(test_corrupt_files)
+{
+    expect_bad("empty", "", 0);
+    expect_bad("text", "{\"token\": 1}\n", 13);
+    /* a valid state, truncated */
+    poh_mongo_state_t st = {0};
+    fill(&st, 3);
+    ck_assert_int_eq(poh_mongo_state_save(dirfd_, "good", &st), 0);
+    poh_mongo_state_clear(&st);
+    int fd = openat(dirfd_, "good", O_RDONLY);
+    uint8_t buf[512];
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    ck_assert_int_gt(n, 20);
+    expect_bad("truncated", buf, (size_t)n - 7);
+    /* one byte flipped inside the length prefix */
+    buf[0] ^= 0x40;
+    expect_bad("flipped", buf, (size_t)n);
+
+    /* well-formed BSON that is not a state: no version, another version, a
+     * negative count, a count of the wrong type, a token that is not a
+     * document, ns not a string */
+    bson_t *docs[] = {
+        BCON_NEW("changes", "{", "insert", BCON_INT64(1), "}"),
+        BCON_NEW("v", BCON_INT32(99)),
+        BCON_NEW("v", BCON_INT32(1), "changes", "{", "insert", BCON_INT64(-1), "}"),
+        BCON_NEW("v", BCON_INT32(1), "changes", "{", "insert", BCON_UTF8("many"), "}"),
+        BCON_NEW("v", BCON_INT32(1), "token", BCON_UTF8("abc")),
+        BCON_NEW("v", BCON_INT32(1), "ns", BCON_INT32(5)),
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "bad%zu", i);
+        expect_bad(name, bson_get_data(docs[i]), docs[i]->len);
+        bson_destroy(docs[i]);
+    }
+    /* more distinct counters than the state holds */
+    bson_t *many = BCON_NEW("v", BCON_INT32(1));
+    bson_t sub;
+    bson_append_document_begin(many, "changes", -1, &sub);
+    for (int i = 0; i <= POH_MONGO_STATE_MAX_COUNTS; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "op%d", i);
+        bson_append_int64(&sub, k, -1, 1);
+    }
+    bson_append_document_end(many, &sub);
+    expect_bad("many", bson_get_data(many), many->len);
+    bson_destroy(many);
+}
+END_TEST
+
+/* A symlink where the state file should be is not followed. */
+START_TEST(test_symlink_refused)
+{
+    poh_mongo_state_t st = {0};
+    ck_assert_int_eq(symlinkat("/etc/passwd", dirfd_, "link.state"), 0);
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, "link.state", &st), -ELOOP);
+    ck_assert_int_eq(symlinkat("/tmp/poh-state-nowhere", dirfd_, "w.state.tmp"), 0);
+    fill(&st, 1);
+    ck_assert_int_eq(poh_mongo_state_save(dirfd_, "w.state", &st), -ELOOP);
+    poh_mongo_state_clear(&st);
+}
+END_TEST
+
+START_TEST(test_count_slots)
+{
+    poh_mongo_count_t arr[POH_MONGO_STATE_MAX_COUNTS];
+    size_t n = 0;
+    for (int i = 0; i < POH_MONGO_STATE_MAX_COUNTS; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        uint64_t *c = poh_mongo_count_slot(arr, &n, k);
+        ck_assert_ptr_nonnull(c);
+        *c = (uint64_t)i;
+    }
+    ck_assert_ptr_null(poh_mongo_count_slot(arr, &n, "one-too-many"));
+    ck_assert_uint_eq(*poh_mongo_count_slot(arr, &n, "k7"), 7);
+    ck_assert_uint_eq(n, POH_MONGO_STATE_MAX_COUNTS);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("mongodb_state");
+    TCase *tc = tcase_create("state");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_empty_state);
+    tcase_add_test(tc, test_missing);
+    tcase_add_test(tc, test_atomic_replace);
+    tcase_add_test(tc, test_failed_save_keeps_old);
+    tcase_add_test(tc, test_corrupt_files);
+    tcase_add_test(tc, test_symlink_refused);
+    tcase_add_test(tc, test_count_slots);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
