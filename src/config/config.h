@@ -104,6 +104,39 @@ typedef struct poh_config_mongodb {
     size_t change_streams_count;
 } poh_config_mongodb_t;
 
+/* grpc: a list of probe groups (issue 3); schema in schema_grpc.c. */
+typedef struct poh_config_grpc_field {
+    char *path;                    /* protobuf field path in the reply, "1" or "5.2" */
+    char *metric;                  /* gauge name */
+    char *help;
+    char *type;                    /* auto|uint64|int64|sint64|...; default auto */
+} poh_config_grpc_field_t;
+
+typedef struct poh_config_grpc_state {
+    char *method;                  /* "/pkg.Service/Method"; NULL = no state call */
+    char *request_hex;             /* request bytes in hex; default "" (empty message) */
+    poh_config_grpc_field_t *fields;
+    size_t fields_count;
+} poh_config_grpc_state_t;
+
+typedef struct poh_config_grpc_tls {
+    bool enabled;                  /* TLS on; also implied by any key below */
+    char *ca_file, *cert_file, *key_file, *server_name;
+    bool insecure_skip_verify;
+} poh_config_grpc_tls_t;
+
+typedef struct poh_config_grpc_group {
+    char *name;                    /* label group="..."; /probe module */
+    char **targets;                /* "host:port", "[v6]:port" */
+    size_t targets_count;
+    char *health_service;          /* default "" (whole server) */
+    double timeout;                /* seconds; default 2 */
+    poh_config_grpc_tls_t tls;
+    poh_config_kv_t *metadata;     /* headers sent with every call; "x_file" reads x from a file */
+    size_t metadata_count;
+    poh_config_grpc_state_t state;
+} poh_config_grpc_group_t;
+
 typedef struct poh_config {
     char *source;                  /* file path, or "<embedded>" */
     poh_config_web_t web;
@@ -112,6 +145,8 @@ typedef struct poh_config {
     poh_config_mongodb_t *mongodb;
     size_t mongodb_count;
     poh_config_tracing_t tracing;
+    poh_config_grpc_group_t *grpc;
+    size_t grpc_count;
     /* Later sections (grpc, mongodb, tracing) are added here by their issues. */
 } poh_config_t;
 
