@@ -145,6 +145,34 @@ const char *poh_grpc_target_address(const poh_grpc_target_t *t)
     return t ? t->address : NULL;
 }
 
+const char *poh_grpc_address_problem(const char *v)
+{
+    const char *colon = v ? strrchr(v, ':') : NULL;
+    if (!colon || colon == v)
+        return "must be host:port or [v6]:port";
+    size_t hlen = (size_t)(colon - v);
+    if (v[0] == '[') {
+        if (hlen < 3 || v[hlen - 1] != ']' || memchr(v + 1, ']', hlen - 2))
+            return "an IPv6 host must be written [addr]:port";
+    } else if (memchr(v, ':', hlen)) {
+        return "an IPv6 host must be written [addr]:port";
+    }
+    for (size_t i = 0; i < hlen; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c <= 0x20 || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' ||
+            c == '%' || c == '\\')
+            return "the host contains a character not allowed in a host name";
+    }
+    const char *p = colon + 1;
+    unsigned long port = 0;
+    size_t digits = 0;
+    for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
+        port = port * 10 + (unsigned long)(*p - '0');
+    if (!digits || *p || port < 1 || port > 65535)
+        return "the port must be a number from 1 to 65535";
+    return NULL;
+}
+
 /* Whole file as a NUL-terminated string; NULL with errno set on failure. */
 static char *read_pem(const char *path)
 {

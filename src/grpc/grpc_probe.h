@@ -45,6 +45,11 @@ poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t
 void poh_grpc_target_free(poh_grpc_target_t *t); /* NULL is fine */
 const char *poh_grpc_target_address(const poh_grpc_target_t *t);
 
+/* NULL when address is "host:port" or "[v6]:port" with a port 1..65535 (the
+ * form configs and /probe accept), else a short reason. The engine itself
+ * takes any gRPC target string. */
+const char *poh_grpc_address_problem(const char *address);
+
 typedef struct poh_grpc_md {
     const char *key;   /* lowercase ASCII header name */
     const char *value; /* printable ASCII */
