@@ -1,0 +1,572 @@
+/* The grpc collector: see collectors/grpc.h for the metrics it writes. */
+#include "collectors/grpc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "grpc/grpc_probe.h"
+#include "grpc/pbwire.h"
+
+/* Failure code labels: the 17 gRPC codes, then our two. */
+#define NCODES 19
+#define CODE_NOT_SERVING 17
+#define CODE_INVALID_RESPONSE 18
+#define NREASONS 4
+/* Finish this much before the scrape deadline (at most), so results of a run
+ * that ends at the deadline are still handed in. */
+#define MARGIN_MAX_S 0.05
+/* File descriptors kept free for everything else when raising the limit. */
+#define FD_HEADROOM 256
+
+static const char *const health_statuses[] = {"UNKNOWN", "SERVING", "NOT_SERVING",
+                                              "SERVICE_UNKNOWN"};
+#define NSTATUSES 4
+static const char *const field_error_reasons[NREASONS] = {
+    "missing_field", "wire_type_mismatch", "truncated_input", "malformed_input"};
+
+static const char *const l_gtm[] = {"group", "target", "method"};
+static const char *const l_gtmc[] = {"group", "target", "method", "code"};
+static const char *const l_gtmr[] = {"group", "target", "metric", "reason"};
+static const char *const l_gt[] = {"group", "target"};
+static const char *const l_gts[] = {"group", "target", "status"};
+static const char *const l_m[] = {"method"};
+static const char *const l_s[] = {"status"};
+
+typedef struct method_series {
+    const char *method;
+    poh_series_t *requests, *ack, *latency;
+    poh_series_t *failures[NCODES]; /* created on first use, by collect() only */
+} method_series_t;
+
+typedef struct field {
+    poh_pb_path_t path;
+    poh_pb_type_t type;
+    char *metric;
+    char *help;
+} field_t;
+
+typedef struct target_status {
+    bool ran;
+    char result[32];
+    double latency;
+    char error[POH_GRPC_DETAILS_MAX + 64];
+} target_status_t;
+
+typedef struct gtarget {
+    char *address;
+    poh_grpc_target_t *t;
+    method_series_t health, state;
+    poh_series_t **field_errors; /* [nfields][NREASONS], created on first use */
+    target_status_t status;      /* under grpc_collector.mu */
+} gtarget_t;
+
+typedef struct grpc_collector {
+    char *group;
+    double timeout;
+    uint8_t *health_req;
+    size_t health_req_len;
+    char *state_method; /* NULL: no state call */
+    uint8_t *state_req;
+    size_t state_req_len;
+    field_t *fields;
+    size_t nfields;
+    poh_grpc_md_t *md;
+    size_t nmd;
+    bool use_tls;
+    poh_grpc_tls_t tls; /* strings owned */
+    gtarget_t *targets;
+    size_t ntargets;
+    poh_family_t *f_failures, *f_field_errors;
+    poh_grpc_call_t *calls; /* collect() only: it never runs twice at once */
+    size_t ncalls;
+    pthread_mutex_t mu;
+} grpc_collector_t;
+
+static char *xstrdup(const char *s, bool *failed)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *failed = true;
+    return d;
+}
+
+static int hex_bytes(const char *hex, uint8_t **out, size_t *len)
+{
+    size_t n = hex ? strlen(hex) / 2 : 0;
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+            free(b);
+            return -EINVAL;
+        }
+        b[i] = (uint8_t)v;
+    }
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+static void collector_free(grpc_collector_t *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->ntargets; i++) {
+        poh_grpc_target_free(c->targets[i].t);
+        free(c->targets[i].address);
+        free(c->targets[i].field_errors);
+    }
+    free(c->targets);
+    if (c->calls)
+        for (size_t i = 0; i < c->ncalls; i++)
+            poh_grpc_call_clear(&c->calls[i]);
+    free(c->calls);
+    for (size_t i = 0; i < c->nfields; i++) {
+        free(c->fields[i].metric);
+        free(c->fields[i].help);
+    }
+    free(c->fields);
+    for (size_t i = 0; i < c->nmd; i++) {
+        free((char *)c->md[i].key);
+        if (c->md[i].value) {
+            explicit_bzero((char *)c->md[i].value, strlen(c->md[i].value));
+            free((char *)c->md[i].value);
+        }
+    }
+    free(c->md);
+    free((char *)c->tls.ca_file);
+    free((char *)c->tls.cert_file);
+    free((char *)c->tls.key_file);
+    free((char *)c->tls.server_name);
+    free(c->state_method);
+    free(c->state_req);
+    free(c->health_req);
+    free(c->group);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static void grpc_destroy(void *state)
+{
+    collector_free(state);
+}
+
+static void method_series_init(method_series_t *ms, const char *method, const char *group,
+                               const char *target, poh_family_t *req, poh_family_t *ack,
+                               poh_family_t *lat)
+{
+    const char *lv[] = {group, target, method};
+    ms->method = method;
+    ms->requests = poh_family_series(req, lv);
+    ms->ack = poh_family_series(ack, lv);
+    ms->latency = poh_family_series(lat, lv);
+}
+
+static grpc_collector_t *collector_new(const poh_config_grpc_group_t *g, poh_registry_t *persist)
+{
+    grpc_collector_t *c = calloc(1, sizeof *c);
+    if (!c || pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    bool failed = false;
+    c->group = xstrdup(g->name, &failed);
+    c->timeout = g->timeout;
+    if (poh_grpc_health_request(g->health_service, &c->health_req, &c->health_req_len) < 0)
+        goto err;
+    if (g->state.method) {
+        c->state_method = xstrdup(g->state.method, &failed);
+        if (hex_bytes(g->state.request_hex, &c->state_req, &c->state_req_len) < 0)
+            goto err;
+    }
+    c->use_tls = g->tls.enabled;
+    c->tls.ca_file = xstrdup(g->tls.ca_file, &failed);
+    c->tls.cert_file = xstrdup(g->tls.cert_file, &failed);
+    c->tls.key_file = xstrdup(g->tls.key_file, &failed);
+    c->tls.server_name = xstrdup(g->tls.server_name, &failed);
+    c->tls.insecure_skip_verify = g->tls.insecure_skip_verify;
+
+    if (g->metadata_count && !(c->md = calloc(g->metadata_count, sizeof *c->md)))
+        goto err;
+    for (; c->nmd < g->metadata_count; c->nmd++) {
+        c->md[c->nmd].key = xstrdup(g->metadata[c->nmd].key, &failed);
+        c->md[c->nmd].value = xstrdup(g->metadata[c->nmd].value, &failed);
+    }
+    if (g->state.fields_count && !(c->fields = calloc(g->state.fields_count, sizeof *c->fields)))
+        goto err;
+    for (; c->nfields < g->state.fields_count; c->nfields++) {
+        const poh_config_grpc_field_t *cf = &g->state.fields[c->nfields];
+        field_t *f = &c->fields[c->nfields];
+        if (poh_pb_path_parse(cf->path, &f->path) < 0 || poh_pb_type_parse(cf->type, &f->type) < 0)
+            goto err;
+        f->metric = xstrdup(cf->metric, &failed);
+        if (cf->help && *cf->help) {
+            f->help = xstrdup(cf->help, &failed);
+        } else {
+            size_t n = strlen(cf->path) + strlen(g->state.method) + 32;
+            if ((f->help = malloc(n)))
+                snprintf(f->help, n, "Field %s of the %s reply.", cf->path, g->state.method);
+            else
+                failed = true;
+        }
+    }
+    if (failed)
+        goto err;
+
+    poh_family_t *f_req = poh_registry_family(
+        persist, POH_COUNTER, "poh_requests_total",
+        "gRPC probe calls issued (PoH_REQUEST), by group, target and method.", 3, l_gtm, NULL, 0);
+    poh_family_t *f_ack = poh_registry_family(
+        persist, POH_COUNTER, "poh_ack_total",
+        "gRPC probe calls answered OK, and SERVING for health checks (PoH_ACK).", 3, l_gtm, NULL,
+        0);
+    poh_family_t *f_lat = poh_registry_family(
+        persist, POH_HISTOGRAM, "poh_grpc_method_latency_seconds",
+        "Round trip of gRPC probe calls, whatever their outcome.", 3, l_gtm, NULL, 0);
+    c->f_failures = poh_registry_family(
+        persist, POH_COUNTER, "poh_request_failures_total",
+        "Failed gRPC probe calls by gRPC status name, NOT_SERVING or INVALID_RESPONSE.", 4, l_gtmc,
+        NULL, 0);
+    c->f_field_errors = poh_registry_family(
+        persist, POH_COUNTER, "poh_grpc_state_field_errors_total",
+        "State reply fields that could not be read, by reason.", 4, l_gtmr, NULL, 0);
+    if (!f_req || !f_ack || !f_lat || !c->f_failures || !c->f_field_errors)
+        goto err;
+
+    c->targets = calloc(g->targets_count, sizeof *c->targets);
+    c->ncalls = g->targets_count * (c->state_method ? 2 : 1);
+    c->calls = calloc(c->ncalls, sizeof *c->calls);
+    if (!c->targets || !c->calls)
+        goto err;
+    for (; c->ntargets < g->targets_count; c->ntargets++) {
+        gtarget_t *t = &c->targets[c->ntargets];
+        t->address = strdup(g->targets[c->ntargets]);
+        t->t = poh_grpc_target_new(g->targets[c->ntargets], c->use_tls ? &c->tls : NULL);
+        if (c->nfields)
+            t->field_errors = calloc(c->nfields * NREASONS, sizeof *t->field_errors);
+        if (!t->address || !t->t || (c->nfields && !t->field_errors)) {
+            c->ntargets++;
+            goto err;
+        }
+        method_series_init(&t->health, POH_GRPC_HEALTH_CHECK_METHOD, c->group, t->address, f_req,
+                           f_ack, f_lat);
+        if (c->state_method)
+            method_series_init(&t->state, c->state_method, c->group, t->address, f_req, f_ack,
+                               f_lat);
+        if (!t->health.requests || !t->health.ack || !t->health.latency ||
+            (c->state_method && (!t->state.requests || !t->state.ack || !t->state.latency))) {
+            c->ntargets++;
+            goto err;
+        }
+        snprintf(t->status.result, sizeof t->status.result, "not probed yet");
+    }
+    return c;
+err:
+    collector_free(c);
+    return NULL;
+}
+
+/* The calls of one probe of target t into calls[0..1]; returns how many. */
+static size_t fill_calls(const grpc_collector_t *c, poh_grpc_target_t *t, poh_grpc_call_t *calls)
+{
+    calls[0] = (poh_grpc_call_t){.target = t, .method = POH_GRPC_HEALTH_CHECK_METHOD,
+                                 .request = c->health_req, .request_len = c->health_req_len,
+                                 .metadata = c->md, .nmetadata = c->nmd, .timeout = c->timeout,
+                                 .health = true};
+    if (!c->state_method)
+        return 1;
+    calls[1] = (poh_grpc_call_t){.target = t, .method = c->state_method, .request = c->state_req,
+                                 .request_len = c->state_req_len, .metadata = c->md,
+                                 .nmetadata = c->nmd, .timeout = c->timeout};
+    return 2;
+}
+
+/* Index into the failure code labels, or -1 when the call is an ack. */
+static int failure_code(const poh_grpc_call_t *call)
+{
+    if (call->code != 0)
+        return call->code >= 0 && call->code < 17 ? call->code : 2; /* UNKNOWN */
+    if (!call->health)
+        return -1;
+    if (call->serving_status == POH_GRPC_SERVING_SERVING)
+        return -1;
+    return call->serving_status == POH_GRPC_SERVING_INVALID ? CODE_INVALID_RESPONSE
+                                                             : CODE_NOT_SERVING;
+}
+
+static const char *code_label(int code)
+{
+    return code == CODE_NOT_SERVING        ? "NOT_SERVING"
+           : code == CODE_INVALID_RESPONSE ? "INVALID_RESPONSE"
+                                           : poh_grpc_code_name(code);
+}
+
+static double run_deadline(double deadline)
+{
+    double margin = (deadline - poh_now_mono()) * 0.1;
+    if (margin > MARGIN_MAX_S)
+        margin = MARGIN_MAX_S;
+    return margin > 0 ? deadline - margin : deadline;
+}
+
+/* Counters of one call; returns true for an ack. */
+static bool account(grpc_collector_t *c, gtarget_t *t, method_series_t *ms,
+                    const poh_grpc_call_t *call)
+{
+    poh_counter_inc(ms->requests);
+    if (call->latency > 0)
+        poh_histogram_observe(ms->latency, call->latency);
+    int code = failure_code(call);
+    if (code < 0) {
+        poh_counter_inc(ms->ack);
+        return true;
+    }
+    if (!ms->failures[code]) {
+        const char *lv[] = {c->group, t->address, ms->method, code_label(code)};
+        ms->failures[code] = poh_family_series(c->f_failures, lv);
+    }
+    poh_counter_inc(ms->failures[code]);
+    return false;
+}
+
+static int reason_index(int err)
+{
+    switch (err) {
+    case POH_PB_EMISSING: return 0;
+    case POH_PB_EWIRETYPE: return 1;
+    case POH_PB_ETRUNCATED: return 2;
+    default: return 3;
+    }
+}
+
+/* State gauges from a successful state reply. labels/values: nl of them.
+ * With t, unreadable fields are counted against it. */
+static void write_fields(grpc_collector_t *c, const poh_grpc_call_t *call, poh_registry_t *out,
+                         size_t nl, const char *const *lnames, const char *const *lvals,
+                         gtarget_t *t)
+{
+    for (size_t i = 0; i < c->nfields; i++) {
+        const field_t *f = &c->fields[i];
+        poh_pb_value_t v;
+        int err = poh_pb_read(call->response, call->response_len, &f->path, f->type, &v);
+        if (err == 0) {
+            poh_family_t *fam =
+                poh_registry_family(out, POH_GAUGE, f->metric, f->help, nl, lnames, NULL, 0);
+            if (fam)
+                poh_gauge_set(poh_family_series(fam, lvals), poh_pb_value_double(&v));
+            continue;
+        }
+        if (!t)
+            continue;
+        int r = reason_index(err);
+        poh_series_t **s = &t->field_errors[i * NREASONS + (size_t)r];
+        if (!*s) {
+            const char *lv[] = {c->group, t->address, f->metric, field_error_reasons[r]};
+            *s = poh_family_series(c->f_field_errors, lv);
+        }
+        poh_counter_inc(*s);
+    }
+}
+
+static void set_status(grpc_collector_t *c, gtarget_t *t, const poh_grpc_call_t *calls,
+                       size_t n)
+{
+    target_status_t st = {.ran = true, .latency = calls[0].latency};
+    snprintf(st.result, sizeof st.result, "%s", "SERVING");
+    for (size_t i = 0; i < n; i++) {
+        int code = failure_code(&calls[i]);
+        if (code < 0)
+            continue;
+        snprintf(st.result, sizeof st.result, "%s", code_label(code));
+        snprintf(st.error, sizeof st.error, "%s: %s", calls[i].method,
+                 calls[i].details[0] ? calls[i].details
+                                     : poh_grpc_serving_status_name(calls[i].serving_status));
+        break;
+    }
+    pthread_mutex_lock(&c->mu);
+    t->status = st;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int grpc_collect(void *state, poh_scrape_t *sc)
+{
+    grpc_collector_t *c = state;
+    size_t per = c->state_method ? 2 : 1;
+    for (size_t i = 0; i < c->ntargets; i++)
+        fill_calls(c, c->targets[i].t, &c->calls[i * per]);
+    int rc = poh_grpc_run(c->calls, c->ncalls, run_deadline(sc->deadline));
+    if (rc < 0)
+        return rc;
+
+    poh_family_t *f_success = poh_registry_family(
+        sc->out, POH_GAUGE, "poh_probe_success", "1 if this scrape's gRPC probe succeeded.", 2,
+        l_gt, NULL, 0);
+    poh_family_t *f_health = poh_registry_family(
+        sc->out, POH_GAUGE, "poh_grpc_health_status",
+        "1 for the grpc.health.v1 status the target returned, 0 for the others.", 3, l_gts, NULL,
+        0);
+    if (!f_success || !f_health)
+        return -ENOMEM;
+    for (size_t i = 0; i < c->ntargets; i++) {
+        gtarget_t *t = &c->targets[i];
+        poh_grpc_call_t *calls = &c->calls[i * per];
+        bool ok = account(c, t, &t->health, &calls[0]);
+        if (c->state_method) {
+            bool sok = account(c, t, &t->state, &calls[1]);
+            if (sok)
+                write_fields(c, &calls[1], sc->out, 2, l_gt,
+                             (const char *const[]){c->group, t->address}, t);
+            ok = ok && sok;
+        }
+        const char *lv[] = {c->group, t->address};
+        poh_gauge_set(poh_family_series(f_success, lv), ok ? 1 : 0);
+        for (int s = 0; s < NSTATUSES; s++) {
+            const char *hv[] = {c->group, t->address, health_statuses[s]};
+            poh_gauge_set(poh_family_series(f_health, hv), calls[0].serving_status == s ? 1 : 0);
+        }
+        set_status(c, t, calls, per);
+    }
+    for (size_t i = 0; i < c->ncalls; i++)
+        poh_grpc_call_clear(&c->calls[i]);
+    return 0;
+}
+
+static int grpc_probe(void *state, const char *module, const char *target, poh_scrape_t *sc)
+{
+    grpc_collector_t *c = state;
+    if (!module || strcmp(module, c->group) != 0)
+        return -ENOENT;
+    if (!target || poh_grpc_address_problem(target))
+        return -EINVAL;
+    /* A configured target reuses its channel; any other gets a fresh one,
+     * closed afterwards, so /probe cannot grow the set of kept channels. */
+    poh_grpc_target_t *t = NULL, *own = NULL;
+    for (size_t i = 0; i < c->ntargets && !t; i++)
+        if (strcmp(c->targets[i].address, target) == 0)
+            t = c->targets[i].t;
+    if (!t && !(t = own = poh_grpc_target_new(target, c->use_tls ? &c->tls : NULL)))
+        return -ENOMEM;
+    poh_grpc_call_t calls[2];
+    size_t n = fill_calls(c, t, calls);
+    double t0 = poh_now_mono();
+    int rc = poh_grpc_run(calls, n, run_deadline(sc->deadline));
+    double took = poh_now_mono() - t0;
+    if (rc < 0)
+        goto out;
+    rc = -ENOMEM;
+    poh_family_t *f_success = poh_registry_family(
+        sc->out, POH_GAUGE, "poh_probe_success", "1 if the gRPC probe succeeded.", 0, NULL,
+        NULL, 0);
+    poh_family_t *f_dur = poh_registry_family(sc->out, POH_GAUGE, "poh_probe_duration_seconds",
+                                              "Wall time of the probe.", 0, NULL, NULL, 0);
+    poh_family_t *f_code = poh_registry_family(
+        sc->out, POH_GAUGE, "poh_grpc_status_code", "gRPC status code of each call (0 = OK).", 1,
+        l_m, NULL, 0);
+    poh_family_t *f_health = poh_registry_family(
+        sc->out, POH_GAUGE, "poh_grpc_health_status",
+        "1 for the grpc.health.v1 status the target returned, 0 for the others.", 1, l_s, NULL,
+        0);
+    if (!f_success || !f_dur || !f_code || !f_health)
+        goto out;
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        ok = ok && failure_code(&calls[i]) < 0;
+        const char *mv[] = {calls[i].method};
+        poh_gauge_set(poh_family_series(f_code, mv), calls[i].code);
+    }
+    for (int s = 0; s < NSTATUSES; s++) {
+        const char *sv[] = {health_statuses[s]};
+        poh_gauge_set(poh_family_series(f_health, sv), calls[0].serving_status == s ? 1 : 0);
+    }
+    if (n == 2 && calls[1].code == 0)
+        write_fields(c, &calls[1], sc->out, 0, NULL, NULL, NULL);
+    poh_gauge_set(poh_family_series(f_success, NULL), ok ? 1 : 0);
+    poh_gauge_set(poh_family_series(f_dur, NULL), took);
+    rc = 0;
+out:
+    for (size_t i = 0; i < n; i++)
+        poh_grpc_call_clear(&calls[i]);
+    poh_grpc_target_free(own);
+    return rc;
+}
+
+static void grpc_status_html(void *state, poh_strbuf_t *out)
+{
+    grpc_collector_t *c = state;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->ntargets; i++) {
+        const gtarget_t *t = &c->targets[i];
+        poh_strbuf_puts(out, "<tr><td>grpc/");
+        poh_html_escape(out, c->group);
+        poh_strbuf_puts(out, "</td><td>");
+        poh_html_escape(out, t->address);
+        poh_strbuf_puts(out, "</td><td>");
+        poh_html_escape(out, t->status.result);
+        poh_strbuf_puts(out, "</td><td>");
+        if (t->status.ran)
+            poh_strbuf_printf(out, "%.3f ms", t->status.latency * 1e3);
+        poh_strbuf_puts(out, "</td><td>");
+        poh_html_escape(out, t->status.error);
+        poh_strbuf_puts(out, "</td></tr>\n");
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+const poh_collector_ops_t poh_grpc_collector_ops = {
+    .kind = "grpc",
+    .collect = grpc_collect,
+    .destroy = grpc_destroy,
+    .status_html = grpc_status_html,
+    .probe = grpc_probe,
+};
+
+/* Every target holds a connection: make room for them under RLIMIT_NOFILE. */
+static void ensure_fd_room(size_t targets)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)targets + FD_HEADROOM;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        POH_INFO("grpc", "raised the open file limit from %llu to %llu for %zu targets",
+                 (unsigned long long)old, (unsigned long long)rl.rlim_cur, targets);
+    if (rl.rlim_cur < want)
+        POH_WARN("grpc", "open file limit %llu is low for %zu targets",
+                 (unsigned long long)rl.rlim_cur, targets);
+}
+
+int poh_grpc_collectors_create(const poh_config_t *cfg, poh_registry_t *persistent,
+                               poh_collector_list_t *list)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < cfg->grpc_count; i++)
+        total += cfg->grpc[i].targets_count;
+    if (total)
+        ensure_fd_room(total);
+    for (size_t i = 0; i < cfg->grpc_count; i++) {
+        const poh_config_grpc_group_t *g = &cfg->grpc[i];
+        grpc_collector_t *c = collector_new(g, persistent);
+        if (!c) {
+            POH_ERROR("grpc", "cannot create the collector of group %s", g->name);
+            return -ENOMEM;
+        }
+        char name[96];
+        snprintf(name, sizeof name, "grpc/%s", g->name);
+        int rc = poh_collector_list_push(list, &poh_grpc_collector_ops, c, name);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
