@@ -282,7 +282,8 @@ int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_
     }
     regs[0] = app->persistent;
     regs[1] = self;
-    memcpy(regs + 2, out.regs, out.n * sizeof *regs);
+    if (out.n)
+        memcpy(regs + 2, out.regs, out.n * sizeof *regs);
     rc = poh_render(body, regs, n, fmt);
     free(regs);
 done:

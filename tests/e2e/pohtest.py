@@ -19,6 +19,7 @@ BUILD = os.environ.get("POH_BUILD_DIR", "build")
 SOURCE = os.environ.get("POH_SOURCE_DIR", ".")
 EXPORTER = os.environ.get("POH_EXPORTER", os.path.join(BUILD, "poh_exporter"))
 
+SANITIZER_RE = re.compile(r"runtime error:|ERROR: (Address|Leak|UndefinedBehavior)Sanitizer")
 LISTEN_RE = re.compile(r'listening on ([^"]+):(\d+)"')
 
 
@@ -117,6 +118,9 @@ class Exporter:
                 self.proc.wait(5)
         self._reader.join(5)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        bad = [l for l in self.log_lines if SANITIZER_RE.search(l)]
+        if bad:
+            raise AssertionError("sanitizer report from the exporter:\n" + self.log_text())
         return self.proc.returncode
 
     def __enter__(self):
