@@ -1,4 +1,5 @@
-/* Parent-based sampler with a trace-id ratio sampler for new traces. */
+/* Parent-based sampler with a trace-id ratio sampler for new traces, and the
+ * span rate limiter. */
 #include <math.h>
 
 #include "trace/trace_internal.h"
@@ -26,4 +27,26 @@ bool poh_sampler_should_sample(const poh_sampler_t *s, const poh_span_context_t 
     for (int i = 8; i < 16; i++)
         v = v << 8 | trace_id[i];
     return (v & 0x7fffffffffffffffull) < s->threshold;
+}
+
+void poh_span_rate_limit_init(poh_span_rate_limit_t *rl, double rate, double burst)
+{
+    rl->rate = rate > 0 ? rate : 0;
+    rl->burst = burst >= 1 ? burst : 1;
+    rl->tokens = rl->burst;
+    rl->last = (double)poh_trace_mono_ns() / 1e9;
+    rl->refused = 0;
+}
+
+bool poh_span_rate_limit_take(poh_span_rate_limit_t *rl)
+{
+    double now = (double)poh_trace_mono_ns() / 1e9;
+    rl->tokens = fmin(rl->burst, rl->tokens + (now - rl->last) * rl->rate);
+    rl->last = now;
+    if (rl->rate > 0 && rl->tokens >= 1.0) {
+        rl->tokens -= 1.0;
+        return true;
+    }
+    rl->refused++;
+    return false;
 }

@@ -96,6 +96,11 @@ bool poh_span_context_valid(const poh_span_context_t *ctx);
 typedef struct poh_tracer poh_tracer_t;
 typedef struct poh_span poh_span_t;
 
+/* Whether cfg asks for tracing (enabled true, or auto with an endpoint in the
+ * config or the environment). Lets main.c tell "off" from "unusable" when
+ * poh_tracer_create() returns NULL. */
+bool poh_tracing_enabled(const poh_tracing_config_t *cfg);
+
 /* Resolve configuration and environment, build the resource, start the export
  * thread. The collector need not be reachable. Returns NULL when tracing is
  * off (enabled false, or auto without an endpoint; logged at info) and when
@@ -210,6 +215,19 @@ poh_trace_parent_t poh_span_parent_ref(const poh_span_t *s);
 /* Start a child of p now; NULL when p is NULL or tracing is off. */
 poh_span_t *poh_span_start_child(const poh_trace_parent_t *p, const char *name,
                                  poh_span_kind_t kind);
+
+/* A token bucket for spans made from external events (storage.commit per
+ * change-stream document): at most `rate` per second on average, bursts up
+ * to `burst`. Not thread-safe: one per producing thread (e.g. per stream).
+ * rate <= 0 lets nothing through. */
+typedef struct poh_span_rate_limit {
+    double rate, burst, tokens, last; /* last: CLOCK_MONOTONIC seconds */
+    uint64_t refused;                 /* events refused so far */
+} poh_span_rate_limit_t;
+
+void poh_span_rate_limit_init(poh_span_rate_limit_t *rl, double rate, double burst);
+/* true: make the span (a token is taken); false: skip it (counted). */
+bool poh_span_rate_limit_take(poh_span_rate_limit_t *rl);
 
 /* --- metrics ---------------------------------------------------------------- */
 

@@ -60,6 +60,11 @@ int poh_tracing_wanted(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn)
     return -EINVAL;
 }
 
+bool poh_tracing_enabled(const poh_tracing_config_t *cfg)
+{
+    return poh_tracing_wanted(cfg, NULL) == 1;
+}
+
 void poh_trace_kv_free(poh_config_kv_t *kv, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

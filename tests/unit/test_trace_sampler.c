@@ -200,6 +200,48 @@ START_TEST(test_null_everything)
 }
 END_TEST
 
+START_TEST(test_rate_limit)
+{
+    poh_span_rate_limit_t rl;
+    /* A burst of 5 passes at once, the 6th waits for a token. */
+    poh_span_rate_limit_init(&rl, 1.0, 5);
+    for (int i = 0; i < 5; i++)
+        ck_assert(poh_span_rate_limit_take(&rl));
+    ck_assert(!poh_span_rate_limit_take(&rl));
+    ck_assert_uint_eq(rl.refused, 1);
+    /* Tokens accrue with time: 2.5 s at 2/s are 5 spans (the test sets the
+     * bucket's clock back instead of sleeping). */
+    poh_span_rate_limit_init(&rl, 2.0, 10);
+    rl.tokens = 0;
+    rl.last -= 2.5;
+    for (int i = 0; i < 5; i++)
+        ck_assert(poh_span_rate_limit_take(&rl));
+    ck_assert(!poh_span_rate_limit_take(&rl));
+    /* Never more than the burst, however long the pause. */
+    rl.last -= 3600;
+    int passed = 0;
+    for (int i = 0; i < 20; i++)
+        passed += poh_span_rate_limit_take(&rl);
+    ck_assert_int_eq(passed, 10);
+    poh_span_rate_limit_init(&rl, 0, 10);
+    ck_assert(!poh_span_rate_limit_take(&rl));
+}
+END_TEST
+
+START_TEST(test_tracing_enabled)
+{
+    poh_tracing_config_t cfg;
+    poh_tracing_config_defaults(&cfg);
+    cfg.enabled = "false";
+    ck_assert(!poh_tracing_enabled(&cfg));
+    cfg.enabled = "true";
+    ck_assert(poh_tracing_enabled(&cfg));
+    cfg.enabled = "bogus";
+    ck_assert(!poh_tracing_enabled(&cfg));
+    ck_assert(!poh_tracing_enabled(NULL));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("trace_sampler");
@@ -210,6 +252,8 @@ int main(void)
     tcase_add_test(tc, test_parent_based);
     tcase_add_test(tc, test_span_sampling_through_tracer);
     tcase_add_test(tc, test_null_everything);
+    tcase_add_test(tc, test_rate_limit);
+    tcase_add_test(tc, test_tracing_enabled);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
