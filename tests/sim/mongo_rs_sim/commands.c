@@ -39,10 +39,10 @@ static const struct {
     const char *name;
 } code_names[] = {
     {2, "BadValue"}, {9, "FailedToParse"}, {13, "Unauthorized"}, {14, "TypeMismatch"},
-    {16, "InvalidLength"}, {26, "NamespaceNotFound"}, {40, "ConflictingUpdateOperators"},
+    {16, "InvalidLength"}, {23, "AlreadyInitialized"}, {26, "NamespaceNotFound"}, {40, "ConflictingUpdateOperators"},
     {43, "CursorNotFound"}, {48, "NamespaceExists"}, {50, "MaxTimeMSExpired"}, {59, "CommandNotFound"},
     {66, "ImmutableField"}, {72, "InvalidOptions"}, {73, "InvalidNamespace"}, {89, "NetworkTimeout"},
-    {91, "ShutdownInProgress"}, {136, "CappedPositionLost"}, {146, "ExceededMemoryLimit"},
+    {91, "ShutdownInProgress"}, {96, "OperationFailed"}, {136, "CappedPositionLost"}, {146, "ExceededMemoryLimit"},
     {189, "PrimarySteppedDown"}, {262, "ExceededTimeLimit"}, {286, "ChangeStreamHistoryLost"},
     {292, "CursorInUse"}, {352, "UnsupportedOpQueryCommand"}, {9001, "SocketException"},
     {10107, "NotWritablePrimary"}, {10334, "BSONObjectTooLarge"}, {11000, "DuplicateKey"},
@@ -1458,6 +1458,12 @@ static int cmd_kill_cursors(cmd_ctx_t *x)
     return 0;
 }
 
+/* The simulated set is initiated at start, as mongod answers a second initiate. */
+static int cmd_repl_initiate(cmd_ctx_t *x)
+{
+    return fail(x, 23, "already initialized");
+}
+
 static int cmd_end_sessions(cmd_ctx_t *x)
 {
     (void)x;
@@ -1493,6 +1499,7 @@ static const cmd_def_t commands[] = {
     {"listDatabases", cmd_list_databases, ROLE_READ, CAT_CMD},
     {"ping", cmd_ping, ROLE_ANY, CAT_CMD},
     {"replSetGetStatus", cmd_repl_status, ROLE_ANY, CAT_CMD},
+    {"replSetInitiate", cmd_repl_initiate, ROLE_ANY, CAT_CMD},
     {"serverStatus", cmd_server_status, ROLE_ANY, CAT_CMD},
     {"update", cmd_update, ROLE_WRITE, CAT_WRITE},
 };
@@ -1587,7 +1594,7 @@ int sim_dispatch(sim_t *sim, sim_client_t *cl, const sim_request_t *req, bson_t 
     }
     if (!def) {
         rc = sim_err_set(&x.err, 59, "no such command: '%.60s' (the simulator implements: hello, isMaster, ping, "
-                                     "buildInfo, serverStatus, replSetGetStatus, insert, update, delete, find, "
+                                     "buildInfo, serverStatus, replSetGetStatus, replSetInitiate, insert, update, delete, find, "
                                      "aggregate, getMore, killCursors, endSessions, collStats, count, create, "
                                      "listCollections, listDatabases)",
                          name);

@@ -1,0 +1,26 @@
+"""The conformance checks of mongosim.check_conformance against a real
+single-node replica set: started here when `mongod` is on PATH, or taken from
+POH_TEST_MONGODB_URI. Without either, prints one SKIPPED line (exit 77)."""
+
+import sys
+import unittest
+
+import mongosim
+
+
+class TestRealMongod(unittest.TestCase):
+    uri = None
+
+    def test_conformance(self):
+        mongosim.check_conformance(self.uri)
+
+
+if __name__ == "__main__":
+    with mongosim.real_mongod() as uri:
+        if uri is None:
+            mongosim.skip_no_mongod()
+        TestRealMongod.uri = uri
+        result = unittest.main(exit=False, verbosity=2).result
+    print("SUMMARY: %d run, %d failures, %d errors, %d skipped" % (
+        result.testsRun, len(result.failures), len(result.errors), len(result.skipped)))
+    sys.exit(0 if result.wasSuccessful() else 1)
