@@ -61,6 +61,7 @@ static const poh_cfg_entry_t log_entries[] = {
 static const poh_cfg_section_t log_section = {sizeof(poh_config_log_t), log_entries};
 
 extern const poh_cfg_section_t poh_cfg_mongodb_section;
+extern const poh_cfg_section_t poh_cfg_tracing_section;
 
 static const poh_cfg_entry_t root_entries[] = {
     {.name = "web", .type = POH_CFG_SECTION, .offset = offsetof(poh_config_t, web),
@@ -72,6 +73,8 @@ static const poh_cfg_entry_t root_entries[] = {
     {.name = "mongodb", .type = POH_CFG_SECTION_LIST, .offset = offsetof(poh_config_t, mongodb),
      .count_offset = offsetof(poh_config_t, mongodb_count), .section = &poh_cfg_mongodb_section,
      .unique = "name"},
+    {.name = "tracing", .type = POH_CFG_SECTION, .offset = offsetof(poh_config_t, tracing),
+     .section = &poh_cfg_tracing_section},
     {NULL},
 };
 
