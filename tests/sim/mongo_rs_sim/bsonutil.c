@@ -6,32 +6,47 @@
 
 #define MAX_FILTER_DEPTH 20
 
-bool sim_bson_ok(const bson_t *b, int max_depth)
+/* Arrays must be keyed "0", "1", ... in order: libbson refuses to copy others. */
+static bool bson_ok(const bson_t *b, int max_depth, bool is_array)
 {
     bson_iter_t it;
+    uint32_t index = 0;
     if (max_depth <= 0 || !bson_iter_init(&it, b))
         return false;
     while (bson_iter_next(&it)) {
+        if (is_array) {
+            char kb[16];
+            const char *key;
+            bson_uint32_to_string(index++, &key, kb, sizeof kb);
+            if (strcmp(key, bson_iter_key(&it)) != 0)
+                return false;
+        }
         if (BSON_ITER_HOLDS_DOCUMENT(&it) || BSON_ITER_HOLDS_ARRAY(&it)) {
             uint32_t len;
             const uint8_t *data;
             bson_t child;
-            if (BSON_ITER_HOLDS_DOCUMENT(&it))
-                bson_iter_document(&it, &len, &data);
-            else
+            bool arr = BSON_ITER_HOLDS_ARRAY(&it);
+            if (arr)
                 bson_iter_array(&it, &len, &data);
-            if (!data || !bson_init_static(&child, data, len) || !sim_bson_ok(&child, max_depth - 1))
+            else
+                bson_iter_document(&it, &len, &data);
+            if (!data || !bson_init_static(&child, data, len) || !bson_ok(&child, max_depth - 1, arr))
                 return false;
         } else if (BSON_ITER_HOLDS_CODEWSCOPE(&it)) {
             uint32_t len, slen;
             const uint8_t *scope;
             bson_t child;
             bson_iter_codewscope(&it, &slen, &len, &scope);
-            if (!scope || !bson_init_static(&child, scope, len) || !sim_bson_ok(&child, max_depth - 1))
+            if (!scope || !bson_init_static(&child, scope, len) || !bson_ok(&child, max_depth - 1, false))
                 return false;
         }
     }
     return it.err_off == 0;
+}
+
+bool sim_bson_ok(const bson_t *b, int max_depth)
+{
+    return bson_ok(b, max_depth, false);
 }
 
 static int type_class(bson_type_t t)

@@ -12,7 +12,8 @@
 #define SIM_MAX_SORT_KEYS 8
 
 /* True if every element of b (recursively, at most max_depth levels) is well
- * formed. libbson's own validator recurses without a limit. */
+ * formed and arrays are keyed "0", "1", ... libbson's own validator recurses
+ * without a limit. */
 bool sim_bson_ok(const bson_t *b, int max_depth);
 
 /* Total order of MongoDB values: <0, 0, >0. Numbers compare by value across

@@ -51,7 +51,8 @@ static int read_line_fd(int fd, char *buf, size_t n, double timeout_s)
 
 int simproc_start(simproc_t *p, const char *const *args)
 {
-    const char *argv[64] = {MONGO_RS_SIM_PATH, "--port", "0", "--control-port", "0"};
+    const char *bin = getenv("MONGO_RS_SIM") ? getenv("MONGO_RS_SIM") : MONGO_RS_SIM_PATH;
+    const char *argv[64] = {bin, "--port", "0", "--control-port", "0"};
     int argc = 5, out[2];
     char line[64];
     posix_spawn_file_actions_t fa;
@@ -68,7 +69,7 @@ int simproc_start(simproc_t *p, const char *const *args)
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_adddup2(&fa, logfd, 2);
     posix_spawn_file_actions_addclose(&fa, out[0]);
-    int rc = posix_spawn(&p->pid, MONGO_RS_SIM_PATH, &fa, NULL, (char *const *)argv, environ);
+    int rc = posix_spawn(&p->pid, bin, &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(out[1]);
     close(logfd);

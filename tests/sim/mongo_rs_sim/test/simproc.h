@@ -18,7 +18,8 @@ typedef struct simproc {
     char direct_uri[160]; /* mongodb://127.0.0.1:PORT/?directConnection=true */
 } simproc_t;
 
-/* Start the simulator with extra arguments (NULL-terminated list or NULL). */
+/* Start the simulator ($MONGO_RS_SIM, else the binary built with the test)
+ * with extra arguments (NULL-terminated list or NULL). */
 int simproc_start(simproc_t *p, const char *const *args);
 /* Send one control line; copy the reply (without newline) into reply. Returns
  * 0 if the reply is OK/JSON, -1 on ERR or I/O failure. */

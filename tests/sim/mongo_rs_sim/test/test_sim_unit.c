@@ -248,6 +248,11 @@ START_TEST(test_bson_depth_limit)
     ck_assert(!sim_bson_ok(deep, SIM_MAX_DEPTH));
     bson_destroy(ok);
     bson_destroy(deep);
+    /* {a: [<"1": 5>]}: an array whose first key is not "0" */
+    static const uint8_t bad_array[] = {20, 0, 0, 0, 4, 'a', 0, 12, 0, 0, 0, 16, '1', 0, 5, 0, 0, 0, 0, 0};
+    bson_t b;
+    ck_assert(bson_init_static(&b, bad_array, sizeof bad_array));
+    ck_assert(!sim_bson_ok(&b, SIM_MAX_DEPTH));
 }
 END_TEST
 
