@@ -5,12 +5,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "collectors/collector.h"
 #include "collectors/self.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "poh_version.h"
+#include "trace/trace.h"
 
 /* One loaded configuration and the collectors built from it. Scrapes hold a
  * reference, so a reload never frees what a scrape in flight is using. */
@@ -28,6 +30,7 @@ struct poh_app {
     pthread_mutex_t mu;               /* guards rt */
     pthread_mutex_t reload_mu;        /* one reload at a time */
     runtime_t *rt;
+    poh_tracer_t *tracer;             /* NULL: tracing off; from the startup config */
 };
 
 static void runtime_unref(runtime_t *rt)
@@ -181,6 +184,12 @@ poh_app_t *poh_app_create(const char *config_path, const poh_overrides_t *ov, po
     app->rt = runtime_build(app, err);
     if (!app->rt)
         goto err;
+    /* Tracing is set up once: a reload does not move the OTLP pipeline. */
+    const poh_config_tracing_t *tc = &app->rt->cfg->tracing;
+    if (poh_tracing_enabled(tc) && !(app->tracer = poh_tracer_create(tc))) {
+        poh_strbuf_puts(err, "tracing: the configuration is unusable (see the log)\n");
+        goto err;
+    }
     poh_gauge_set(app->reload_ok, 1);
     poh_gauge_set(app->reload_ts, poh_now_real());
     return app;
@@ -194,7 +203,18 @@ void poh_app_destroy(poh_app_t *app)
     if (!app)
         return;
     runtime_unref(app->rt);
-    poh_registry_free(app->persistent);
+    app->rt = NULL;
+    /* A collector still running past its deadline keeps its set, and may
+     * still end spans; give it a bounded moment before the tracer goes. */
+    for (int i = 0; i < 500 && poh_collector_sets_alive() > 0; i++)
+        usleep(10000);
+    if (poh_collector_sets_alive() == 0) {
+        poh_tracer_destroy(app->tracer);
+        poh_registry_free(app->persistent);
+    } else {
+        poh_tracer_shutdown(app->tracer); /* stragglers: leave memory to exit */
+        POH_WARN("main", "a collector is still running at shutdown");
+    }
     free(app->config_path);
     free(app->ov_listen);
     free(app->ov_path);
@@ -263,6 +283,9 @@ int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_
 {
     runtime_t *rt = runtime_get(app);
     double deadline = scrape_deadline(rt->cfg, timeout);
+    poh_span_t *root = poh_span_start(app->tracer, "scrape", POH_SPAN_KIND_SERVER, NULL);
+    poh_span_set_str(root, "url.path", rt->cfg->web.telemetry_path);
+    poh_trace_parent_t parent = poh_span_parent_ref(root);
     poh_registry_t *self = poh_registry_new();
     poh_scrape_output_t out = {0};
     int rc = -ENOMEM;
@@ -271,7 +294,10 @@ int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_
     int src = poh_self_metrics(self);
     if (src < 0)
         POH_WARN("self", "reading process metrics failed: %s", strerror(-src));
-    rc = poh_collector_set_scrape(rt->set, deadline, NULL, self, &out);
+    rc = poh_tracer_write_metrics(app->tracer, self);
+    if (rc < 0)
+        goto done;
+    rc = poh_collector_set_scrape(rt->set, deadline, &parent, self, &out);
     if (rc < 0)
         goto done;
     size_t n = out.n + 2;
@@ -287,6 +313,9 @@ int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_
     rc = poh_render(body, regs, n, fmt);
     free(regs);
 done:
+    if (rc < 0)
+        poh_span_set_status(root, POH_SPAN_STATUS_ERROR, strerror(-rc));
+    poh_span_end(root);
     poh_scrape_output_free(&out);
     poh_registry_free(self);
     runtime_unref(rt);
@@ -298,12 +327,15 @@ int poh_app_probe(poh_app_t *app, const char *module, const char *target, double
 {
     runtime_t *rt = runtime_get(app);
     int rc = -ENOENT;
+    poh_span_t *root = poh_span_start(app->tracer, "probe", POH_SPAN_KIND_SERVER, NULL);
+    poh_span_set_str(root, "url.path", "/probe");
     poh_registry_t *reg = poh_registry_new();
     if (!reg) {
         rc = -ENOMEM;
         goto done;
     }
-    poh_scrape_t sc = {.out = reg, .deadline = scrape_deadline(rt->cfg, timeout)};
+    poh_scrape_t sc = {.out = reg, .deadline = scrape_deadline(rt->cfg, timeout),
+                       .trace = poh_span_parent_ref(root)};
     for (size_t i = 0; i < poh_collector_set_len(rt->set) && rc == -ENOENT; i++) {
         const poh_collector_t *c = poh_collector_set_get(rt->set, i);
         if (c->ops->probe)
@@ -318,6 +350,9 @@ int poh_app_probe(poh_app_t *app, const char *module, const char *target, double
         rc = poh_render(body, &reg, 1, fmt);
     }
 done:
+    if (rc < 0)
+        poh_span_set_status(root, POH_SPAN_STATUS_ERROR, strerror(-rc));
+    poh_span_end(root);
     poh_registry_free(reg);
     runtime_unref(rt);
     return rc;

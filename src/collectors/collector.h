@@ -16,11 +16,13 @@
 #include "config/config.h"
 #include "core/strbuf.h"
 #include "metrics/metrics.h"
+#include "trace/trace.h"
 
 typedef struct poh_scrape {
     poh_registry_t *out;   /* this collector's output for this scrape */
     double deadline;       /* CLOCK_MONOTONIC seconds (poh_now_mono()); finish before it */
-    void *trace;           /* root span of the scrape (trace/trace.h), NULL when tracing is off */
+    poh_trace_parent_t trace; /* parent for spans: the scrape's root span, by value
+                                 (tracer NULL when tracing is off) */
 } poh_scrape_t;
 
 typedef struct poh_collector_ops {
@@ -95,9 +97,14 @@ typedef struct poh_scrape_output {
 
 /* Run every collector concurrently until done or deadline; writes
  * poh_exporter_collector_success and _duration_seconds into self. */
-int poh_collector_set_scrape(poh_collector_set_t *s, double deadline, void *trace,
+int poh_collector_set_scrape(poh_collector_set_t *s, double deadline,
+                             const poh_trace_parent_t *trace,
                              poh_registry_t *self, poh_scrape_output_t *out);
 void poh_scrape_output_free(poh_scrape_output_t *out);
+
+/* Sets not yet destroyed (a straggling collector keeps its set alive past
+ * the last unref); shutdown waits for 0 before freeing what they use. */
+int poh_collector_sets_alive(void);
 
 /* Landing page rows: one per collector (last result of the last scrape)
  * followed by each collector's own status_html rows. */

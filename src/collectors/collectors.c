@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "collectors/collector.h"
+#include "collectors/grpc.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -16,6 +17,7 @@ static const struct {
     const char *kind;
     poh_collector_factory_fn create;
 } factories[] = {
+    {"grpc", poh_grpc_collectors_create},
     {NULL, NULL},
 };
 
@@ -27,6 +29,13 @@ typedef struct slot {
     int last_rc;
     double last_duration, last_time;
 } slot_t;
+
+static atomic_int sets_alive;
+
+int poh_collector_sets_alive(void)
+{
+    return atomic_load(&sets_alive);
+}
 
 struct poh_collector_set {
     atomic_int refs;
@@ -79,6 +88,7 @@ poh_collector_set_t *poh_collector_set_from_list(poh_collector_list_t *list)
     free(list->items);
     memset(list, 0, sizeof *list);
     atomic_init(&s->refs, 1);
+    atomic_fetch_add(&sets_alive, 1);
     return s;
 }
 
@@ -113,6 +123,7 @@ void poh_collector_set_unref(poh_collector_set_t *s)
     }
     free(s->slots);
     free(s);
+    atomic_fetch_sub(&sets_alive, 1);
 }
 
 size_t poh_collector_set_len(const poh_collector_set_t *s)
@@ -152,7 +163,7 @@ typedef struct scrape_run {
     size_t pending;
     poh_collector_set_t *set;
     double deadline;
-    void *trace;
+    poh_trace_parent_t trace;
     size_t n;
     job_t jobs[];
 } scrape_run_t;
@@ -200,7 +211,8 @@ static void *worker_main(void *p)
 
 static const char *const collector_label[] = {"collector"};
 
-int poh_collector_set_scrape(poh_collector_set_t *s, double deadline, void *trace,
+int poh_collector_set_scrape(poh_collector_set_t *s, double deadline,
+                             const poh_trace_parent_t *trace,
                              poh_registry_t *self, poh_scrape_output_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -230,7 +242,8 @@ int poh_collector_set_scrape(poh_collector_set_t *s, double deadline, void *trac
     poh_collector_set_ref(s);
     r->set = s;
     r->deadline = deadline;
-    r->trace = trace;
+    if (trace)
+        r->trace = *trace;
     r->n = n;
     atomic_init(&r->refs, 1);
 

@@ -60,6 +60,7 @@ static const poh_cfg_entry_t log_entries[] = {
 
 static const poh_cfg_section_t log_section = {sizeof(poh_config_log_t), log_entries};
 
+extern const poh_cfg_section_t poh_cfg_grpc_section;
 extern const poh_cfg_section_t poh_cfg_mongodb_section;
 extern const poh_cfg_section_t poh_cfg_tracing_section;
 
@@ -70,6 +71,9 @@ static const poh_cfg_entry_t root_entries[] = {
      .section = &log_section},
     {.name = "state_dir", .type = POH_CFG_STRING, .offset = offsetof(poh_config_t, state_dir),
      .flags = POH_CFG_NONEMPTY, .def = "/var/lib/poh_exporter"},
+    {.name = "grpc", .type = POH_CFG_SECTION_LIST, .offset = offsetof(poh_config_t, grpc),
+     .count_offset = offsetof(poh_config_t, grpc_count), .section = &poh_cfg_grpc_section,
+     .unique = "name"},
     {.name = "mongodb", .type = POH_CFG_SECTION_LIST, .offset = offsetof(poh_config_t, mongodb),
      .count_offset = offsetof(poh_config_t, mongodb_count), .section = &poh_cfg_mongodb_section,
      .unique = "name"},
