@@ -232,6 +232,26 @@ class TestPymongo(SimTestCase):
                     else:
                         os.environ[k] = v
 
+    def test_hundreds_of_simultaneous_connections(self):
+        import bson
+        import socket
+        import struct
+        msg = bson.BSON.encode({"ping": 1, "$db": "admin"})
+        msg = struct.pack("<iiiiI", 16 + 5 + len(msg), 1, 0, 2013, 0) + b"\x00" + msg
+        conns = [socket.create_connection(("127.0.0.1", self.sim.port), timeout=30) for _ in range(400)]
+        try:
+            for c in conns:
+                c.sendall(msg)
+            for c in conns:
+                head = c.recv(16, socket.MSG_WAITALL)
+                length = struct.unpack("<i", head[:4])[0]
+                body = c.recv(length - 16, socket.MSG_WAITALL)
+                self.assertEqual(bson.BSON(body[5:]).decode()["ok"], 1.0)
+            self.assertGreaterEqual(self.sim.status()["connections"], 400)
+        finally:
+            for c in conns:
+                c.close()
+
     def test_many_concurrent_clients(self):
         errors = []
 

@@ -808,6 +808,16 @@ static int collect_coll(const sim_coll_t *c, const bson_t *filter, int dir, size
     return 0;
 }
 
+/* Free cursors idle for 10 minutes, at most once a minute. Caller holds mu. */
+static void reap_idle_cursors(sim_t *sim)
+{
+    int64_t now = sim_mono_ms();
+    if (now - sim->store->last_reap_ms < 60000 && sim->store->kcount < MAX_CURSORS)
+        return;
+    sim->store->last_reap_ms = now;
+    sim_cursor_reap(sim->store, now, CURSOR_IDLE_MS);
+}
+
 /* Reply {cursor: {firstBatch, id, ns}} for materialised results; a cursor
  * keeps what does not fit. Caller holds mu; takes over dv. */
 static int reply_results(cmd_ctx_t *x, const char *ns, doc_vec_t *dv, int64_t batch, bool single,
@@ -821,6 +831,7 @@ static int reply_results(cmd_ctx_t *x, const char *ns, doc_vec_t *dv, int64_t ba
     fill_docs(&arr, dv->v, dv->n, &pos, batch, proj);
     bson_append_array_end(&cd, &arr);
     if (pos < dv->n && !single) {
+        reap_idle_cursors(x->sim);
         sim_cursor_t *cur = x->sim->store->kcount < MAX_CURSORS ? sim_cursor_new(x->sim->store, SIM_CUR_FIND, ns) : NULL;
         if (cur && proj_spec && !(cur->proj_spec = bson_copy(proj_spec))) {
             sim_cursor_free(x->sim->store, cur);
@@ -1270,8 +1281,7 @@ static int cmd_aggregate(cmd_ctx_t *x)
         x->err.label = "ResumableChangeStreamError";
         return fail(x, 13435, "not primary and secondaryOk=false");
     }
-    if (sim->store->kcount >= MAX_CURSORS)
-        sim_cursor_reap(sim->store, sim_mono_ms(), CURSOR_IDLE_MS);
+    reap_idle_cursors(sim);
     cur = sim->store->kcount < MAX_CURSORS ? sim_cursor_new(sim->store, SIM_CUR_CHANGE, ns) : NULL;
     if (!cur) {
         pthread_mutex_unlock(&sim->mu);

@@ -295,7 +295,6 @@ static void conn_closing(sim_conn_t *c, const char *why)
 
 void sim_serve_mongo(sim_server_t *srv, sim_conn_t *c)
 {
-    static atomic_int reply_ids;
     sim_t *sim = srv->sim;
     uint8_t hdr[SIM_MSG_HEADER], rh[SIM_REPLY_HDR_MAX];
     uint8_t *buf = NULL;
@@ -357,7 +356,7 @@ void sim_serve_mongo(sim_server_t *srv, sim_conn_t *c)
         }
         if (rc == SIM_NO_REPLY)
             continue;
-        size_t hl = sim_wire_reply_header(rh, &req, atomic_fetch_add(&reply_ids, 1) + 1, reply.len);
+        size_t hl = sim_wire_reply_header(rh, &req, (int32_t)(atomic_fetch_add(&sim->st.reply_ids, 1) + 1), reply.len);
         if (sim_write_full(c->fd, rh, hl, bson_get_data(&reply), reply.len) < 0) {
             conn_closing(c, "write failed");
             break;

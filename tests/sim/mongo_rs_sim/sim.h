@@ -61,6 +61,7 @@ typedef struct sim_stats {
     atomic_uint_fast64_t bytes_in, bytes_out, requests;
     atomic_uint_fast64_t conns_total;
     atomic_int conns_current;
+    atomic_uint reply_ids;
 } sim_stats_t;
 
 struct sim_server;

@@ -103,6 +103,7 @@ typedef struct sim_store {
     sim_cursor_t **kslots;
     size_t kcap, kcount;
     uint64_t cursor_seq;
+    int64_t last_reap_ms;
 } sim_store_t;
 
 typedef struct sim_err {

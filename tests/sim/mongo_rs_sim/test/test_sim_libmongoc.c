@@ -416,7 +416,10 @@ END_TEST
 
 START_TEST(test_resume_after_drop)
 {
+    /* Simulated secondaries in the topology, as the exporter will see it. */
+    static const char *const args[] = {"--secondaries", "2", NULL};
     bson_error_t err;
+    restart_with(args);
     mongoc_collection_t *coll = mongoc_client_get_collection(client, "dag", "transactions");
     mongoc_change_stream_t *cs = watch(coll, "{\"maxAwaitTimeMS\": 200}");
     ctl_ok("INSERT 10");
