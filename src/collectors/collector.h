@@ -31,8 +31,8 @@ typedef struct poh_collector_ops {
      * deadline; one still running at the deadline is reported as failed, its
      * output is dropped, and it finishes in the background (the framework keeps
      * its state alive until then). collect() of one collector is never run
-     * twice at the same time: a scrape that finds it still busy reports it
-     * failed without calling it. */
+     * twice at the same time: a scrape that finds it running waits for that
+     * run (until its own deadline) and shares its output. */
     int (*collect)(void *state, poh_scrape_t *scrape);
     /* Stop background work and free state. NULL state is fine. */
     void (*destroy)(void *state);
@@ -93,10 +93,13 @@ const poh_collector_t *poh_collector_set_find_kind(const poh_collector_set_t *s,
 typedef struct poh_scrape_output {
     poh_registry_t **regs;
     size_t n;
+    void **held;            /* internal: the runs that own regs */
 } poh_scrape_output_t;
 
 /* Run every collector concurrently until done or deadline; writes
- * poh_exporter_collector_success and _duration_seconds into self. */
+ * poh_exporter_collector_success and _duration_seconds into self. A
+ * collector already running for another scrape is not started again: this
+ * scrape waits for that run and shares its output (read-only). */
 int poh_collector_set_scrape(poh_collector_set_t *s, double deadline,
                              const poh_trace_parent_t *trace,
                              poh_registry_t *self, poh_scrape_output_t *out);

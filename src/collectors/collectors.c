@@ -21,10 +21,12 @@ static const struct {
     {NULL, NULL},
 };
 
+struct run;
+
 typedef struct slot {
     poh_collector_t c;
-    atomic_bool busy;
-    pthread_mutex_t mu;      /* guards the last_* fields */
+    pthread_mutex_t mu;      /* guards inflight and the last_* fields */
+    struct run *inflight;    /* the run in progress, shared by concurrent scrapes */
     bool ran, last_ok;
     int last_rc;
     double last_duration, last_time;
@@ -81,7 +83,6 @@ poh_collector_set_t *poh_collector_set_from_list(poh_collector_list_t *list)
     }
     for (size_t i = 0; i < list->len; i++) {
         s->slots[i].c = list->items[i];
-        atomic_init(&s->slots[i].busy, false);
         pthread_mutex_init(&s->slots[i].mu, NULL);
     }
     s->n = list->len;
@@ -145,75 +146,118 @@ const poh_collector_t *poh_collector_set_find_kind(const poh_collector_set_t *s,
     return NULL;
 }
 
-/* A scrape in flight. Workers and the waiting caller each hold a reference;
- * whoever drops the last one frees it, so a worker that outlives its deadline
- * never writes into freed memory. */
-typedef struct job {
-    slot_t *slot;
-    poh_registry_t *reg;     /* NULL once handed to the caller */
-    int rc;
-    double duration;
-    bool done, started;
-} job_t;
-
-typedef struct scrape_run {
+/* One run of one collector. Concurrent scrapes share it: a scrape that finds
+ * the collector already running waits for that run (up to its own deadline)
+ * and renders the same output, so two Prometheus servers scraping at once
+ * probe each target once, and a hung collector never piles up threads. The
+ * worker, the slot (while in flight) and every waiting scrape hold a
+ * reference; the registry is read-only once done. */
+typedef struct run {
     atomic_int refs;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    size_t pending;
-    poh_collector_set_t *set;
+    bool done;
+    int rc;
+    double started, duration;
+    poh_registry_t *reg;
+    slot_t *slot;
+    poh_collector_set_t *set;   /* kept alive while the worker runs */
     double deadline;
     poh_trace_parent_t trace;
-    size_t n;
-    job_t jobs[];
-} scrape_run_t;
+} run_t;
 
-typedef struct worker_arg {
-    scrape_run_t *run;
-    job_t *job;
-} worker_arg_t;
-
-static void run_release(scrape_run_t *r)
+static void run_release(run_t *r)
 {
-    if (atomic_fetch_sub(&r->refs, 1) != 1)
+    if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
         return;
-    for (size_t i = 0; i < r->n; i++)
-        poh_registry_free(r->jobs[i].reg);
+    poh_registry_free(r->reg);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
-    poh_collector_set_unref(r->set);
     free(r);
 }
 
 static void *worker_main(void *p)
 {
-    worker_arg_t a = *(worker_arg_t *)p;
-    free(p);
-    job_t *j = a.job;
-    poh_scrape_t sc = {.out = j->reg, .deadline = a.run->deadline, .trace = a.run->trace};
-    double t0 = poh_now_mono();
-    int rc = j->slot->c.ops->collect(j->slot->c.state, &sc);
-    double dur = poh_now_mono() - t0;
-    atomic_store(&j->slot->busy, false);
-
-    pthread_mutex_lock(&a.run->mu);
-    j->rc = rc;
-    j->duration = dur;
-    j->done = true;
-    a.run->pending--;
-    pthread_cond_broadcast(&a.run->cv);
-    pthread_mutex_unlock(&a.run->mu);
+    run_t *r = p;
+    slot_t *sl = r->slot;
+    poh_scrape_t sc = {.out = r->reg, .deadline = r->deadline, .trace = r->trace};
+    int rc = sl->c.ops->collect(sl->c.state, &sc);
+    double dur = poh_now_mono() - r->started;
     if (rc < 0)
-        POH_DEBUG("collectors", "%s failed: %s", j->slot->c.name, strerror(-rc));
-    run_release(a.run);
+        POH_DEBUG("collectors", "%s failed: %s", sl->c.name, strerror(-rc));
+
+    pthread_mutex_lock(&sl->mu);
+    if (sl->inflight == r) {
+        sl->inflight = NULL;
+        run_release(r);           /* the slot's reference */
+    }
+    pthread_mutex_unlock(&sl->mu);
+    pthread_mutex_lock(&r->mu);
+    r->rc = rc;
+    r->duration = dur;
+    r->done = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    poh_collector_set_t *set = r->set;
+    run_release(r);               /* the worker's reference */
+    poh_collector_set_unref(set); /* last: may destroy the collector */
     return NULL;
+}
+
+/* The slot's current run, or a new one started for this deadline. Returns a
+ * reference for the caller, or NULL (errno-style code in *err). */
+static run_t *run_join_or_start(poh_collector_set_t *s, slot_t *sl, double deadline,
+                                const poh_trace_parent_t *trace, int *err)
+{
+    pthread_mutex_lock(&sl->mu);
+    run_t *r = sl->inflight;
+    if (r) {
+        atomic_fetch_add(&r->refs, 1);
+        pthread_mutex_unlock(&sl->mu);
+        return r;
+    }
+    r = calloc(1, sizeof *r);
+    if (!r || !(r->reg = poh_registry_new())) {
+        free(r);
+        pthread_mutex_unlock(&sl->mu);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->slot = sl;
+    r->set = s;
+    r->deadline = deadline;
+    if (trace)
+        r->trace = *trace;
+    r->started = poh_now_mono();
+    atomic_init(&r->refs, 3); /* caller, slot, worker */
+    poh_collector_set_ref(s);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    int e = pthread_create(&th, &attr, worker_main, r);
+    pthread_attr_destroy(&attr);
+    if (e) {
+        pthread_mutex_unlock(&sl->mu);
+        POH_ERROR("collectors", "cannot start a thread for %s: %s", sl->c.name, strerror(e));
+        poh_collector_set_unref(s);
+        atomic_store(&r->refs, 1);
+        run_release(r);
+        *err = -e;
+        return NULL;
+    }
+    sl->inflight = r;
+    pthread_mutex_unlock(&sl->mu);
+    return r;
 }
 
 static const char *const collector_label[] = {"collector"};
 
 int poh_collector_set_scrape(poh_collector_set_t *s, double deadline,
-                             const poh_trace_parent_t *trace,
-                             poh_registry_t *self, poh_scrape_output_t *out)
+                             const poh_trace_parent_t *trace, poh_registry_t *self,
+                             poh_scrape_output_t *out)
 {
     memset(out, 0, sizeof *out);
     size_t n = poh_collector_set_len(s);
@@ -228,113 +272,67 @@ int poh_collector_set_scrape(poh_collector_set_t *s, double deadline,
         return 0;
     if (!fsucc || !fdur)
         return -ENOMEM;
-
-    scrape_run_t *r = calloc(1, sizeof *r + n * sizeof(job_t));
+    run_t **runs = calloc(n, sizeof *runs);
+    int *errs = calloc(n, sizeof *errs);
     out->regs = calloc(n, sizeof *out->regs);
-    if (!r || !out->regs) {
-        free(r);
-        free(out->regs);
-        out->regs = NULL;
+    out->held = calloc(n, sizeof *out->held);
+    if (!runs || !errs || !out->regs || !out->held) {
+        free(runs);
+        free(errs);
+        poh_scrape_output_free(out);
         return -ENOMEM;
     }
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
-    poh_collector_set_ref(s);
-    r->set = s;
-    r->deadline = deadline;
-    if (trace)
-        r->trace = *trace;
-    r->n = n;
-    atomic_init(&r->refs, 1);
-
-    double t0 = poh_now_mono();
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    for (size_t i = 0; i < n; i++) {
-        job_t *j = &r->jobs[i];
-        j->slot = &s->slots[i];
-        j->rc = -ETIMEDOUT;
-        bool was_busy = atomic_exchange(&j->slot->busy, true);
-        if (was_busy) {
-            j->rc = -EBUSY;
-            j->done = true;
-            continue;
-        }
-        worker_arg_t *wa = malloc(sizeof *wa);
-        j->reg = poh_registry_new();
-        pthread_t th;
-        if (!wa || !j->reg) {
-            free(wa);
-            j->rc = -ENOMEM;
-            j->done = true;
-            atomic_store(&j->slot->busy, false);
-            continue;
-        }
-        wa->run = r;
-        wa->job = j;
-        atomic_fetch_add(&r->refs, 1);
-        pthread_mutex_lock(&r->mu);
-        r->pending++;
-        pthread_mutex_unlock(&r->mu);
-        int err = pthread_create(&th, &attr, worker_main, wa);
-        if (err) {
-            free(wa);
-            atomic_fetch_sub(&r->refs, 1);
-            pthread_mutex_lock(&r->mu);
-            r->pending--;
-            pthread_mutex_unlock(&r->mu);
-            j->rc = -err;
-            j->done = true;
-            atomic_store(&j->slot->busy, false);
-            POH_ERROR("collectors", "cannot start a thread for %s: %s", j->slot->c.name,
-                      strerror(err));
-        } else {
-            j->started = true;
-        }
-    }
-    pthread_attr_destroy(&attr);
+    for (size_t i = 0; i < n; i++)
+        runs[i] = run_join_or_start(s, &s->slots[i], deadline, trace, &errs[i]);
 
     struct timespec abs = poh_mono_to_abs_realtime(deadline);
-    pthread_mutex_lock(&r->mu);
-    while (r->pending > 0) {
-        if (pthread_cond_timedwait(&r->cv, &r->mu, &abs) == ETIMEDOUT)
-            break;
-    }
-    double now = poh_now_mono();
     for (size_t i = 0; i < n; i++) {
-        job_t *j = &r->jobs[i];
-        bool ok = j->done && j->rc == 0;
-        double dur = j->started ? (j->done ? j->duration : now - t0) : 0;
-        if (j->done && j->reg) {
-            out->regs[out->n++] = j->reg; /* partial output of a failed collector is kept */
-            j->reg = NULL;
+        run_t *r = runs[i];
+        slot_t *sl = &s->slots[i];
+        bool done = false;
+        int rc = errs[i];
+        double dur = 0;
+        if (r) {
+            pthread_mutex_lock(&r->mu);
+            while (!r->done && pthread_cond_timedwait(&r->cv, &r->mu, &abs) != ETIMEDOUT)
+                ;
+            done = r->done;
+            rc = done ? r->rc : -ETIMEDOUT;
+            dur = done ? r->duration : poh_now_mono() - r->started;
+            pthread_mutex_unlock(&r->mu);
+            if (done) {
+                /* Partial output of a failed collector is kept. */
+                out->regs[out->n] = r->reg;
+                out->held[out->n++] = r;
+            } else {
+                POH_WARN("collectors", "%s missed the scrape deadline after %.3fs", sl->c.name,
+                         dur);
+                run_release(r);
+            }
         }
-        if (!j->done)
-            POH_WARN("collectors", "%s missed the scrape deadline after %.3fs", j->slot->c.name,
-                     dur);
-        const char *lv[] = {j->slot->c.name};
+        bool ok = done && rc == 0;
+        const char *lv[] = {sl->c.name};
         poh_gauge_set(poh_family_series(fsucc, lv), ok ? 1 : 0);
         poh_gauge_set(poh_family_series(fdur, lv), dur);
-        slot_t *sl = j->slot;
         pthread_mutex_lock(&sl->mu);
         sl->ran = true;
         sl->last_ok = ok;
-        sl->last_rc = j->done ? j->rc : -ETIMEDOUT;
+        sl->last_rc = rc;
         sl->last_duration = dur;
         sl->last_time = poh_now_real();
         pthread_mutex_unlock(&sl->mu);
     }
-    pthread_mutex_unlock(&r->mu);
-    run_release(r);
+    free(runs);
+    free(errs);
     return 0;
 }
 
 void poh_scrape_output_free(poh_scrape_output_t *out)
 {
-    for (size_t i = 0; i < out->n; i++)
-        poh_registry_free(out->regs[i]);
+    for (size_t i = 0; out->held && i < out->n; i++)
+        run_release(out->held[i]);
     free(out->regs);
+    free(out->held);
     memset(out, 0, sizeof *out);
 }
 
@@ -370,9 +368,7 @@ void poh_collector_set_status_html(poh_collector_set_t *s, poh_strbuf_t *out)
             poh_strbuf_printf(out, "%.3f s", dur);
         poh_strbuf_puts(out, "</td><td>");
         if (ran && !ok)
-            poh_html_escape(out, rc == -ETIMEDOUT ? "missed the scrape deadline"
-                                 : rc == -EBUSY   ? "previous run still busy"
-                                                  : strerror(-rc));
+            poh_html_escape(out, rc == -ETIMEDOUT ? "missed the scrape deadline" : strerror(-rc));
         poh_strbuf_puts(out, "</td></tr>\n");
         if (sl->c.ops->status_html)
             sl->c.ops->status_html(sl->c.state, out);

@@ -1,6 +1,7 @@
 /* Collector framework: concurrency, deadline, failure isolation, stragglers. */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,12 +99,14 @@ START_TEST(test_success_failure_and_deadline)
     ck_assert(rendered_contains(out.regs, out.n, "fake_value 42"));
     poh_scrape_output_free(&out);
 
-    /* The straggler is still busy: the next scrape reports it without calling it. */
+    /* The straggler is still running: the next scrape joins that run instead
+     * of starting another, and reports it failed at its own deadline. */
     poh_registry_t *self2 = poh_registry_new();
     ck_assert_int_eq(poh_collector_set_scrape(set, poh_now_mono() + 0.2, NULL, self2, &out), 0);
     ck_assert_int_eq(atomic_load(&slow->calls), 1);
     ck_assert_int_eq(atomic_load(&ok->calls), 2);
     ck_assert_double_eq(gauge_of(self2, "poh_exporter_collector_success", "fake/slow"), 0);
+    ck_assert_uint_eq(out.n, 2);
     poh_scrape_output_free(&out);
 
     /* Dropping the set while the straggler runs defers destruction until it ends. */
@@ -145,6 +148,55 @@ START_TEST(test_concurrent)
 }
 END_TEST
 
+/* Two scrapes at once share one run of each collector and both see its output. */
+typedef struct concurrent_scrape {
+    poh_collector_set_t *set;
+    poh_registry_t *self;
+    poh_scrape_output_t out;
+    int found;
+} concurrent_scrape_t;
+
+static void *scrape_thread(void *p)
+{
+    concurrent_scrape_t *cs = p;
+    poh_collector_set_scrape(cs->set, poh_now_mono() + 5, NULL, cs->self, &cs->out);
+    cs->found = rendered_contains(cs->out.regs, cs->out.n, "fake_value 42");
+    return NULL;
+}
+
+START_TEST(test_concurrent_scrapes_share_a_run)
+{
+    poh_collector_list_t l = {0};
+    fake_t *f = fake_new(0, 300, NULL);
+    ck_assert_int_eq(poh_collector_list_push(&l, &fake_ops, f, "fake/shared"), 0);
+    poh_collector_set_t *set = poh_collector_set_from_list(&l);
+    concurrent_scrape_t cs[2] = {{set, poh_registry_new(), {0}, 0},
+                                 {set, poh_registry_new(), {0}, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(pthread_create(&th[i], NULL, scrape_thread, &cs[i]), 0);
+        usleep(50000); /* the second scrape arrives while the run is in flight */
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(cs[i].found, 1);
+        ck_assert_double_eq(gauge_of(cs[i].self, "poh_exporter_collector_success", "fake/shared"),
+                            1);
+        poh_scrape_output_free(&cs[i].out);
+        poh_registry_free(cs[i].self);
+    }
+    ck_assert_int_eq(atomic_load(&f->calls), 1);
+    /* Once done, the next scrape starts a fresh run. */
+    poh_registry_t *self = poh_registry_new();
+    poh_scrape_output_t out;
+    poh_collector_set_scrape(set, poh_now_mono() + 5, NULL, self, &out);
+    ck_assert_int_eq(atomic_load(&f->calls), 2);
+    poh_scrape_output_free(&out);
+    poh_registry_free(self);
+    poh_collector_set_unref(set);
+}
+END_TEST
+
 START_TEST(test_empty_set_and_html)
 {
     poh_collector_list_t l = {0};
@@ -173,6 +225,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_success_failure_and_deadline);
     tcase_add_test(tc, test_concurrent);
+    tcase_add_test(tc, test_concurrent_scrapes_share_a_run);
     tcase_add_test(tc, test_empty_set_and_html);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
