@@ -1107,11 +1107,11 @@ static void append_update_description(bson_t *out, const sim_doc_t *o)
     bson_append_document_end(out, &ud);
 }
 
-void sim_cs_event(sim_store_t *s, const sim_cursor_t *cur, const sim_entry_t *en, bson_t *out)
+/* Render the change event of entry en as cursor cur sees it. */
+static void cs_event(const sim_cursor_t *cur, const sim_entry_t *en, bson_t *out)
 {
     bson_t v, nsd, dk;
     bson_iter_t it;
-    (void)s;
     sim_token_append(out, "_id", en->ts);
     bson_append_utf8(out, "operationType", 13, sim_ev_names[en->op], -1);
     bson_append_timestamp(out, "clusterTime", 11, SIM_TS_T(en->ts), SIM_TS_I(en->ts));
@@ -1166,7 +1166,7 @@ long sim_cs_fill(sim_store_t *s, sim_cursor_t *cur, bson_t *arr, uint32_t *idx, 
         const sim_entry_t *en = sim_oplog_at(s, seq);
         if (en->ts > cur->after && cs_wants(cur, en)) {
             bson_reinit(scratch);
-            sim_cs_event(s, cur, en, scratch);
+            cs_event(cur, en, scratch);
             if (!cur->match || sim_match(scratch, cur->match)) {
                 if (n > 0 && (size_t)arr->len + scratch->len + 16 > max_bytes)
                     break;

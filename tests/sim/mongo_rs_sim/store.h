@@ -109,7 +109,7 @@ typedef struct sim_store {
 typedef struct sim_err {
     int code;
     const char *label; /* errorLabels entry, or NULL */
-    char msg[256];
+    char msg[512];
 } sim_err_t;
 
 int sim_err_set(sim_err_t *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -170,8 +170,6 @@ int sim_cs_position(sim_store_t *s, sim_cursor_t *cur, uint64_t after, sim_err_t
  * Returns the number appended, or -1 with e set when history was lost. */
 long sim_cs_fill(sim_store_t *s, sim_cursor_t *cur, bson_t *arr, uint32_t *idx, size_t max_events,
                  size_t max_bytes, bson_t *scratch, sim_err_t *e);
-/* Render the change event of entry en for cursor cur into out. */
-void sim_cs_event(sim_store_t *s, const sim_cursor_t *cur, const sim_entry_t *en, bson_t *out);
 
 int64_t sim_now_ms(void);
 int64_t sim_mono_ms(void);
