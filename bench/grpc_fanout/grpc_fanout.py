@@ -17,6 +17,7 @@ Usage: grpc_fanout.py BUILD_DIR [rounds]   (env BLACKBOX overrides the binary)
 import os
 import re
 import select
+import shutil
 import signal
 import statistics
 import subprocess
@@ -179,15 +180,16 @@ def main():
     tmp = tempfile.mkdtemp(prefix="poh-grpc-fanout-")
     sim = subprocess.Popen([sim_bin, "--listen", "127.0.0.1:0", "--ports", str(max(SIZES))],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    line = read_line(sim.stdout, 30)
-    if not line.startswith("ports="):
-        sys.exit("poh_node_sim did not start: %r" % line)
-    ports = line.split()[0][len("ports="):].split(",")
-    all_targets = ["127.0.0.1:%s" % p for p in ports]
-    bb = Blackbox(blackbox_bin, tmp)
+    bb = None
     failed = False
     rows = []
     try:
+        line = read_line(sim.stdout, 30)
+        if not line.startswith("ports="):
+            raise RuntimeError("poh_node_sim did not start: %r" % line)
+        ports = line.split()[0][len("ports="):].split(",")
+        all_targets = ["127.0.0.1:%s" % p for p in ports]
+        bb = Blackbox(blackbox_bin, tmp)
         for n in SIZES:
             targets = all_targets[:n]
             # /proc CPU times tick in 10 ms: small N needs more rounds.
@@ -202,8 +204,10 @@ def main():
                 failed = True
             rows.append((n, pw, bw, pcpu, bcpu, pok, bok))
     finally:
-        bb.stop()
+        if bb:
+            bb.stop()
         stop(sim)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     print("gRPC health probes, one scrape of N targets: median wall of max(%d, %d/N) rounds "
           "after a warm-up; CPU = process utime+stime over those rounds / probes"

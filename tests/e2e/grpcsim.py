@@ -12,6 +12,7 @@ make_certs()  a throwaway CA, server and client certificates (openssl CLI).
 
 Every wait is bounded; servers bind 127.0.0.1 port 0 and report their ports.
 """
+import atexit
 import concurrent.futures
 import importlib
 import os
@@ -187,6 +188,7 @@ def load_stubs():
     if _stubs:
         return _stubs
     _stub_dir = tempfile.mkdtemp(prefix="poh-grpc-stubs-")
+    atexit.register(cleanup_stubs)
     src = os.path.join(_stub_dir, "src")
     os.mkdir(src)
     shutil.copy(os.path.join(source_dir(), "proto", "grpc", "health", "v1", "health.proto"),
