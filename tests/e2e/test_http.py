@@ -144,6 +144,38 @@ class HttpTest(unittest.TestCase):
         self.ex.scrape()  # still serving
 
 
+class ConnectionLimitTest(unittest.TestCase):
+    def test_connection_limit(self):
+        with Exporter("web:\n  max_connections: 4\n  idle_timeout: 5s\n") as ex:
+            held = [socket.create_connection(("127.0.0.1", ex.port), timeout=5)
+                    for _ in range(6)]
+            for s in held:
+                s.sendall(b"GET /metrics HTTP/1.1\r\n")
+            time.sleep(0.3)
+            # Over the limit the server stops accepting: the request waits in
+            # the listen backlog and gets no answer while the slots are held.
+            extra = socket.create_connection(("127.0.0.1", ex.port), timeout=1)
+            extra.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                data = extra.recv(100)
+            except socket.timeout:
+                data = None
+            self.assertIn(data, (None, b""), "a connection over the limit was served")
+            for s in held:
+                s.close()
+            # Slots free again once the held connections are gone.
+            ok = pohtest.wait_until(lambda: self._healthy(ex), timeout=10)
+            self.assertTrue(ok)
+            extra.close()
+
+    @staticmethod
+    def _healthy(ex):
+        try:
+            return ex.request("/-/healthy", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+
 class TelemetryPathTest(unittest.TestCase):
     def test_custom_path_flag(self):
         with Exporter(args=["--web.telemetry-path=/stats"]) as ex:
