@@ -1,5 +1,6 @@
 /* The grpc collector: see collectors/grpc.h for the metrics it writes. */
 #include "collectors/grpc.h"
+#include "trace/trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -319,13 +320,80 @@ static double run_deadline(double deadline)
     return margin > 0 ? deadline - margin : deadline;
 }
 
-/* Counters of one call; returns true for an ack. */
+/* The CLIENT span of one call: started before the run so that its
+ * traceparent travels with the call, ended with the call's own latency. */
+typedef struct call_span {
+    poh_span_t *span;
+    uint64_t t0;
+    char traceparent[POH_TRACEPARENT_LEN + 1];
+} call_span_t;
+
+static void spans_start(const poh_trace_parent_t *parent, const char *address,
+                        poh_grpc_call_t *calls, size_t n, call_span_t *cs)
+{
+    if (!cs)
+        return;
+    /* "host:port" or "[v6]:port" */
+    const char *colon = strrchr(address, ':');
+    size_t hlen = colon ? (size_t)(colon - address) : strlen(address);
+    const char *host = address;
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        host++;
+        hlen -= 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *m = calls[i].method;
+        cs[i].span = poh_span_start_child(parent, m + 1, POH_SPAN_KIND_CLIENT);
+        if (!cs[i].span)
+            continue;
+        const char *slash = strrchr(m, '/');
+        char svc[256], hbuf[256];
+        snprintf(svc, sizeof svc, "%.*s", slash > m ? (int)(slash - m - 1) : 0, m + 1);
+        snprintf(hbuf, sizeof hbuf, "%.*s", (int)hlen, host);
+        poh_span_set_str(cs[i].span, "rpc.system", "grpc");
+        poh_span_set_str(cs[i].span, "rpc.service", svc);
+        poh_span_set_str(cs[i].span, "rpc.method", slash ? slash + 1 : m);
+        poh_span_set_str(cs[i].span, "server.address", hbuf);
+        if (colon)
+            poh_span_set_int(cs[i].span, "server.port", strtol(colon + 1, NULL, 10));
+        if (poh_span_traceparent(cs[i].span, cs[i].traceparent, sizeof cs[i].traceparent) > 0)
+            calls[i].traceparent = cs[i].traceparent;
+        cs[i].t0 = poh_trace_now_unix_ns();
+    }
+}
+
+static void span_end(call_span_t *cs, const poh_grpc_call_t *call)
+{
+    if (!cs || !cs->span)
+        return;
+    poh_span_set_int(cs->span, "rpc.grpc.status_code", call->code);
+    int code = failure_code(call);
+    if (code >= 0)
+        poh_span_set_status(cs->span, POH_SPAN_STATUS_ERROR, code_label(code));
+    poh_span_end_at(cs->span, cs->t0 + (uint64_t)(call->latency * 1e9));
+    cs->span = NULL;
+}
+
+/* Latency with the call's span as exemplar when it is sampled. */
+static void observe_latency(poh_series_t *h, double latency, const call_span_t *cs)
+{
+    char tid[POH_TRACE_ID_HEX_LEN + 1], sid[POH_SPAN_ID_HEX_LEN + 1];
+    if (cs && cs->span && poh_span_trace_id_hex(cs->span, tid) == 0) {
+        poh_hex_encode(poh_span_context(cs->span)->span_id, 8, sid);
+        poh_histogram_observe_exemplar(h, latency, tid, sid, poh_now_real());
+    } else {
+        poh_histogram_observe(h, latency);
+    }
+}
+
+/* Counters of one call (and the end of its span); returns true for an ack. */
 static bool account(grpc_collector_t *c, gtarget_t *t, method_series_t *ms,
-                    const poh_grpc_call_t *call)
+                    const poh_grpc_call_t *call, call_span_t *cs)
 {
     poh_counter_inc(ms->requests);
     if (call->latency > 0)
-        poh_histogram_observe(ms->latency, call->latency);
+        observe_latency(ms->latency, call->latency, cs);
+    span_end(cs, call);
     int code = failure_code(call);
     if (code < 0) {
         poh_counter_inc(ms->ack);
@@ -402,11 +470,15 @@ static int grpc_collect(void *state, poh_scrape_t *sc)
 {
     grpc_collector_t *c = state;
     size_t per = c->state_method ? 2 : 1;
-    for (size_t i = 0; i < c->ntargets; i++)
+    call_span_t *cs = sc->trace.tracer ? calloc(c->ncalls, sizeof *cs) : NULL;
+    for (size_t i = 0; i < c->ntargets; i++) {
         fill_calls(c, c->targets[i].t, &c->calls[i * per]);
+        spans_start(&sc->trace, c->targets[i].address, &c->calls[i * per], per,
+                    cs ? &cs[i * per] : NULL);
+    }
     int rc = poh_grpc_run(c->calls, c->ncalls, run_deadline(sc->deadline));
     if (rc < 0)
-        return rc;
+        goto out;
 
     poh_family_t *f_success = poh_registry_family(
         sc->out, POH_GAUGE, "poh_probe_success", "1 if this scrape's gRPC probe succeeded.", 2,
@@ -415,14 +487,15 @@ static int grpc_collect(void *state, poh_scrape_t *sc)
         sc->out, POH_GAUGE, "poh_grpc_health_status",
         "1 for the grpc.health.v1 status the target returned, 0 for the others.", 3, l_gts, NULL,
         0);
+    rc = -ENOMEM;
     if (!f_success || !f_health)
-        return -ENOMEM;
+        goto out;
     for (size_t i = 0; i < c->ntargets; i++) {
         gtarget_t *t = &c->targets[i];
         poh_grpc_call_t *calls = &c->calls[i * per];
-        bool ok = account(c, t, &t->health, &calls[0]);
+        bool ok = account(c, t, &t->health, &calls[0], cs ? &cs[i * per] : NULL);
         if (c->state_method) {
-            bool sok = account(c, t, &t->state, &calls[1]);
+            bool sok = account(c, t, &t->state, &calls[1], cs ? &cs[i * per + 1] : NULL);
             if (sok)
                 write_fields(c, &calls[1], sc->out, 2, l_gt,
                              (const char *const[]){c->group, t->address}, t);
@@ -436,9 +509,15 @@ static int grpc_collect(void *state, poh_scrape_t *sc)
         }
         set_status(c, t, calls, per);
     }
-    for (size_t i = 0; i < c->ncalls; i++)
+    rc = 0;
+out:
+    for (size_t i = 0; i < c->ncalls; i++) {
+        if (cs)
+            span_end(&cs[i], &c->calls[i]); /* spans not ended above (error paths) */
         poh_grpc_call_clear(&c->calls[i]);
-    return 0;
+    }
+    free(cs);
+    return rc;
 }
 
 static int grpc_probe(void *state, const char *module, const char *target, poh_scrape_t *sc)
@@ -457,7 +536,9 @@ static int grpc_probe(void *state, const char *module, const char *target, poh_s
     if (!t && !(t = own = poh_grpc_target_new(target, c->use_tls ? &c->tls : NULL)))
         return -ENOMEM;
     poh_grpc_call_t calls[2];
+    call_span_t cs[2] = {0};
     size_t n = fill_calls(c, t, calls);
+    spans_start(&sc->trace, target, calls, n, cs);
     double t0 = poh_now_mono();
     int rc = poh_grpc_run(calls, n, run_deadline(sc->deadline));
     double took = poh_now_mono() - t0;
@@ -494,8 +575,10 @@ static int grpc_probe(void *state, const char *module, const char *target, poh_s
     poh_gauge_set(poh_family_series(f_dur, NULL), took);
     rc = 0;
 out:
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        span_end(&cs[i], &calls[i]);
         poh_grpc_call_clear(&calls[i]);
+    }
     poh_grpc_target_free(own);
     return rc;
 }
