@@ -1,0 +1,28 @@
+# Sourced by scripts/demo.sh: starts the bundled simulators on loopback and
+# appends their sections to "$config". Uses start() and $work from demo.sh.
+
+# PoH x2 and Presence x1 from one poh_node_sim (gRPC health + PoH state).
+sim=build/tests/sim/poh_node_sim/poh_node_sim
+"$sim" --listen 127.0.0.1:0 --listen 127.0.0.1:0 --listen 127.0.0.1:0 \
+  --service presence.Presence=SERVING >"$work/poh_node_sim.out" 2>"$work/poh_node_sim.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/poh_node_sim.out" ] && break; sleep 0.1; done
+IFS=, read -r poh1 poh2 presence < <(head -n1 "$work/poh_node_sim.out" | sed -E 's/^ports=([0-9,]+) .*/\1/')
+cat >>"$config" <<YAML
+grpc:
+  - name: poh
+    targets: [127.0.0.1:$poh1, 127.0.0.1:$poh2]
+    health_service: poh.PoH
+    timeout: 2s
+    state:
+      method: /poh.PoH/GetState
+      fields:
+        - {path: "1", metric: poh_node_tick_height, help: "Current PoH tick height", type: uint64}
+        - {path: "2", metric: poh_node_slot, help: "Current PoH slot", type: uint64}
+        - {path: "3", metric: poh_node_hashes_per_second, help: "PoH hash rate", type: double}
+  - name: presence
+    targets: [127.0.0.1:$presence]
+    health_service: presence.Presence
+    timeout: 2s
+YAML
+echo "demo: PoH nodes on :$poh1 and :$poh2, Presence on :$presence (poh_node_sim)"
