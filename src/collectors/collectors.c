@@ -9,6 +9,7 @@
 
 #include "collectors/collector.h"
 #include "collectors/grpc.h"
+#include "collectors/mongodb.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -18,6 +19,7 @@ static const struct {
     poh_collector_factory_fn create;
 } factories[] = {
     {"grpc", poh_grpc_collectors_create},
+    {"mongodb", poh_mongodb_collectors_create},
     {NULL, NULL},
 };
 

@@ -1,0 +1,641 @@
+/* MongoDB collectors: clusters and their scrape-time status (see mongodb.h).
+ * The change stream threads live in mongodb_stream.c. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "collectors/mongodb_internal.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "mongo/mongo_util.h"
+
+#define MODULE "mongodb"
+/* Room kept between the last command's timeout and the scrape deadline. */
+#define DEADLINE_MARGIN 0.02
+
+static const char *const l_cluster[] = {"cluster"};
+static const char *const l_cluster_member[] = {"cluster", "member"};
+static const char *const l_member_state[] = {"cluster", "member", "state"};
+static const char *const l_cluster_op[] = {"cluster", "op"};
+static const char *const l_cluster_op_type[] = {"cluster", "op_type"};
+static const char *const l_cluster_result[] = {"cluster", "result"};
+static const char *const l_cluster_command[] = {"cluster", "command"};
+
+void mongo_cluster_scrub(const mongo_cluster_t *cl, const char *msg, char *buf, size_t size)
+{
+    poh_strbuf_t sb = POH_STRBUF_INIT;
+    poh_mongo_scrub(&sb, msg ? msg : "", cl->password);
+    snprintf(buf, size, "%s", sb.data && !sb.failed ? sb.data : "(message hidden)");
+    if (sb.data)
+        explicit_bzero(sb.data, sb.cap);
+    poh_strbuf_free(&sb);
+}
+
+/* ------------------------------------------------------------------ APM */
+
+static void apm_observe(mongo_cluster_t *cl, const char *command, int64_t usec)
+{
+    const char *lv[] = {cl->name, command};
+    poh_histogram_observe(poh_family_series(cl->cmd_duration, lv), (double)usec / 1e6);
+}
+
+static void apm_succeeded(const mongoc_apm_command_succeeded_t *ev)
+{
+    apm_observe(mongoc_apm_command_succeeded_get_context(ev),
+                mongoc_apm_command_succeeded_get_command_name(ev),
+                mongoc_apm_command_succeeded_get_duration(ev));
+}
+
+static void apm_failed(const mongoc_apm_command_failed_t *ev)
+{
+    apm_observe(mongoc_apm_command_failed_get_context(ev),
+                mongoc_apm_command_failed_get_command_name(ev),
+                mongoc_apm_command_failed_get_duration(ev));
+}
+
+mongoc_apm_callbacks_t *mongo_apm_callbacks_new(void)
+{
+    mongoc_apm_callbacks_t *cbs = mongoc_apm_callbacks_new();
+    if (cbs) {
+        mongoc_apm_set_command_succeeded_cb(cbs, apm_succeeded);
+        mongoc_apm_set_command_failed_cb(cbs, apm_failed);
+    }
+    return cbs;
+}
+
+/* ------------------------------------------------------- status client */
+
+/* opt = min(value in the URI, ms). */
+static void cap_option(mongoc_uri_t *u, const char *opt, int ms)
+{
+    int32_t have = mongoc_uri_get_option_as_int32(u, opt, 0);
+    mongoc_uri_set_option_as_int32(u, opt, have > 0 && have < ms ? have : ms);
+}
+
+static mongoc_client_t *status_client_new(mongo_cluster_t *cl, int ms)
+{
+    mongoc_uri_t *u = mongoc_uri_copy(cl->uri);
+    mongoc_client_t *c = NULL;
+    mongoc_apm_callbacks_t *cbs = NULL;
+    bson_error_t err;
+    if (!u)
+        return NULL;
+    cap_option(u, MONGOC_URI_CONNECTTIMEOUTMS, ms);
+    cap_option(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, ms);
+    cap_option(u, MONGOC_URI_SOCKETTIMEOUTMS, ms);
+    c = mongoc_client_new_from_uri_with_error(u, &err);
+    if (!c) {
+        char msg[256];
+        mongo_cluster_scrub(cl, err.message, msg, sizeof msg);
+        POH_ERROR(MODULE, "cluster %s: cannot create a client: %s", cl->name, msg);
+        goto out;
+    }
+    mongoc_client_set_error_api(c, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_set_appname(c, "poh_exporter");
+    cbs = mongo_apm_callbacks_new();
+    if (cbs)
+        mongoc_client_set_apm_callbacks(c, cbs, cl);
+out:
+    mongoc_apm_callbacks_destroy(cbs);
+    mongoc_uri_destroy(u);
+    return c;
+}
+
+/* Destroying a client ends its server sessions with a command that can
+ * wait for a whole socket timeout on a stalled server; a scrape must not,
+ * so a replaced client is destroyed on a detached thread. */
+static void *reap_main(void *client)
+{
+    mongoc_client_destroy(client);
+    return NULL;
+}
+
+static void client_retire(mongoc_client_t *c)
+{
+    pthread_t th;
+    pthread_attr_t attr;
+    mongoc_client_set_apm_callbacks(c, NULL, NULL); /* the cluster may be gone first */
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, reap_main, c) != 0)
+        mongoc_client_destroy(c);
+    pthread_attr_destroy(&attr);
+}
+
+/* ----------------------------------------------------------------- scrape */
+
+typedef struct status_run {
+    mongo_cluster_t *cl;
+    poh_registry_t *out;
+    double deadline;
+    uint32_t server_id;
+    bool answered;          /* the server replied to at least one command */
+    bool gone;              /* a network error: skip the remaining commands */
+    char error[256];        /* first error of this scrape */
+} status_run_t;
+
+static void set_error(status_run_t *r, const char *what, const bson_error_t *err)
+{
+    if (r->error[0])
+        return;
+    char msg[200];
+    mongo_cluster_scrub(r->cl, err->message, msg, sizeof msg);
+    snprintf(r->error, sizeof r->error, "%s: %s", what, msg);
+}
+
+/* Run one command on the selected member within the deadline. Returns true
+ * with *reply on success; reply is always initialised. */
+static bool run_cmd(status_run_t *r, const char *db, const bson_t *cmd, const char *what,
+                    bson_t *reply)
+{
+    bson_error_t err;
+    /* A stalled server costs up to the client's socket timeout: only start
+     * a command that can time out before the deadline. */
+    double left = r->deadline - poh_now_mono() - DEADLINE_MARGIN;
+    if (r->gone || left * 1000 < r->cl->status_timeout_ms) {
+        bson_init(reply);
+        if (!r->gone && !r->error[0])
+            snprintf(r->error, sizeof r->error, "%s: skipped, too close to the scrape deadline",
+                     what);
+        return false;
+    }
+    bool ok = mongoc_client_command_simple_with_server_id(r->cl->status, db, cmd, NULL,
+                                                          r->server_id, reply, &err);
+    bool server = err.domain == MONGOC_ERROR_SERVER || err.domain == MONGOC_ERROR_QUERY;
+    if (ok || server)
+        r->answered = true;
+    else
+        r->gone = true;
+    if (!ok) {
+        set_error(r, what, &err);
+        POH_DEBUG(MODULE, "cluster %s: %s failed: %s", r->cl->name, what, r->error);
+    }
+    return ok;
+}
+
+static void put(poh_registry_t *reg, poh_metric_type_t t, const char *name, const char *help,
+                size_t nl, const char *const *ln, const char *const *lv, double v)
+{
+    poh_family_t *f = poh_registry_family(reg, t, name, help, nl, ln, NULL, 0);
+    poh_series_t *s = poh_family_series(f, lv);
+    if (t == POH_COUNTER)
+        poh_counter_add(s, v);
+    else
+        poh_gauge_set(s, v);
+}
+
+static bool iter_num(const bson_iter_t *it, double *v)
+{
+    if (!BSON_ITER_HOLDS_NUMBER(it))
+        return false;
+    *v = bson_iter_as_double(it);
+    return isfinite(*v);
+}
+
+static bool doc_num(const bson_t *doc, const char *path, double *v)
+{
+    bson_iter_t it, f;
+    return bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, path, &f) &&
+           iter_num(&f, v);
+}
+
+static void replset_status(status_run_t *r)
+{
+    static const int states[] = {0, 1, 2, 3, 5, 6, 7, 8, 9, 10};
+    bson_t cmd = BSON_INITIALIZER, reply;
+    BSON_APPEND_INT32(&cmd, "replSetGetStatus", 1);
+    if (run_cmd(r, "admin", &cmd, "replSetGetStatus", &reply)) {
+        poh_mongo_member_t m[64];
+        int n = poh_mongo_members_parse(&reply, m, sizeof m / sizeof *m);
+        for (int i = 0; i < n; i++) {
+            const char *lv[] = {r->cl->name, m[i].name, NULL};
+            bool known = false;
+            for (size_t k = 0; k < sizeof states / sizeof *states; k++) {
+                lv[2] = poh_mongo_state_name(states[k]);
+                known |= !strcmp(lv[2], m[i].state_str);
+                put(r->out, POH_GAUGE, "poh_mongodb_member_state",
+                    "1 for the replica set member's current state, 0 for the others.", 3,
+                    l_member_state, lv, !strcmp(lv[2], m[i].state_str));
+            }
+            if (!known && m[i].state_str[0]) {
+                lv[2] = m[i].state_str;
+                put(r->out, POH_GAUGE, "poh_mongodb_member_state",
+                    "1 for the replica set member's current state, 0 for the others.", 3,
+                    l_member_state, lv, 1);
+            }
+            if (m[i].health >= 0)
+                put(r->out, POH_GAUGE, "poh_mongodb_member_health",
+                    "1 if the member is healthy as the replica set sees it.", 2,
+                    l_cluster_member, lv, m[i].health);
+            double lag = poh_mongo_replication_lag(m, (size_t)n, (size_t)i);
+            if (!isnan(lag))
+                put(r->out, POH_GAUGE, "poh_mongodb_replication_lag_seconds",
+                    "Primary optime minus the member's optime, at least 0; unhealthy members "
+                    "and members without an optime are left out.",
+                    2, l_cluster_member, lv, lag);
+        }
+    }
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+}
+
+/* ts of the first document of find's first batch, in seconds. */
+static bool oplog_edge(status_run_t *r, int direction, double *ts)
+{
+    bson_t cmd = BSON_INITIALIZER, sort, proj, reply;
+    bson_iter_t it, f;
+    bool found = false;
+    BSON_APPEND_UTF8(&cmd, "find", "oplog.rs");
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "sort", &sort);
+    BSON_APPEND_INT32(&sort, "$natural", direction);
+    bson_append_document_end(&cmd, &sort);
+    BSON_APPEND_INT32(&cmd, "limit", 1);
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "projection", &proj);
+    BSON_APPEND_INT32(&proj, "ts", 1);
+    bson_append_document_end(&cmd, &proj);
+    BSON_APPEND_BOOL(&cmd, "singleBatch", true);
+    if (run_cmd(r, "local", &cmd, direction > 0 ? "oplog first" : "oplog last", &reply) &&
+        bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch.0.ts", &f) &&
+        BSON_ITER_HOLDS_TIMESTAMP(&f)) {
+        uint32_t t, inc;
+        bson_iter_timestamp(&f, &t, &inc);
+        *ts = t;
+        found = true;
+    }
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+    return found;
+}
+
+static void oplog_status(status_run_t *r)
+{
+    const char *lv[] = {r->cl->name};
+    double first, last, v;
+    bool have_first = oplog_edge(r, 1, &first);
+    bool have_last = oplog_edge(r, -1, &last);
+    if (have_first)
+        put(r->out, POH_GAUGE, "poh_mongodb_oplog_first_timestamp_seconds",
+            "Time of the oldest oplog entry.", 1, l_cluster, lv, first);
+    if (have_last)
+        put(r->out, POH_GAUGE, "poh_mongodb_oplog_last_timestamp_seconds",
+            "Time of the newest oplog entry.", 1, l_cluster, lv, last);
+    if (have_first && have_last)
+        put(r->out, POH_GAUGE, "poh_mongodb_oplog_window_seconds",
+            "Newest minus oldest oplog entry: how far back a change stream can resume.", 1,
+            l_cluster, lv, poh_mongo_lag_clamp(last, first));
+
+    bson_t cmd = BSON_INITIALIZER, reply;
+    BSON_APPEND_UTF8(&cmd, "collStats", "oplog.rs");
+    if (run_cmd(r, "local", &cmd, "collStats", &reply)) {
+        if (doc_num(&reply, "size", &v))
+            put(r->out, POH_GAUGE, "poh_mongodb_oplog_size_bytes",
+                "Size of the oplog's documents.", 1, l_cluster, lv, v);
+        if (doc_num(&reply, "maxSize", &v))
+            put(r->out, POH_GAUGE, "poh_mongodb_oplog_max_size_bytes",
+                "Configured maximum size of the oplog.", 1, l_cluster, lv, v);
+    }
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+}
+
+static void server_status(status_run_t *r)
+{
+    static const char *const excluded[] = {"repl", "metrics", "locks", "wiredTiger", "tcmalloc"};
+    static const char *const opcounters[] = {"insert", "query", "update", "delete", "getmore",
+                                             "command"};
+    static const char *const op_types[] = {"reads", "writes", "commands", "transactions"};
+    static const struct {
+        const char *field, *result;
+    } txn[] = {{"totalStarted", "started"}, {"totalCommitted", "committed"},
+               {"totalAborted", "aborted"}};
+    bson_t cmd = BSON_INITIALIZER, reply;
+    char path[64];
+    double v;
+    BSON_APPEND_INT32(&cmd, "serverStatus", 1);
+    for (size_t i = 0; i < sizeof excluded / sizeof *excluded; i++)
+        BSON_APPEND_INT32(&cmd, excluded[i], 0);
+    if (run_cmd(r, "admin", &cmd, "serverStatus", &reply)) {
+        for (size_t i = 0; i < sizeof opcounters / sizeof *opcounters; i++) {
+            const char *lv[] = {r->cl->name, opcounters[i]};
+            snprintf(path, sizeof path, "opcounters.%s", opcounters[i]);
+            if (doc_num(&reply, path, &v))
+                put(r->out, POH_COUNTER, "poh_mongodb_operations_total",
+                    "Operations the server executed since it started, by type (opcounters).", 2,
+                    l_cluster_op, lv, v);
+        }
+        for (size_t i = 0; i < sizeof op_types / sizeof *op_types; i++) {
+            const char *lv[] = {r->cl->name, op_types[i]};
+            snprintf(path, sizeof path, "opLatencies.%s.latency", op_types[i]);
+            if (doc_num(&reply, path, &v))
+                put(r->out, POH_COUNTER, "poh_mongodb_operation_latency_seconds_total",
+                    "Total server time spent in operations of this type (opLatencies).", 2,
+                    l_cluster_op_type, lv, v / 1e6);
+            snprintf(path, sizeof path, "opLatencies.%s.ops", op_types[i]);
+            if (doc_num(&reply, path, &v))
+                put(r->out, POH_COUNTER, "poh_mongodb_operation_latency_ops_total",
+                    "Operations counted in poh_mongodb_operation_latency_seconds_total.", 2,
+                    l_cluster_op_type, lv, v);
+        }
+        for (size_t i = 0; i < sizeof txn / sizeof *txn; i++) {
+            const char *lv[] = {r->cl->name, txn[i].result};
+            snprintf(path, sizeof path, "transactions.%s", txn[i].field);
+            if (doc_num(&reply, path, &v))
+                put(r->out, POH_COUNTER, "poh_mongodb_transactions_total",
+                    "Transactions started, committed and aborted since the server started.", 2,
+                    l_cluster_result, lv, v);
+        }
+    }
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+}
+
+/* Up to five commands on one member; false when the cluster did not answer.
+ * libmongoc fixes a client's timeouts when it is made, so the client is
+ * made with just under half the scrape budget as connect, server selection and socket
+ * timeout: selection plus one stalled command still end by the deadline,
+ * and a command starts only while that much time is left. Prometheus sends
+ * the same timeout every time, so the client is rarely remade. */
+static bool status_scrape(mongo_cluster_t *cl, poh_scrape_t *sc, char *error, size_t errlen)
+{
+    status_run_t r = {.cl = cl, .out = sc->out, .deadline = sc->deadline};
+    double left = sc->deadline - poh_now_mono() - DEADLINE_MARGIN;
+    int ms = (int)(left * 450); /* a little under half, so a slightly later scrape reuses it */
+    if (ms < 5) {
+        snprintf(error, errlen, "no time left before the scrape deadline");
+        return false;
+    }
+    if (cl->status &&
+        (2 * cl->status_timeout_ms > left * 1000 || 2 * cl->status_timeout_ms < ms)) {
+        client_retire(cl->status);
+        cl->status = NULL;
+    }
+    if (!cl->status) {
+        cl->status = status_client_new(cl, ms);
+        cl->status_timeout_ms = ms;
+    }
+    if (!cl->status) {
+        snprintf(error, errlen, "cannot create a client (see the log)");
+        return false;
+    }
+    /* Status can come from a secondary while the set has no primary, unless
+     * the URI says where to read. */
+    const char *raw = mongoc_uri_get_string(cl->uri);
+    mongoc_read_prefs_t *prefs = strcasestr(raw, "readpreference=")
+                                     ? mongoc_read_prefs_copy(mongoc_uri_get_read_prefs_t(cl->uri))
+                                     : mongoc_read_prefs_new(MONGOC_READ_PRIMARY_PREFERRED);
+    bson_error_t err;
+    mongoc_server_description_t *sd = mongoc_client_select_server(cl->status, false, prefs, &err);
+    mongoc_read_prefs_destroy(prefs);
+    if (!sd) {
+        char msg[200];
+        mongo_cluster_scrub(cl, err.message, msg, sizeof msg);
+        snprintf(error, errlen, "server selection: %s", msg);
+        return false;
+    }
+    r.server_id = mongoc_server_description_id(sd);
+    mongoc_server_description_destroy(sd);
+    replset_status(&r);
+    oplog_status(&r);
+    server_status(&r);
+    snprintf(error, errlen, "%s", r.error);
+    return r.answered;
+}
+
+static int mongodb_collect(void *state, poh_scrape_t *sc)
+{
+    mongo_cluster_t *cl = state;
+    double t0 = poh_now_mono();
+    char error[256] = "";
+    bool up = status_scrape(cl, sc, error, sizeof error);
+    const char *lv[] = {cl->name};
+    put(sc->out, POH_GAUGE, "poh_mongodb_up", "1 if the cluster answered this scrape.", 1,
+        l_cluster, lv, up);
+    for (size_t i = 0; i < cl->nstreams; i++)
+        mongo_stream_collect(cl->streams[i], sc->out);
+    if (!up)
+        POH_DEBUG(MODULE, "cluster %s is down: %s", cl->name, error);
+    pthread_mutex_lock(&cl->mu);
+    cl->ran = true;
+    cl->last_up = up;
+    cl->last_duration = poh_now_mono() - t0;
+    snprintf(cl->last_error, sizeof cl->last_error, "%s", error);
+    pthread_mutex_unlock(&cl->mu);
+    return 0;
+}
+
+static void mongodb_status_html(void *state, poh_strbuf_t *out)
+{
+    mongo_cluster_t *cl = state;
+    pthread_mutex_lock(&cl->mu);
+    bool ran = cl->ran, up = cl->last_up;
+    double dur = cl->last_duration;
+    char error[sizeof cl->last_error];
+    memcpy(error, cl->last_error, sizeof error);
+    pthread_mutex_unlock(&cl->mu);
+    poh_strbuf_puts(out, "<tr><td>mongodb/");
+    poh_html_escape(out, cl->name);
+    poh_strbuf_puts(out, "</td><td>");
+    poh_html_escape(out, cl->uri_redacted);
+    poh_strbuf_printf(out, "</td><td>%s</td><td>", !ran ? "not scraped yet" : up ? "up" : "down");
+    if (ran)
+        poh_strbuf_printf(out, "%.3f s", dur);
+    poh_strbuf_puts(out, "</td><td>");
+    poh_html_escape(out, error);
+    poh_strbuf_puts(out, "</td></tr>\n");
+    for (size_t i = 0; i < cl->nstreams; i++)
+        mongo_stream_status_html(cl->streams[i], out);
+}
+
+/* --------------------------------------------------------------- cluster */
+
+static void cluster_destroy(void *state)
+{
+    mongo_cluster_t *cl = state;
+    if (!cl)
+        return;
+    /* Ask every stream first so they wind down together, then join. */
+    for (size_t i = 0; i < cl->nstreams; i++)
+        mongo_stream_request_stop(cl->streams[i]);
+    for (size_t i = 0; i < cl->nstreams; i++)
+        mongo_stream_destroy(cl->streams[i]);
+    free(cl->streams);
+    if (cl->status)
+        mongoc_client_destroy(cl->status);
+    if (cl->pool)
+        mongoc_client_pool_destroy(cl->pool);
+    if (cl->uri)
+        mongoc_uri_destroy(cl->uri);
+    if (cl->password) {
+        explicit_bzero(cl->password, strlen(cl->password));
+        free(cl->password);
+    }
+    free(cl->name);
+    free(cl->uri_redacted);
+    free(cl->state_dir);
+    pthread_mutex_destroy(&cl->mu);
+    free(cl);
+}
+
+static const poh_collector_ops_t mongodb_ops = {
+    .kind = "mongodb",
+    .collect = mongodb_collect,
+    .destroy = cluster_destroy,
+    .status_html = mongodb_status_html,
+};
+
+/* Pool settings for long-lived change stream clients: an await getMore must
+ * fit in socketTimeoutMS, and stopping should not wait for a long server
+ * selection. Values in the URI win. */
+static void default_option(mongoc_uri_t *u, const char *opt, int32_t ms)
+{
+    if (!mongoc_uri_has_option(u, opt))
+        mongoc_uri_set_option_as_int32(u, opt, ms);
+}
+
+static int cluster_pool_new(mongo_cluster_t *cl)
+{
+    mongoc_uri_t *u = mongoc_uri_copy(cl->uri);
+    mongoc_apm_callbacks_t *cbs = NULL;
+    bson_error_t err;
+    int rc = -ENOMEM;
+    if (!u)
+        return rc;
+    default_option(u, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
+    default_option(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
+    default_option(u, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
+    cl->pool = mongoc_client_pool_new_with_error(u, &err);
+    if (!cl->pool) {
+        char msg[256];
+        mongo_cluster_scrub(cl, err.message, msg, sizeof msg);
+        POH_ERROR(MODULE, "cluster %s: cannot create a client pool: %s", cl->name, msg);
+        rc = -EINVAL;
+        goto out;
+    }
+    mongoc_client_pool_set_error_api(cl->pool, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_pool_set_appname(cl->pool, "poh_exporter");
+    /* Every stream keeps one client for its lifetime. */
+    mongoc_client_pool_max_size(cl->pool, (uint32_t)(cl->nstreams + 100));
+    cbs = mongo_apm_callbacks_new();
+    if (!cbs || !mongoc_client_pool_set_apm_callbacks(cl->pool, cbs, cl))
+        goto out;
+    rc = 0;
+out:
+    mongoc_apm_callbacks_destroy(cbs);
+    mongoc_uri_destroy(u);
+    return rc;
+}
+
+/* state_dir must exist (one level is created) and be a directory we can
+ * write: exactly-once counting depends on it. */
+static int state_dir_ready(const char *dir)
+{
+    struct stat st;
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+        return -errno;
+    if (stat(dir, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    return access(dir, W_OK | X_OK) < 0 ? -errno : 0;
+}
+
+static mongo_cluster_t *cluster_new(const poh_config_t *cfg, const poh_config_mongodb_t *c,
+                                    poh_registry_t *persistent)
+{
+    bson_error_t err;
+    mongo_cluster_t *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return NULL;
+    pthread_mutex_init(&cl->mu, NULL);
+    cl->persistent = persistent;
+    poh_strbuf_t red = POH_STRBUF_INIT;
+    poh_mongo_redact_uri(&red, c->uri);
+    cl->uri_redacted = poh_strbuf_steal(&red);
+    cl->name = strdup(c->name);
+    cl->state_dir = strdup(cfg->state_dir);
+    if (!cl->uri_redacted || !cl->name || !cl->state_dir)
+        goto err;
+    if (c->password && !(cl->password = strdup(c->password)))
+        goto err;
+    if (!cl->password) {
+        /* Scrub an inline password too. */
+        const char *sep = strstr(c->uri, "://"), *at = strrchr(c->uri, '@');
+        const char *colon = sep && at ? memchr(sep + 3, ':', (size_t)(at - sep - 3)) : NULL;
+        if (colon && !(cl->password = strndup(colon + 1, (size_t)(at - colon - 1))))
+            goto err;
+    }
+    cl->uri = mongoc_uri_new_with_error(c->uri, &err);
+    if (!cl->uri) {
+        char msg[256];
+        mongo_cluster_scrub(cl, err.message, msg, sizeof msg);
+        POH_ERROR(MODULE, "cluster %s: invalid URI %s: %s", cl->name, cl->uri_redacted, msg);
+        goto err;
+    }
+    if (c->password && !mongoc_uri_set_password(cl->uri, c->password)) {
+        POH_ERROR(MODULE, "cluster %s: the password is not valid UTF-8", cl->name);
+        goto err;
+    }
+    cl->cmd_duration = poh_registry_family(
+        persistent, POH_HISTOGRAM, "poh_mongodb_command_duration_seconds",
+        "Round trip of the commands the exporter sends (libmongoc APM).", 2, l_cluster_command,
+        NULL, 0);
+    if (!cl->cmd_duration)
+        goto err;
+    if (c->change_streams_count) {
+        int rc = state_dir_ready(cl->state_dir);
+        if (rc < 0) {
+            POH_ERROR(MODULE,
+                      "cluster %s: state_dir %s is not a writable directory (%s); it holds the "
+                      "change stream resume tokens",
+                      cl->name, cl->state_dir, strerror(-rc));
+            goto err;
+        }
+        cl->streams = calloc(c->change_streams_count, sizeof *cl->streams);
+        if (!cl->streams)
+            goto err;
+        cl->nstreams = c->change_streams_count;
+        if (cluster_pool_new(cl) < 0)
+            goto err;
+        for (size_t i = 0; i < c->change_streams_count; i++)
+            if (!(cl->streams[i] = mongo_stream_new(cl, &c->change_streams[i])))
+                goto err;
+    }
+    return cl;
+err:
+    cluster_destroy(cl);
+    return NULL;
+}
+
+int poh_mongodb_collectors_create(const poh_config_t *cfg, poh_registry_t *persistent,
+                                  poh_collector_list_t *list)
+{
+    if (!cfg->mongodb_count)
+        return 0;
+    poh_mongo_global_init();
+    for (size_t i = 0; i < cfg->mongodb_count; i++) {
+        const poh_config_mongodb_t *c = &cfg->mongodb[i];
+        mongo_cluster_t *cl = cluster_new(cfg, c, persistent);
+        if (!cl)
+            return -EINVAL;
+        for (size_t k = 0; k < cl->nstreams; k++) {
+            int rc = mongo_stream_start(cl->streams[k]);
+            if (rc < 0) {
+                cluster_destroy(cl);
+                return rc;
+            }
+        }
+        char name[96];
+        snprintf(name, sizeof name, "mongodb/%s", c->name);
+        int rc = poh_collector_list_push(list, &mongodb_ops, cl, name);
+        if (rc < 0)
+            return rc;
+        POH_INFO(MODULE, "cluster %s: %s with %zu change stream(s)", cl->name, cl->uri_redacted,
+                 cl->nstreams);
+    }
+    return 0;
+}

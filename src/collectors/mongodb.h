@@ -1,0 +1,26 @@
+/* MongoDB collectors (issue 5): one collector "mongodb/<cluster>" per
+ * configured cluster.
+ *
+ * - Scrape time: a fixed set of five commands per cluster (replSetGetStatus,
+ *   the first and last oplog entries by $natural, collStats of the oplog,
+ *   serverStatus) on a single-threaded client whose timeouts come from the
+ *   scrape deadline, so a down cluster costs at most the deadline and gives
+ *   poh_mongodb_up 0. Never iterates databases or collections.
+ * - Background: one thread per change stream with its own client from the
+ *   cluster's mongoc_client_pool. Each reply batch is folded into counts and
+ *   latency observations, the resume token and the new totals are saved
+ *   atomically in state_dir, and only then are the counts applied to the
+ *   persistent registry (exactly once across restarts, even kill -9).
+ * - libmongoc APM callbacks feed poh_mongodb_command_duration_seconds.
+ * The URI's password never leaves the driver: labels, logs, the landing
+ * page and errors show the URI redacted. */
+#ifndef POH_COLLECTOR_MONGODB_H
+#define POH_COLLECTOR_MONGODB_H
+
+#include "collectors/collector.h"
+
+/* Factory (collectors.c): one collector per cfg->mongodb entry. */
+int poh_mongodb_collectors_create(const poh_config_t *cfg, poh_registry_t *persistent,
+                                  poh_collector_list_t *list);
+
+#endif

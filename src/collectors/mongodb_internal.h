@@ -1,0 +1,53 @@
+/* Private structures shared by mongodb.c (cluster, scrape-time status) and
+ * mongodb_stream.c (change stream threads). */
+#ifndef POH_COLLECTOR_MONGODB_INTERNAL_H
+#define POH_COLLECTOR_MONGODB_INTERNAL_H
+
+#include <mongoc/mongoc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "collectors/mongodb.h"
+#include "mongo/mongo_event.h"
+
+typedef struct mongo_stream mongo_stream_t;
+
+typedef struct mongo_cluster {
+    char *name;
+    char *uri_redacted;
+    char *password;               /* only for scrubbing messages; wiped on free */
+    char *state_dir;
+    mongoc_uri_t *uri;            /* password applied; base of every client */
+    mongoc_client_pool_t *pool;   /* change streams; NULL without streams */
+    poh_registry_t *persistent;
+    poh_family_t *cmd_duration;   /* poh_mongodb_command_duration_seconds */
+    mongo_stream_t **streams;
+    size_t nstreams;
+
+    mongoc_client_t *status;      /* scrape-time client; collect() only */
+    int status_timeout_ms;        /* timeouts it was created with */
+
+    pthread_mutex_t mu;           /* guards the last_* fields (landing page) */
+    bool ran, last_up;
+    double last_duration;
+    char last_error[256];
+} mongo_cluster_t;
+
+/* Copy a driver message into buf with URIs and the cluster's password
+ * hidden. */
+void mongo_cluster_scrub(const mongo_cluster_t *cl, const char *msg, char *buf, size_t size);
+
+/* APM callbacks reporting into cl->cmd_duration (context = cluster). */
+mongoc_apm_callbacks_t *mongo_apm_callbacks_new(void);
+
+/* mongodb_stream.c */
+mongo_stream_t *mongo_stream_new(mongo_cluster_t *cl, const poh_config_mongo_stream_t *cfg);
+int mongo_stream_start(mongo_stream_t *s);
+void mongo_stream_request_stop(mongo_stream_t *s); /* NULL is fine */
+void mongo_stream_destroy(mongo_stream_t *s);      /* joins; NULL is fine */
+/* Scrape-time series: lag and whether the stream's cursor is open. */
+void mongo_stream_collect(mongo_stream_t *s, poh_registry_t *out);
+void mongo_stream_status_html(mongo_stream_t *s, poh_strbuf_t *out);
+
+#endif

@@ -1,0 +1,770 @@
+/* Change stream threads of the MongoDB collectors.
+ *
+ * The stream is driven with plain aggregate/getMore commands pinned to one
+ * server, so every reply is one batch we can account for: fold the batch,
+ * save token + totals (mongo/mongo_state.h), then apply the batch to the
+ * persistent registry. A scrape therefore never shows a count the state
+ * file does not hold, and a restarted exporter, reading the file, continues
+ * the same counters from the same position: no event missed, none twice.
+ *
+ * Errors: resumable ones (network, the ResumableChangeStreamError label and
+ * the specification's codes) reopen the stream after the saved token with
+ * capped exponential backoff, for ever; history loss (286/280) is counted,
+ * logged once and the stream restarts from now; other errors are retried
+ * the same way as resumable ones and logged.
+ *
+ * Reload: a new collector set is built before the old one is destroyed, so
+ * two threads for one stream may exist for a moment. A process-wide table of
+ * slots, one per cluster/stream, lets only one run at a time; the slot keeps
+ * the in-memory state, so the successor neither reloads the file into the
+ * counters a second time nor loses the position. Slots live as long as the
+ * process (a few hundred bytes each). */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collectors/mongodb_internal.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "mongo/mongo_state.h"
+
+#define MODULE "mongodb"
+#define AWAIT_MS 500            /* getMore maxTimeMS: also bounds how long a stop takes */
+#define BACKOFF_MIN 0.1
+#define BACKOFF_MAX 10.0
+#define IDLE_SAVE_INTERVAL 10.0 /* seconds between saves of a token that moved without events */
+
+typedef struct slot {
+    struct slot *next;
+    char *key;
+    bool busy;
+    const poh_registry_t *loaded_into; /* registry whose counters include st's totals */
+    poh_mongo_state_t st;
+} slot_t;
+
+static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slots_cv = PTHREAD_COND_INITIALIZER;
+static slot_t *slots;
+
+static const char *const l_stream[] = {"cluster", "stream"};
+static const char *const l_stream_op[] = {"cluster", "stream", "operation"};
+static const char *const l_stream_field[] = {"cluster", "stream", "field"};
+
+struct mongo_stream {
+    mongo_cluster_t *cl;
+    char *name, *db, *coll, *ns, *key, *file, *lock_file;
+    poh_mongo_stream_spec_t spec;
+    poh_mongo_batch_t batch;
+
+    poh_family_t *f_changes, *f_field_err;
+    poh_series_t *s_changes[POH_OP_COUNT]; /* created on first use */
+    poh_series_t **s_field_err;            /* per spec field, created on first use */
+    poh_series_t **s_lat;                  /* per latency */
+    poh_series_t *s_resumes, *s_lost;
+
+    pthread_t th;
+    bool started;
+    atomic_bool stop;
+    pthread_mutex_t mu;                    /* cv for naps; guards status and error */
+    pthread_cond_t cv;
+    atomic_llong newest_wall_ms;
+    atomic_bool open;
+    char status[48];
+    char error[256];
+
+    /* Owned by the thread. */
+    slot_t *slot;
+    int dirfd, lockfd;
+    mongoc_client_t *client;
+    uint32_t server_id;
+    int64_t cursor_id;
+    bool start_after;                      /* reopen after an invalidate event */
+    bool failing;                          /* an error since the last success */
+    double last_save;
+    unsigned long long warned_code;        /* domain << 32 | code of the last warning */
+};
+
+/* --------------------------------------------------------------- status */
+
+static void set_status(mongo_stream_t *s, const char *status, const char *error)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->status, sizeof s->status, "%s", status);
+    if (error)
+        snprintf(s->error, sizeof s->error, "%s", error);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Sleep up to sec unless asked to stop; false when stopping. */
+static bool nap(mongo_stream_t *s, double sec)
+{
+    struct timespec abs = poh_mono_to_abs_realtime(poh_now_mono() + sec);
+    pthread_mutex_lock(&s->mu);
+    while (!atomic_load(&s->stop))
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &abs) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&s->mu);
+    return !atomic_load(&s->stop);
+}
+
+static double next_backoff(double b)
+{
+    return b * 2 < BACKOFF_MAX ? b * 2 : BACKOFF_MAX;
+}
+
+/* ---------------------------------------------------------------- slots */
+
+static slot_t *slot_acquire(mongo_stream_t *s)
+{
+    pthread_mutex_lock(&slots_mu);
+    slot_t *sl = slots;
+    while (sl && strcmp(sl->key, s->key))
+        sl = sl->next;
+    if (!sl) {
+        sl = calloc(1, sizeof *sl);
+        if (!sl || !(sl->key = strdup(s->key))) {
+            free(sl);
+            pthread_mutex_unlock(&slots_mu);
+            return NULL;
+        }
+        sl->next = slots;
+        slots = sl;
+    }
+    while (sl->busy && !atomic_load(&s->stop)) {
+        struct timespec abs = poh_mono_to_abs_realtime(poh_now_mono() + 0.5);
+        pthread_cond_timedwait(&slots_cv, &slots_mu, &abs);
+    }
+    bool ok = !sl->busy;
+    sl->busy |= ok;
+    pthread_mutex_unlock(&slots_mu);
+    return ok ? sl : NULL;
+}
+
+static void slot_release(slot_t *sl)
+{
+    pthread_mutex_lock(&slots_mu);
+    sl->busy = false;
+    pthread_cond_broadcast(&slots_cv);
+    pthread_mutex_unlock(&slots_mu);
+}
+
+/* -------------------------------------------------------------- metrics */
+
+static poh_series_t *op_series(mongo_stream_t *s, const char *op)
+{
+    const char *lv[] = {s->cl->name, s->name, op};
+    return poh_family_series(s->f_changes, lv);
+}
+
+static poh_series_t *field_series(mongo_stream_t *s, const char *field)
+{
+    const char *lv[] = {s->cl->name, s->name, field};
+    return poh_family_series(s->f_field_err, lv);
+}
+
+/* The saved totals join the counters once per process (and registry). */
+static void restore_counters(mongo_stream_t *s, const poh_mongo_state_t *st)
+{
+    for (size_t i = 0; i < st->nchanges; i++)
+        poh_counter_add(op_series(s, st->changes[i].name), (double)st->changes[i].n);
+    for (size_t i = 0; i < st->nfield_errors; i++)
+        poh_counter_add(field_series(s, st->field_errors[i].name),
+                        (double)st->field_errors[i].n);
+    poh_counter_add(s->s_resumes, (double)st->resumes);
+    poh_counter_add(s->s_lost, (double)st->history_lost);
+}
+
+static void apply_batch(mongo_stream_t *s, const poh_mongo_batch_t *b)
+{
+    for (int op = 0; op < POH_OP_COUNT; op++) {
+        if (!b->ops[op])
+            continue;
+        if (!s->s_changes[op])
+            s->s_changes[op] = op_series(s, poh_mongo_op_name(op));
+        poh_counter_add(s->s_changes[op], (double)b->ops[op]);
+    }
+    for (size_t i = 0; i < s->spec.nfields; i++) {
+        if (!b->field_errors[i])
+            continue;
+        if (!s->s_field_err[i])
+            s->s_field_err[i] = field_series(s, s->spec.fields[i]);
+        poh_counter_add(s->s_field_err[i], (double)b->field_errors[i]);
+    }
+    const poh_mongo_exemplar_t *ex[POH_MAX_BUCKETS + 1];
+    for (size_t l = 0; l < s->spec.nlat; l++) {
+        const poh_mongo_lat_values_t *lv = &b->lat[l];
+        size_t nex = poh_mongo_batch_exemplars(b, &s->spec, l, ex), j = 0;
+        for (size_t i = 0; i < lv->n; i++) {
+            if (j < nex && ex[j]->idx == (int64_t)i) {
+                poh_histogram_observe_exemplar(s->s_lat[l], lv->v[i], ex[j]->trace_id,
+                                               ex[j]->span_id, ex[j]->ts);
+                j++;
+            } else {
+                poh_histogram_observe(s->s_lat[l], lv->v[i]);
+            }
+        }
+    }
+    if (b->newest_wall > 0) {
+        long long ms = (long long)llround(b->newest_wall);
+        if (ms > atomic_load(&s->newest_wall_ms))
+            atomic_store(&s->newest_wall_ms, ms);
+    }
+}
+
+/* ---------------------------------------------------------------- state */
+
+static void warn_once(mongo_stream_t *s, const char *what, int rc)
+{
+    unsigned long long key = (0xffffull << 32) | (unsigned)-rc;
+    if (s->warned_code == key) {
+        POH_DEBUG(MODULE, "%s: %s: %s", s->key, what, strerror(-rc));
+        return;
+    }
+    s->warned_code = key;
+    POH_ERROR(MODULE, "%s: %s: %s", s->key, what, strerror(-rc));
+}
+
+/* Save the slot's state with a batch (or a counter bump) folded in, then
+ * make it visible. Retries a failing save until it works or the stream
+ * stops; the batch is then dropped unapplied and the next owner reads it
+ * again from the server. token: the new position (NULL keeps the current
+ * one unless clear_token). */
+static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *tok,
+                  uint32_t tok_len, bool clear_token, uint64_t add_resumes, uint64_t add_lost)
+{
+    slot_t *sl = s->slot;
+    /* next shares ns (and the token when it is kept) with the slot's state;
+     * only the new token is owned here until the swap. */
+    poh_mongo_state_t next = sl->st;
+    bson_t *newtok = NULL;
+    if (tok) {
+        if (!(newtok = bson_new_from_data(tok, tok_len)))
+            return -EINVAL;
+        next.token = newtok;
+    } else if (clear_token) {
+        next.token = NULL;
+    }
+    for (int op = 0; b && op < POH_OP_COUNT; op++) {
+        uint64_t *c;
+        if (b->ops[op] && (c = poh_mongo_count_slot(next.changes, &next.nchanges,
+                                                    poh_mongo_op_name(op))))
+            *c += b->ops[op];
+    }
+    for (size_t i = 0; b && i < s->spec.nfields; i++) {
+        uint64_t *c;
+        if (b->field_errors[i] && (c = poh_mongo_count_slot(next.field_errors, &next.nfield_errors,
+                                                            s->spec.fields[i])))
+            *c += b->field_errors[i];
+    }
+    if (b && b->newest_wall > 0 && (int64_t)llround(b->newest_wall) > next.last_wall_ms)
+        next.last_wall_ms = (int64_t)llround(b->newest_wall);
+    next.resumes += add_resumes;
+    next.history_lost += add_lost;
+
+    double backoff = BACKOFF_MIN;
+    for (;;) {
+        int rc = poh_mongo_state_save(s->dirfd, s->file, &next);
+        if (rc == 0)
+            break;
+        warn_once(s, "cannot save the change stream state (counting paused)", rc);
+        set_status(s, "cannot save state", strerror(-rc));
+        if (!nap(s, backoff)) {
+            if (newtok)
+                bson_destroy(newtok);
+            return -ECANCELED;
+        }
+        backoff = next_backoff(backoff);
+    }
+    if (sl->st.token && sl->st.token != next.token)
+        bson_destroy(sl->st.token);
+    sl->st = next;
+    s->last_save = poh_now_mono();
+    if (b)
+        apply_batch(s, b);
+    poh_counter_add(s->s_resumes, (double)add_resumes);
+    poh_counter_add(s->s_lost, (double)add_lost);
+    return 0;
+}
+
+/* Open the state directory, lock this stream's state against another
+ * exporter using the same directory, and load the saved state once. */
+static int prepare(mongo_stream_t *s)
+{
+    slot_t *sl = s->slot;
+    int rc;
+    if (s->dirfd < 0) {
+        s->dirfd = open(s->cl->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->dirfd < 0) {
+            rc = -errno;
+            warn_once(s, "cannot open state_dir", rc);
+            return rc;
+        }
+    }
+    if (s->lockfd < 0) {
+        s->lockfd = openat(s->dirfd, s->lock_file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (s->lockfd < 0) {
+            rc = -errno;
+            warn_once(s, "cannot create the state lock file", rc);
+            return rc;
+        }
+    }
+    if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+        rc = -errno;
+        warn_once(s, rc == -EWOULDBLOCK ? "another process uses this stream's state file"
+                                        : "cannot lock the state file",
+                  rc);
+        return rc;
+    }
+    if (sl->loaded_into != s->cl->persistent) {
+        rc = poh_mongo_state_load(s->dirfd, s->file, &sl->st);
+        if (rc == -EBADMSG) {
+            char aside[320];
+            snprintf(aside, sizeof aside, "%s.corrupt-%lld", s->file, (long long)time(NULL));
+            renameat(s->dirfd, s->file, s->dirfd, aside);
+            POH_ERROR(MODULE, "%s: state file %s/%s is not valid; moved aside as %s, starting "
+                              "from now with counters at 0",
+                      s->key, s->cl->state_dir, s->file, aside);
+        } else if (rc < 0 && rc != -ENOENT) {
+            warn_once(s, "cannot read the state file", rc);
+            return rc;
+        } else if (rc == 0) {
+            POH_INFO(MODULE, "%s: resuming from the saved state (%s)", s->key,
+                     sl->st.token ? "with a resume token" : "no resume token");
+        }
+        restore_counters(s, &sl->st);
+        sl->loaded_into = s->cl->persistent;
+    }
+    if (sl->st.ns && strcmp(sl->st.ns, s->ns)) {
+        POH_WARN(MODULE, "%s: the stream now watches %s instead of %s; starting from now",
+                 s->key, s->ns, sl->st.ns);
+        poh_mongo_state_set_token(&sl->st, NULL, 0);
+    }
+    if (!sl->st.ns || strcmp(sl->st.ns, s->ns))
+        if (poh_mongo_state_set_ns(&sl->st, s->ns) < 0)
+            return -ENOMEM;
+    if (sl->st.last_wall_ms > atomic_load(&s->newest_wall_ms))
+        atomic_store(&s->newest_wall_ms, sl->st.last_wall_ms);
+    s->warned_code = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------- commands */
+
+typedef struct cmd_err {
+    bson_error_t err;
+    poh_mongo_err_kind_t kind;
+} cmd_err_t;
+
+static bool run(mongo_stream_t *s, const bson_t *cmd, bson_t *reply, cmd_err_t *ce)
+{
+    bool ok = mongoc_client_command_simple_with_server_id(s->client, s->db, cmd, NULL,
+                                                          s->server_id, reply, &ce->err);
+    if (!ok)
+        ce->kind = poh_mongo_error_kind(&ce->err, reply);
+    return ok;
+}
+
+/* Fold a cursor reply's batch, save, apply; then remember the cursor. */
+static int process_reply(mongo_stream_t *s, const bson_t *reply, const char *batch_key,
+                         cmd_err_t *ce)
+{
+    bson_iter_t it, cur, arr;
+    const uint8_t *pbrt = NULL;
+    uint32_t pbrt_len = 0;
+    int64_t id = -1;
+    bool have_batch = false;
+    if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+        !bson_iter_recurse(&it, &cur))
+        goto bad;
+    while (bson_iter_next(&cur)) {
+        const char *k = bson_iter_key(&cur);
+        if (!strcmp(k, "id") && BSON_ITER_HOLDS_INT(&cur))
+            id = bson_iter_as_int64(&cur);
+        else if (!strcmp(k, batch_key) && BSON_ITER_HOLDS_ARRAY(&cur))
+            have_batch = bson_iter_recurse(&cur, &arr);
+        else if (!strcmp(k, "postBatchResumeToken") && BSON_ITER_HOLDS_DOCUMENT(&cur))
+            bson_iter_document(&cur, &pbrt_len, &pbrt);
+    }
+    if (id < 0 || !have_batch)
+        goto bad;
+
+    poh_mongo_batch_t *b = &s->batch;
+    poh_mongo_batch_reset(b, &s->spec);
+    while (bson_iter_next(&arr)) {
+        const uint8_t *d;
+        uint32_t n;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&arr))
+            goto bad;
+        bson_iter_document(&arr, &n, &d);
+        int rc = poh_mongo_batch_add(b, &s->spec, d, n);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc < 0)
+            goto bad; /* an event without a resume token: we could not resume after it */
+    }
+    const uint8_t *tok = pbrt ? pbrt : b->last_id;
+    uint32_t tok_len = pbrt ? pbrt_len : b->last_id_len;
+    const bson_t *cur_tok = s->slot->st.token;
+    bool moved = tok && (!cur_tok || cur_tok->len != tok_len ||
+                         memcmp(bson_get_data(cur_tok), tok, tok_len));
+    bool save = b->events > 0 ||
+                (moved && (!cur_tok || poh_now_mono() - s->last_save >= IDLE_SAVE_INTERVAL));
+    if (save) {
+        int rc = commit(s, b, moved ? tok : NULL, tok_len, false, 0, 0);
+        if (rc == -EINVAL)
+            goto bad; /* the token is not a BSON document */
+        if (rc < 0)
+            return rc;
+    }
+    s->cursor_id = id;
+    if (b->invalidated) {
+        /* The collection was dropped or renamed: start after the invalidate. */
+        s->start_after = true;
+        s->cursor_id = 0;
+    }
+    return 0;
+bad:
+    bson_set_error(&ce->err, MONGOC_ERROR_PROTOCOL, MONGOC_ERROR_PROTOCOL_INVALID_REPLY,
+                   "malformed change stream reply");
+    ce->kind = POH_MONGO_ERR_RESUMABLE;
+    return -EPROTO;
+}
+
+static int stream_open(mongo_stream_t *s, cmd_err_t *ce)
+{
+    const mongoc_read_prefs_t *prefs = mongoc_client_get_read_prefs(s->client);
+    mongoc_server_description_t *sd = mongoc_client_select_server(s->client, false, prefs,
+                                                                  &ce->err);
+    if (!sd) {
+        ce->kind = POH_MONGO_ERR_RESUMABLE;
+        return -EHOSTUNREACH;
+    }
+    s->server_id = mongoc_server_description_id(sd);
+    mongoc_server_description_destroy(sd);
+
+    bson_t cmd = BSON_INITIALIZER, pipeline, stage, cs, cursor, reply;
+    BSON_APPEND_UTF8(&cmd, "aggregate", s->coll);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "pipeline", &pipeline);
+    BSON_APPEND_DOCUMENT_BEGIN(&pipeline, "0", &stage);
+    BSON_APPEND_DOCUMENT_BEGIN(&stage, "$changeStream", &cs);
+    if (s->spec.update_lookup)
+        BSON_APPEND_UTF8(&cs, "fullDocument", "updateLookup");
+    if (s->slot->st.token)
+        BSON_APPEND_DOCUMENT(&cs, s->start_after ? "startAfter" : "resumeAfter",
+                             s->slot->st.token);
+    bson_append_document_end(&stage, &cs);
+    bson_append_document_end(&pipeline, &stage);
+    bson_append_array_end(&cmd, &pipeline);
+    BSON_APPEND_DOCUMENT_BEGIN(&cmd, "cursor", &cursor);
+    bson_append_document_end(&cmd, &cursor);
+    int rc = run(s, &cmd, &reply, ce) ? process_reply(s, &reply, "firstBatch", ce) : -EIO;
+    if (rc == 0)
+        s->start_after = false;
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+    return rc;
+}
+
+static int stream_getmore(mongo_stream_t *s, cmd_err_t *ce)
+{
+    bson_t cmd = BSON_INITIALIZER, reply;
+    BSON_APPEND_INT64(&cmd, "getMore", s->cursor_id);
+    BSON_APPEND_UTF8(&cmd, "collection", s->coll);
+    BSON_APPEND_INT64(&cmd, "maxTimeMS", AWAIT_MS);
+    int rc = run(s, &cmd, &reply, ce) ? process_reply(s, &reply, "nextBatch", ce) : -EIO;
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+    return rc;
+}
+
+static void kill_cursor(mongo_stream_t *s)
+{
+    bson_t cmd = BSON_INITIALIZER, ids, reply;
+    cmd_err_t ce;
+    BSON_APPEND_UTF8(&cmd, "killCursors", s->coll);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "cursors", &ids);
+    BSON_APPEND_INT64(&ids, "0", s->cursor_id);
+    bson_append_array_end(&cmd, &ids);
+    run(s, &cmd, &reply, &ce);
+    bson_destroy(&reply);
+    bson_destroy(&cmd);
+    s->cursor_id = 0;
+}
+
+/* --------------------------------------------------------------- thread */
+
+static void report_error(mongo_stream_t *s, const cmd_err_t *ce)
+{
+    char msg[256];
+    mongo_cluster_scrub(s->cl, ce->err.message, msg, sizeof msg);
+    unsigned long long key = ((unsigned long long)ce->err.domain << 32) | ce->err.code;
+    if (key != s->warned_code) {
+        s->warned_code = key;
+        POH_WARN(MODULE, "%s: change stream error, retrying with backoff: %s", s->key, msg);
+    } else {
+        POH_DEBUG(MODULE, "%s: change stream error: %s", s->key, msg);
+    }
+    set_status(s, ce->kind == POH_MONGO_ERR_OTHER ? "failing, retrying" : "resuming", msg);
+}
+
+static void history_lost(mongo_stream_t *s, const cmd_err_t *ce)
+{
+    char msg[256];
+    mongo_cluster_scrub(s->cl, ce->err.message, msg, sizeof msg);
+    POH_WARN(MODULE, "%s: change stream history lost (%s); events since the saved position are "
+                     "missed, restarting from now",
+             s->key, msg);
+    set_status(s, "history lost, restarted", msg);
+    commit(s, NULL, NULL, 0, true, 0, 1);
+    s->failing = false;
+}
+
+static void *stream_main(void *arg)
+{
+    mongo_stream_t *s = arg;
+    double backoff = BACKOFF_MIN;
+    set_status(s, "waiting for the previous owner", NULL);
+    if (!(s->slot = slot_acquire(s)))
+        return NULL;
+    set_status(s, "preparing state", NULL);
+    while (!atomic_load(&s->stop) && prepare(s) < 0) {
+        if (!nap(s, backoff))
+            break;
+        backoff = next_backoff(backoff);
+    }
+    if (!atomic_load(&s->stop))
+        s->client = mongoc_client_pool_pop(s->cl->pool);
+    backoff = BACKOFF_MIN;
+    while (s->client && !atomic_load(&s->stop)) {
+        cmd_err_t ce = {0};
+        bool opening = s->cursor_id == 0;
+        bool resumed = opening && s->failing && s->slot->st.token;
+        int rc = opening ? stream_open(s, &ce) : stream_getmore(s, &ce);
+        if (rc == -ECANCELED)
+            break;
+        if (rc == 0) {
+            atomic_store(&s->open, s->cursor_id != 0);
+            if (opening) {
+                if (resumed) {
+                    commit(s, NULL, NULL, 0, false, 1, 0);
+                    POH_INFO(MODULE, "%s: change stream resumed", s->key);
+                }
+                set_status(s, "streaming", "");
+            }
+            s->failing = false;
+            s->warned_code = 0;
+            backoff = BACKOFF_MIN;
+            continue;
+        }
+        atomic_store(&s->open, false);
+        s->cursor_id = 0;
+        if (rc == -ENOMEM) {
+            warn_once(s, "out of memory", rc);
+        } else if (ce.kind == POH_MONGO_ERR_HISTORY_LOST) {
+            history_lost(s, &ce);
+            continue;
+        } else {
+            report_error(s, &ce);
+        }
+        s->failing = true;
+        if (!nap(s, backoff))
+            break;
+        backoff = next_backoff(backoff);
+    }
+    if (s->client) {
+        if (s->cursor_id)
+            kill_cursor(s);
+        mongoc_client_pool_push(s->cl->pool, s->client);
+        s->client = NULL;
+    }
+    atomic_store(&s->open, false);
+    if (s->lockfd >= 0)
+        close(s->lockfd); /* releases the flock */
+    s->lockfd = -1;
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    s->dirfd = -1;
+    slot_release(s->slot);
+    set_status(s, "stopped", NULL);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+mongo_stream_t *mongo_stream_new(mongo_cluster_t *cl, const poh_config_mongo_stream_t *cfg)
+{
+    mongo_stream_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cl = cl;
+    s->dirfd = s->lockfd = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    atomic_init(&s->stop, false);
+    atomic_init(&s->open, false);
+    atomic_init(&s->newest_wall_ms, 0);
+    snprintf(s->status, sizeof s->status, "not started");
+    s->name = strdup(cfg->name);
+    s->db = strdup(cfg->database);
+    s->coll = strdup(cfg->collection);
+    /* '@' cannot occur in names, so cluster and stream cannot run together. */
+    if (asprintf(&s->ns, "%s.%s", cfg->database, cfg->collection) < 0)
+        s->ns = NULL;
+    if (asprintf(&s->key, "%s/%s", cl->name, cfg->name) < 0)
+        s->key = NULL;
+    if (asprintf(&s->file, "mongodb@%s@%s.state", cl->name, cfg->name) < 0)
+        s->file = NULL;
+    if (asprintf(&s->lock_file, "mongodb@%s@%s.lock", cl->name, cfg->name) < 0)
+        s->lock_file = NULL;
+    if (!s->name || !s->db || !s->coll || !s->ns || !s->key || !s->file || !s->lock_file ||
+        poh_mongo_stream_spec_init(&s->spec, cfg) < 0)
+        goto err;
+    if (poh_mongo_batch_init(&s->batch, &s->spec) < 0)
+        goto err;
+    s->s_field_err = calloc(s->spec.nfields ? s->spec.nfields : 1, sizeof *s->s_field_err);
+    s->s_lat = calloc(s->spec.nlat ? s->spec.nlat : 1, sizeof *s->s_lat);
+    if (!s->s_field_err || !s->s_lat)
+        goto err;
+
+    poh_registry_t *r = cl->persistent;
+    const char *lv[] = {cl->name, s->name};
+    s->f_changes = poh_registry_family(
+        r, POH_COUNTER, "poh_mongodb_changes_total",
+        "Change events processed, by operation; rate() of inserts is transactions per second.",
+        3, l_stream_op, NULL, 0);
+    s->f_field_err = poh_registry_family(
+        r, POH_COUNTER, "poh_mongodb_change_field_errors_total",
+        "Change events whose latency field was missing or could not be read as a time.", 3,
+        l_stream_field, NULL, 0);
+    poh_family_t *fres = poh_registry_family(
+        r, POH_COUNTER, "poh_mongodb_change_stream_resumes_total",
+        "Times the change stream was reopened after an error from its saved position.", 2,
+        l_stream, NULL, 0);
+    poh_family_t *flost = poh_registry_family(
+        r, POH_COUNTER, "poh_mongodb_change_stream_history_lost_total",
+        "Times the saved position was gone from the oplog and the stream restarted from now.", 2,
+        l_stream, NULL, 0);
+    if (!s->f_changes || !s->f_field_err || !fres || !flost)
+        goto err;
+    s->s_resumes = poh_family_series(fres, lv);
+    s->s_lost = poh_family_series(flost, lv);
+    for (size_t i = 0; i < s->spec.nlat; i++) {
+        char name[160], help[200];
+        snprintf(name, sizeof name, "poh_%s_latency_seconds", s->spec.lat[i].name);
+        if (s->spec.lat[i].to_field)
+            snprintf(help, sizeof help, "Time from the document's %s to its %s.",
+                     s->spec.lat[i].from_field, s->spec.lat[i].to_field);
+        else
+            snprintf(help, sizeof help, "Time from the document's %s to its commit (wallTime).",
+                     s->spec.lat[i].from_field);
+        poh_family_t *f = poh_registry_family(r, POH_HISTOGRAM, name, help, 2, l_stream,
+                                              s->spec.bounds, s->spec.nbounds);
+        if (!f) {
+            POH_ERROR(MODULE,
+                      "%s: %s is already exported with other buckets (another cluster, or "
+                      "changed since the exporter started: restart it to apply)",
+                      s->key, name);
+            goto err;
+        }
+        s->s_lat[i] = poh_family_series(f, lv);
+    }
+    return s;
+err:
+    mongo_stream_destroy(s);
+    return NULL;
+}
+
+int mongo_stream_start(mongo_stream_t *s)
+{
+    int err = pthread_create(&s->th, NULL, stream_main, s);
+    if (err) {
+        POH_ERROR(MODULE, "%s: cannot start the change stream thread: %s", s->key, strerror(err));
+        return -err;
+    }
+    s->started = true;
+    return 0;
+}
+
+void mongo_stream_request_stop(mongo_stream_t *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    atomic_store(&s->stop, true);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&slots_mu);
+    pthread_cond_broadcast(&slots_cv);
+    pthread_mutex_unlock(&slots_mu);
+}
+
+void mongo_stream_destroy(mongo_stream_t *s)
+{
+    if (!s)
+        return;
+    mongo_stream_request_stop(s);
+    if (s->started)
+        pthread_join(s->th, NULL);
+    poh_mongo_batch_free(&s->batch, &s->spec);
+    poh_mongo_stream_spec_free(&s->spec);
+    free(s->s_field_err);
+    free(s->s_lat);
+    free(s->name);
+    free(s->db);
+    free(s->coll);
+    free(s->ns);
+    free(s->key);
+    free(s->file);
+    free(s->lock_file);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+/* ----------------------------------------------------------- scrape side */
+
+void mongo_stream_collect(mongo_stream_t *s, poh_registry_t *out)
+{
+    const char *lv[] = {s->cl->name, s->name};
+    poh_family_t *fup = poh_registry_family(
+        out, POH_GAUGE, "poh_mongodb_change_stream_up",
+        "1 while the change stream's cursor is open, 0 while it is reconnecting.", 2, l_stream,
+        NULL, 0);
+    poh_gauge_set(poh_family_series(fup, lv), atomic_load(&s->open));
+    long long ms = atomic_load(&s->newest_wall_ms);
+    if (ms <= 0)
+        return;
+    poh_family_t *flag = poh_registry_family(
+        out, POH_GAUGE, "poh_mongodb_change_stream_lag_seconds",
+        "Now minus the wallTime of the newest change event processed.", 2, l_stream, NULL, 0);
+    double lag = poh_now_real() - (double)ms / 1000.0;
+    poh_gauge_set(poh_family_series(flag, lv), lag > 0 ? lag : 0);
+}
+
+void mongo_stream_status_html(mongo_stream_t *s, poh_strbuf_t *out)
+{
+    pthread_mutex_lock(&s->mu);
+    char status[sizeof s->status], error[sizeof s->error];
+    memcpy(status, s->status, sizeof status);
+    memcpy(error, s->error, sizeof error);
+    pthread_mutex_unlock(&s->mu);
+    long long ms = atomic_load(&s->newest_wall_ms);
+    poh_strbuf_puts(out, "<tr><td>mongodb/");
+    poh_html_escape(out, s->key);
+    poh_strbuf_puts(out, "</td><td>change stream ");
+    poh_html_escape(out, s->ns);
+    poh_strbuf_puts(out, "</td><td>");
+    poh_html_escape(out, status);
+    poh_strbuf_puts(out, "</td><td>");
+    if (ms > 0)
+        poh_strbuf_printf(out, "lag %.3f s", poh_now_real() - (double)ms / 1000.0);
+    poh_strbuf_puts(out, "</td><td>");
+    poh_html_escape(out, error);
+    poh_strbuf_puts(out, "</td></tr>\n");
+}
