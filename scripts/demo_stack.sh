@@ -26,3 +26,31 @@ grpc:
     timeout: 2s
 YAML
 echo "demo: PoH nodes on :$poh1 and :$poh2, Presence on :$presence (poh_node_sim)"
+
+# MongoDB: a replica-set simulator (primary + 2 simulated secondaries) whose
+# generator writes 200 transactions/s into dag.transactions and approves each
+# 500 ms later, so Tx/s, storage and approval latency move in the demo.
+msim=build/tests/sim/mongo_rs_sim/mongo_rs_sim
+"$msim" --port 0 --control-port 0 --secondaries 2 --rate 200 --approve-after 500 \
+  >"$work/mongo_rs_sim.out" 2>"$work/mongo_rs_sim.log" &
+pids+=($!)
+for _ in $(seq 100); do [ "$(wc -l <"$work/mongo_rs_sim.out")" -ge 2 ] && break; sleep 0.1; done
+mport=$(sed -n 1p "$work/mongo_rs_sim.out")
+mctl=$(sed -n 2p "$work/mongo_rs_sim.out")
+# Secondaries 1 s and 3 s behind, for the replication lag panel.
+exec 3<>"/dev/tcp/127.0.0.1/$mctl"
+for cmd in "LAG 1 1" "LAG 2 3"; do echo "$cmd" >&3; read -r _ <&3; done
+exec 3<&- 3>&-
+cat >>"$config" <<YAML
+mongodb:
+  - name: main
+    uri: mongodb://127.0.0.1:$mport/?replicaSet=rs0
+    change_streams:
+      - name: tx
+        database: dag
+        collection: transactions
+        latencies:
+          - {name: storage, from_field: created_at, to: commit}
+          - {name: approval, from_field: created_at, to_field: approved_at}
+YAML
+echo "demo: MongoDB replica set simulator on :$mport (control :$mctl), 200 tx/s"
