@@ -1464,7 +1464,8 @@ static void schema_check(const poh_cfg_section_t *sec, const char *where, int de
     }
     for (const poh_cfg_entry_t *e = sec->entries; e->name; e++) {
         char at[256];
-        snprintf(at, sizeof at, "%s%s%s", where, *where ? "." : "", e->name);
+        if (snprintf(at, sizeof at, "%s%s%s", where, *where ? "." : "", e->name) >= (int)sizeof at)
+            memcpy(at + sizeof at - 4, "...", 4); /* a path this long is itself the bug */
         bool file_form = false;
         if (!*e->name || find_entry(sec->entries, e->name, strlen(e->name), &file_form) !=
                              (int)(e - sec->entries))

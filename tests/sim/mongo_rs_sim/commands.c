@@ -655,7 +655,7 @@ static int cmd_delete(cmd_ctx_t *x)
 
 static int cmd_create(cmd_ctx_t *x)
 {
-    const char *coll;
+    const char *coll = NULL;
     int rc = 0;
     if (write_target(x, &coll) < 0)
         return -1;
