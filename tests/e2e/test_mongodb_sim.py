@@ -371,6 +371,36 @@ class TestFaults(unittest.TestCase):
             st.close()
 
 
+class TestStateLock(unittest.TestCase):
+    def test_second_exporter_waits_for_the_lock_then_takes_over(self):
+        st = Stack()
+        second = None
+        try:
+            first = st.start_exporter()
+            self.assertTrue(wait_stream_up(first))
+            second = pohtest.Exporter(mongoexp.config(st.clusters, st.state.path))
+            self.assertTrue(second.wait_log("another process uses this stream's state file", 20))
+            st.sim.insert(300)
+            self.assertEqual(wait_value(first, "poh_mongodb_changes_total", 300, cluster="main",
+                                        stream="tx", operation="insert"), 300)
+            self.assertEqual(value(second, "poh_mongodb_change_stream_up", cluster="main",
+                                   stream="tx"), 0)
+            self.assertIsNone(value(second, "poh_mongodb_changes_total", cluster="main",
+                                    stream="tx", operation="insert"))
+            first.proc.kill()  # the lock goes with the process
+            first.proc.wait(10)
+            first.stop()
+            st.exp = None
+            st.sim.insert(200)
+            # the second picks up the saved state: the same totals, then the new events
+            self.assertEqual(wait_value(second, "poh_mongodb_changes_total", 500, 40,
+                                        cluster="main", stream="tx", operation="insert"), 500)
+        finally:
+            if second:
+                mongoexp.stop_checked(second)
+            st.close()
+
+
 class TestDown(unittest.TestCase):
     def test_down_cluster_costs_only_the_deadline(self):
         hole = mongoexp.Blackhole()
