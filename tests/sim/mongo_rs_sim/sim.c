@@ -156,6 +156,7 @@ void sim_count_command(sim_t *sim, const char *name)
                 return;
             }
             snprintf(sim->cmds[i].name, sizeof sim->cmds[i].name, "%s", name);
+            sim->cmds[i].n = 0; /* the slot may hold a count from before RESET_COMMANDS */
             sim->ncmds++;
         }
     }
