@@ -31,6 +31,7 @@ struct poh_app {
     pthread_mutex_t reload_mu;        /* one reload at a time */
     runtime_t *rt;
     poh_tracer_t *tracer;             /* NULL: tracing off; from the startup config */
+    bool tracing_set_up;
 };
 
 static void runtime_unref(runtime_t *rt)
@@ -130,7 +131,18 @@ static runtime_t *runtime_build(poh_app_t *app, poh_strbuf_t *err)
                     app->ov_format, &rt->cfg, err) < 0)
         goto err;
     apply_logging(rt->cfg);
-    rt->set = poh_collector_set_create(rt->cfg, app->persistent);
+    /* Tracing is set up once, from the first configuration: a reload does
+     * not move the OTLP pipeline. */
+    if (!app->tracing_set_up) {
+        const poh_config_tracing_t *tc = &rt->cfg->tracing;
+        if (poh_tracing_enabled(tc) && !(app->tracer = poh_tracer_create(tc))) {
+            poh_strbuf_puts(err, "tracing: the configuration is unusable (see the log)\n");
+            goto err;
+        }
+        app->tracing_set_up = true;
+    }
+    poh_collector_env_t env = {.persistent = app->persistent, .tracer = app->tracer};
+    rt->set = poh_collector_set_create(rt->cfg, &env);
     if (!rt->set) {
         poh_strbuf_puts(err, "creating the collectors failed (see the log)\n");
         goto err;
@@ -184,12 +196,6 @@ poh_app_t *poh_app_create(const char *config_path, const poh_overrides_t *ov, po
     app->rt = runtime_build(app, err);
     if (!app->rt)
         goto err;
-    /* Tracing is set up once: a reload does not move the OTLP pipeline. */
-    const poh_config_tracing_t *tc = &app->rt->cfg->tracing;
-    if (poh_tracing_enabled(tc) && !(app->tracer = poh_tracer_create(tc))) {
-        poh_strbuf_puts(err, "tracing: the configuration is unusable (see the log)\n");
-        goto err;
-    }
     poh_gauge_set(app->reload_ok, 1);
     poh_gauge_set(app->reload_ts, poh_now_real());
     return app;

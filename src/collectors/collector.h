@@ -65,7 +65,12 @@ typedef struct poh_collector_list {
  * (section absent). Returns 0, or a negative errno after logging why.
  * Collectors must copy what they keep from cfg: a collector may outlive the
  * config it was built from (reload while a straggler still runs). */
-typedef int (*poh_collector_factory_fn)(const poh_config_t *cfg, poh_registry_t *persistent,
+typedef struct poh_collector_env {
+    poh_registry_t *persistent; /* outlives reloads: counters kept between scrapes */
+    poh_tracer_t *tracer;       /* NULL when tracing is off; outlives every collector */
+} poh_collector_env_t;
+
+typedef int (*poh_collector_factory_fn)(const poh_config_t *cfg, const poh_collector_env_t *env,
                                         poh_collector_list_t *list);
 
 /* Takes ownership of state (destroys it with ops->destroy on failure). */
@@ -78,7 +83,7 @@ int poh_collector_list_push(poh_collector_list_t *l, const poh_collector_ops_t *
 typedef struct poh_collector_set poh_collector_set_t;
 
 poh_collector_set_t *poh_collector_set_create(const poh_config_t *cfg,
-                                              poh_registry_t *persistent);
+                                              const poh_collector_env_t *env);
 /* Build a set from collectors already made (takes them; tests use this). */
 poh_collector_set_t *poh_collector_set_from_list(poh_collector_list_t *list);
 void poh_collector_set_ref(poh_collector_set_t *s);

@@ -96,11 +96,11 @@ poh_collector_set_t *poh_collector_set_from_list(poh_collector_list_t *list)
 }
 
 poh_collector_set_t *poh_collector_set_create(const poh_config_t *cfg,
-                                              poh_registry_t *persistent)
+                                              const poh_collector_env_t *env)
 {
     poh_collector_list_t list = {0};
     for (size_t i = 0; factories[i].create; i++) {
-        int rc = factories[i].create(cfg, persistent, &list);
+        int rc = factories[i].create(cfg, env, &list);
         if (rc < 0) {
             POH_ERROR("collectors", "creating %s collectors failed: %s", factories[i].kind,
                       strerror(-rc));

@@ -630,7 +630,7 @@ static void ensure_fd_room(size_t targets)
                  (unsigned long long)rl.rlim_cur, targets);
 }
 
-int poh_grpc_collectors_create(const poh_config_t *cfg, poh_registry_t *persistent,
+int poh_grpc_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
                                poh_collector_list_t *list)
 {
     size_t total = 0;
@@ -640,7 +640,7 @@ int poh_grpc_collectors_create(const poh_config_t *cfg, poh_registry_t *persiste
         ensure_fd_room(total);
     for (size_t i = 0; i < cfg->grpc_count; i++) {
         const poh_config_grpc_group_t *g = &cfg->grpc[i];
-        grpc_collector_t *c = collector_new(g, persistent);
+        grpc_collector_t *c = collector_new(g, env->persistent);
         if (!c) {
             POH_ERROR("grpc", "cannot create the collector of group %s", g->name);
             return -ENOMEM;

@@ -30,7 +30,7 @@
 extern const poh_collector_ops_t poh_grpc_collector_ops;
 
 /* Factory (collectors.c table): one collector per cfg->grpc group. */
-int poh_grpc_collectors_create(const poh_config_t *cfg, poh_registry_t *persistent,
+int poh_grpc_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
                                poh_collector_list_t *list);
 
 #endif

@@ -136,6 +136,7 @@ typedef struct status_run {
     uint32_t server_id;
     bool answered;          /* the server replied to at least one command */
     bool gone;              /* a network error: skip the remaining commands */
+    poh_trace_parent_t trace; /* the scrape's span: one CLIENT span per command */
     char error[256];        /* first error of this scrape */
 } status_run_t;
 
@@ -164,6 +165,15 @@ static bool run_cmd(status_run_t *r, const char *db, const bson_t *cmd, const ch
                      what);
         return false;
     }
+    bson_iter_t first;
+    const char *op = bson_iter_init(&first, cmd) && bson_iter_next(&first) ? bson_iter_key(&first)
+                                                                           : "command";
+    char name[128];
+    snprintf(name, sizeof name, "%s %s", op, db);
+    poh_span_t *span = poh_span_start_child(&r->trace, name, POH_SPAN_KIND_CLIENT);
+    poh_span_set_str(span, "db.system", "mongodb");
+    poh_span_set_str(span, "db.operation", op);
+    poh_span_set_str(span, "db.name", db);
     bool ok = mongoc_client_command_simple_with_server_id(r->cl->status, db, cmd, NULL,
                                                           r->server_id, reply, &err);
     bool server = err.domain == MONGOC_ERROR_SERVER || err.domain == MONGOC_ERROR_QUERY;
@@ -174,7 +184,11 @@ static bool run_cmd(status_run_t *r, const char *db, const bson_t *cmd, const ch
     if (!ok) {
         set_error(r, what, &err);
         POH_DEBUG(MODULE, "cluster %s: %s failed: %s", r->cl->name, what, r->error);
+        char msg[200];
+        mongo_cluster_scrub(r->cl, err.message, msg, sizeof msg);
+        poh_span_set_status(span, POH_SPAN_STATUS_ERROR, msg);
     }
+    poh_span_end(span);
     return ok;
 }
 
@@ -362,7 +376,7 @@ static void server_status(status_run_t *r)
  * the same timeout every time, so the client is rarely remade. */
 static bool status_scrape(mongo_cluster_t *cl, poh_scrape_t *sc, char *error, size_t errlen)
 {
-    status_run_t r = {.cl = cl, .out = sc->out, .deadline = sc->deadline};
+    status_run_t r = {.cl = cl, .out = sc->out, .deadline = sc->deadline, .trace = sc->trace};
     double left = sc->deadline - poh_now_mono() - DEADLINE_MARGIN;
     int ms = (int)(left * 450); /* a little under half, so a slightly later scrape reuses it */
     if (ms < 5) {
@@ -545,14 +559,15 @@ static int state_dir_ready(const char *dir)
 }
 
 static mongo_cluster_t *cluster_new(const poh_config_t *cfg, const poh_config_mongodb_t *c,
-                                    poh_registry_t *persistent)
+                                    const poh_collector_env_t *env)
 {
     bson_error_t err;
     mongo_cluster_t *cl = calloc(1, sizeof *cl);
     if (!cl)
         return NULL;
     pthread_mutex_init(&cl->mu, NULL);
-    cl->persistent = persistent;
+    cl->persistent = env->persistent;
+    cl->tracer = env->tracer;
     poh_strbuf_t red = POH_STRBUF_INIT;
     poh_mongo_redact_uri(&red, c->uri);
     cl->uri_redacted = poh_strbuf_steal(&red);
@@ -581,7 +596,7 @@ static mongo_cluster_t *cluster_new(const poh_config_t *cfg, const poh_config_mo
         goto err;
     }
     cl->cmd_duration = poh_registry_family(
-        persistent, POH_HISTOGRAM, "poh_mongodb_command_duration_seconds",
+        cl->persistent, POH_HISTOGRAM, "poh_mongodb_command_duration_seconds",
         "Round trip of the commands the exporter sends (libmongoc APM).", 2, l_cluster_command,
         NULL, 0);
     if (!cl->cmd_duration)
@@ -611,7 +626,7 @@ err:
     return NULL;
 }
 
-int poh_mongodb_collectors_create(const poh_config_t *cfg, poh_registry_t *persistent,
+int poh_mongodb_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
                                   poh_collector_list_t *list)
 {
     if (!cfg->mongodb_count)
@@ -619,7 +634,7 @@ int poh_mongodb_collectors_create(const poh_config_t *cfg, poh_registry_t *persi
     poh_mongo_global_init();
     for (size_t i = 0; i < cfg->mongodb_count; i++) {
         const poh_config_mongodb_t *c = &cfg->mongodb[i];
-        mongo_cluster_t *cl = cluster_new(cfg, c, persistent);
+        mongo_cluster_t *cl = cluster_new(cfg, c, env);
         if (!cl)
             return -EINVAL;
         for (size_t k = 0; k < cl->nstreams; k++) {

@@ -20,7 +20,7 @@
 #include "collectors/collector.h"
 
 /* Factory (collectors.c): one collector per cfg->mongodb entry. */
-int poh_mongodb_collectors_create(const poh_config_t *cfg, poh_registry_t *persistent,
+int poh_mongodb_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
                                   poh_collector_list_t *list);
 
 #endif

@@ -21,6 +21,7 @@ typedef struct mongo_cluster {
     mongoc_uri_t *uri;            /* password applied; base of every client */
     mongoc_client_pool_t *pool;   /* change streams; NULL without streams */
     poh_registry_t *persistent;
+    poh_tracer_t *tracer;         /* NULL: tracing off */
     poh_family_t *cmd_duration;   /* poh_mongodb_command_duration_seconds */
     mongo_stream_t **streams;
     size_t nstreams;

@@ -79,6 +79,7 @@ struct mongo_stream {
     char error[256];
 
     /* Owned by the thread. */
+    poh_span_rate_limit_t span_rl;         /* storage.commit spans */
     slot_t *slot;
     int dirfd, lockfd;
     mongoc_client_t *client;
@@ -180,8 +181,40 @@ static void restore_counters(mongo_stream_t *s, const poh_mongo_state_t *st)
     poh_counter_add(s->s_lost, (double)st->history_lost);
 }
 
+/* Unix ms to ns, whole milliseconds scaled in integers: a double of ns
+ * since 1970 is only good to 256 ns and could round below the millisecond. */
+static uint64_t ms_to_ns(double ms)
+{
+    if (!(ms > 0))
+        return 0;
+    double whole = floor(ms);
+    return (uint64_t)whole * 1000000u + (uint64_t)llround((ms - whole) * 1e6);
+}
+
+/* storage.commit spans: children of the application's traces, from the
+ * document's timestamp to its commit, within the stream's rate limit. */
+static void commit_spans(mongo_stream_t *s, const poh_mongo_batch_t *b)
+{
+    poh_tracer_t *t = s->cl->tracer;
+    for (size_t i = 0; t && i < b->nspans; i++) {
+        const poh_mongo_commit_span_t *c = &b->spans[i];
+        if (!poh_span_rate_limit_take(&s->span_rl))
+            continue;
+        uint64_t from = ms_to_ns(c->from_ms), to = ms_to_ns(c->commit_ms);
+        poh_span_t *sp = poh_span_start_at(t, "storage.commit", POH_SPAN_KIND_INTERNAL,
+                                           &c->parent, from);
+        poh_span_set_str(sp, "db.system", "mongodb");
+        poh_span_set_str(sp, "db.name", s->db);
+        poh_span_set_str(sp, "db.mongodb.collection", s->coll);
+        poh_span_set_str(sp, "poh.cluster", s->cl->name);
+        poh_span_set_str(sp, "poh.stream", s->name);
+        poh_span_end_at(sp, to > from ? to : from);
+    }
+}
+
 static void apply_batch(mongo_stream_t *s, const poh_mongo_batch_t *b)
 {
+    commit_spans(s, b);
     for (int op = 0; op < POH_OP_COUNT; op++) {
         if (!b->ops[op])
             continue;
@@ -610,6 +643,9 @@ mongo_stream_t *mongo_stream_new(mongo_cluster_t *cl, const poh_config_mongo_str
     atomic_init(&s->open, false);
     atomic_init(&s->newest_wall_ms, 0);
     snprintf(s->status, sizeof s->status, "not started");
+    /* Bursts up to one second's worth, at least one span. */
+    poh_span_rate_limit_init(&s->span_rl, cfg->commit_spans_per_second,
+                             cfg->commit_spans_per_second > 1 ? cfg->commit_spans_per_second : 1);
     s->name = strdup(cfg->name);
     s->db = strdup(cfg->database);
     s->coll = strdup(cfg->collection);

@@ -94,6 +94,7 @@ typedef struct poh_config_mongo_stream {
     double *buckets;               /* histogram bounds in seconds */
     size_t buckets_count;
     char *traceparent_field;       /* W3C traceparent for exemplars; default traceparent */
+    double commit_spans_per_second; /* storage.commit spans made at most; 0 = none */
 } poh_config_mongo_stream_t;
 
 typedef struct poh_config_mongodb {

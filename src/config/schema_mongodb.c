@@ -124,6 +124,8 @@ static const poh_cfg_entry_t stream_entries[] = {
      .def = "0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10"},
     {.name = "traceparent_field", .type = POH_CFG_STRING, .offset = CS(traceparent_field),
      .def = "traceparent"},
+    {.name = "commit_spans_per_second", .type = POH_CFG_DOUBLE,
+     .offset = CS(commit_spans_per_second), .def = "100", .min = 0, .max = 100000},
     {NULL},
 };
 #undef CS

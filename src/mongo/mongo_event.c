@@ -148,7 +148,8 @@ int poh_mongo_batch_init(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *sp
     memset(b, 0, sizeof *b);
     b->field_errors = calloc(spec->nfields ? spec->nfields : 1, sizeof *b->field_errors);
     b->lat = calloc(spec->nlat ? spec->nlat : 1, sizeof *b->lat);
-    if (!b->field_errors || !b->lat)
+    b->spans = calloc(POH_MONGO_MAX_COMMIT_SPANS, sizeof *b->spans);
+    if (!b->field_errors || !b->lat || !b->spans)
         goto nomem;
     for (size_t i = 0; i < spec->nlat; i++) {
         b->lat[i].ex = calloc(spec->nbounds + 1, sizeof *b->lat[i].ex);
@@ -176,6 +177,7 @@ void poh_mongo_batch_reset(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *
     b->last_id = NULL;
     b->last_id_len = 0;
     b->invalidated = false;
+    b->nspans = 0;
 }
 
 void poh_mongo_batch_free(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec)
@@ -186,6 +188,7 @@ void poh_mongo_batch_free(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *s
     }
     free(b->lat);
     free(b->field_errors);
+    free(b->spans);
     memset(b, 0, sizeof *b);
 }
 
@@ -311,15 +314,20 @@ int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spe
         return 0;
     b->ops[op]++;
 
-    char trace[33], span[17];
-    bool traced = false;
+    char trace[POH_TRACE_ID_HEX_LEN + 1], span[POH_SPAN_ID_HEX_LEN + 1];
+    poh_span_context_t ctx;
+    bool traced = false, span_taken = false;
     if (spec->traceparent_field && have_full) {
         bson_iter_t tp;
         if (doc_find(&full, spec->traceparent_field, &tp) && BSON_ITER_HOLDS_UTF8(&tp)) {
             uint32_t n;
             const char *s = bson_iter_utf8(&tp, &n);
-            traced = poh_mongo_traceparent(s, n, trace, span);
+            traced = poh_traceparent_parse(s, n, &ctx) == 0;
         }
+    }
+    if (traced) {
+        poh_hex_encode(ctx.trace_id, sizeof ctx.trace_id, trace);
+        poh_hex_encode(ctx.span_id, sizeof ctx.span_id, span);
     }
     for (size_t i = 0; i < spec->nlat; i++) {
         const poh_mongo_latency_spec_t *l = &spec->lat[i];
@@ -355,6 +363,10 @@ int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spe
         if (observe(&b->lat[i], spec, (to - from) / 1000.0, traced ? trace : NULL, span,
                     isnan(commit) ? 0 : commit / 1000.0) < 0)
             return -ENOMEM;
+        if (traced && !l->to_field && !span_taken && b->nspans < POH_MONGO_MAX_COMMIT_SPANS) {
+            b->spans[b->nspans++] = (poh_mongo_commit_span_t){ctx, from, to};
+            span_taken = true;
+        }
     }
     return 0;
 }

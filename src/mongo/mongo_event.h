@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "mongo/mongo_util.h"
+#include "trace/trace.h"
 
 typedef enum {
     POH_OP_INSERT = 0,
@@ -73,6 +74,18 @@ typedef struct poh_mongo_lat_values {
     poh_mongo_exemplar_t *ex;  /* nbounds + 1 slots, one per bucket */
 } poh_mongo_lat_values_t;
 
+/* A traced document's commit: the storage.commit span to join to the
+ * application's trace (parent from the document's traceparent), from the
+ * document's timestamp to the commit. One per event, for the first commit
+ * latency observed. */
+typedef struct poh_mongo_commit_span {
+    poh_span_context_t parent;
+    double from_ms, commit_ms;  /* unix milliseconds */
+} poh_mongo_commit_span_t;
+
+/* Candidates kept per batch; the stream's span rate limit is far lower. */
+#define POH_MONGO_MAX_COMMIT_SPANS 256
+
 typedef struct poh_mongo_batch {
     uint64_t ops[POH_OP_COUNT];
     uint64_t *field_errors;    /* per spec field */
@@ -82,6 +95,8 @@ typedef struct poh_mongo_batch {
     const uint8_t *last_id;    /* _id of the last event (points into the reply) */
     uint32_t last_id_len;
     bool invalidated;          /* an invalidate event ended the stream */
+    poh_mongo_commit_span_t *spans; /* POH_MONGO_MAX_COMMIT_SPANS slots */
+    size_t nspans;
 } poh_mongo_batch_t;
 
 int poh_mongo_batch_init(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec);

@@ -367,39 +367,6 @@ poh_mongo_err_kind_t poh_mongo_error_kind(const bson_error_t *err, const bson_t 
     return POH_MONGO_ERR_OTHER;
 }
 
-/* ---------------------------------------------------------- traceparent */
-
-static bool lower_hex(const char *s, size_t n, bool *all_zero)
-{
-    bool zero = true;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-        zero &= c == '0';
-    }
-    if (all_zero)
-        *all_zero = zero;
-    return true;
-}
-
-bool poh_mongo_traceparent(const char *s, size_t len, char *trace_id, char *span_id)
-{
-    bool z;
-    if (len < 55 || !lower_hex(s, 2, NULL) || (s[0] == 'f' && s[1] == 'f') || s[2] != '-' ||
-        s[35] != '-' || s[52] != '-' || !lower_hex(s + 53, 2, NULL))
-        return false;
-    if ((s[0] == '0' && s[1] == '0') ? len != 55 : (len > 55 && s[55] != '-'))
-        return false;
-    if (!lower_hex(s + 3, 32, &z) || z || !lower_hex(s + 36, 16, &z) || z)
-        return false;
-    memcpy(trace_id, s + 3, 32);
-    trace_id[32] = '\0';
-    memcpy(span_id, s + 36, 16);
-    span_id[16] = '\0';
-    return true;
-}
-
 bool poh_mongo_name_valid(const char *s)
 {
     size_t n = strlen(s);

@@ -1,6 +1,6 @@
 /* Pure helpers of the MongoDB collectors: libmongoc set-up, URI redaction,
  * time values of documents, replica-set member status and replication lag,
- * error classification for change streams, W3C traceparent. Nothing here
+ * error classification for change streams. Nothing here
  * talks to a server, so all of it is unit-tested with hand-built BSON. */
 #ifndef POH_MONGO_UTIL_H
 #define POH_MONGO_UTIL_H
@@ -80,11 +80,6 @@ typedef enum {
  * be NULL; its errorLabels are read when present. Works with either libmongoc
  * error API (server errors in MONGOC_ERROR_SERVER or MONGOC_ERROR_QUERY). */
 poh_mongo_err_kind_t poh_mongo_error_kind(const bson_error_t *err, const bson_t *reply);
-
-/* Parse a W3C traceparent ("00-<32 hex>-<16 hex>-<2 hex>"). On success fills
- * trace_id (33 bytes) and span_id (17 bytes), NUL-terminated, and returns
- * true. All-zero ids, upper-case hex, version ff and bad lengths are false. */
-bool poh_mongo_traceparent(const char *s, size_t len, char *trace_id, char *span_id);
 
 /* Names usable as labels and file names: 1..64 of [A-Za-z0-9_.-], not
  * starting with '.'. For the config checks. */

@@ -245,7 +245,7 @@ START_TEST(test_collector_counts)
     ck_assert_msg(parse(yaml, &cfg, &errors) == 0, "%s", errors.data);
     poh_registry_t *persist = poh_registry_new();
     poh_collector_list_t list = {0};
-    ck_assert_int_eq(poh_grpc_collectors_create(&cfg, persist, &list), 0);
+    ck_assert_int_eq(poh_grpc_collectors_create(&cfg, &(poh_collector_env_t){persist, NULL}, &list), 0);
     poh_cfg_release(&t_root, &cfg); /* the collector keeps copies */
     ck_assert_uint_eq(list.len, 1);
     ck_assert_str_eq(list.items[0].name, "grpc/poh");
@@ -320,7 +320,7 @@ START_TEST(test_no_section_no_collectors)
     ck_assert_int_eq(parse("{}", &cfg, &errors), 0);
     poh_registry_t *persist = poh_registry_new();
     poh_collector_list_t list = {0};
-    ck_assert_int_eq(poh_grpc_collectors_create(&cfg, persist, &list), 0);
+    ck_assert_int_eq(poh_grpc_collectors_create(&cfg, &(poh_collector_env_t){persist, NULL}, &list), 0);
     ck_assert_uint_eq(list.len, 0);
     poh_grpc_collector_ops.destroy(NULL);
     poh_registry_free(persist);

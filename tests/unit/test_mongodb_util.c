@@ -1,6 +1,6 @@
 /* mongo/mongo_util: URI redaction, time values of documents (BSON Date,
  * epoch ms/s, RFC 3339), replica set members and lag clamping, change stream
- * error classes, W3C traceparent. Table-driven. */
+ * error classes. Table-driven (traceparent parsing is tested with trace/). */
 #include <check.h>
 #include <math.h>
 #include <mongoc/mongoc.h>
@@ -275,38 +275,6 @@ START_TEST(test_error_kind)
 }
 END_TEST
 
-/* ---------------------------------------------------------- traceparent */
-
-static const struct {
-    const char *s;
-    bool ok;
-} traceparents[] = {
-    {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true},
-    {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", true},
-    {"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", true},
-    {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", false},
-    {"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false},
-    {"00-00000000000000000000000000000000-00f067aa0ba902b7-01", false},
-    {"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", false},
-    {"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", false},
-    {"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", false},
-    {"00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false},
-    {"", false},
-};
-
-START_TEST(test_traceparent)
-{
-    char trace[33], span[17];
-    const char *s = traceparents[_i].s;
-    ck_assert_msg(poh_mongo_traceparent(s, strlen(s), trace, span) == traceparents[_i].ok, "%s",
-                  s);
-    if (traceparents[_i].ok) {
-        ck_assert_str_eq(trace, "4bf92f3577b34da6a3ce929d0e0e4736");
-        ck_assert_str_eq(span, "00f067aa0ba902b7");
-    }
-}
-END_TEST
-
 START_TEST(test_names)
 {
     ck_assert(poh_mongo_name_valid("main"));
@@ -332,8 +300,6 @@ static Suite *suite(void)
     tcase_add_test(tc, test_members_and_lag);
     tcase_add_test(tc, test_lag_clamp);
     tcase_add_test(tc, test_error_kind);
-    tcase_add_loop_test(tc, test_traceparent, 0,
-                        (int)(sizeof traceparents / sizeof *traceparents));
     tcase_add_test(tc, test_names);
     suite_add_tcase(s, tc);
     return s;
