@@ -1,5 +1,6 @@
 /* The grpc collector: see collectors/grpc.h for the metrics it writes. */
 #include "collectors/grpc.h"
+#include "core/hex.h"
 #include "trace/trace.h"
 
 #include <errno.h>
@@ -99,25 +100,6 @@ static char *xstrdup(const char *s, bool *failed)
     return d;
 }
 
-static int hex_bytes(const char *hex, uint8_t **out, size_t *len)
-{
-    size_t n = hex ? strlen(hex) / 2 : 0;
-    uint8_t *b = malloc(n ? n : 1);
-    if (!b)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
-            free(b);
-            return -EINVAL;
-        }
-        b[i] = (uint8_t)v;
-    }
-    *out = b;
-    *len = n;
-    return 0;
-}
-
 static void collector_free(grpc_collector_t *c)
 {
     if (!c)
@@ -187,7 +169,7 @@ static grpc_collector_t *collector_new(const poh_config_grpc_group_t *g, poh_reg
         goto err;
     if (g->state.method) {
         c->state_method = xstrdup(g->state.method, &failed);
-        if (hex_bytes(g->state.request_hex, &c->state_req, &c->state_req_len) < 0)
+        if (poh_hex_decode(g->state.request_hex, &c->state_req, &c->state_req_len) < 0)
             goto err;
     }
     c->use_tls = g->tls.enabled;

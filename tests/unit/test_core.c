@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 
@@ -85,6 +86,33 @@ START_TEST(test_clocks)
 }
 END_TEST
 
+static const struct {
+    const char *in;
+    int rc;
+    size_t len;
+    const char *bytes;
+} hex_cases[] = {
+    {"", 0, 0, ""},          {NULL, 0, 0, ""},         {"00", 0, 1, "\x00"},
+    {"0aFf", 0, 2, "\x0a\xff"}, {"08c801", 0, 3, "\x08\xc8\x01"},
+    {"0", -EINVAL, 0, NULL}, {"zz", -EINVAL, 0, NULL}, {"0g", -EINVAL, 0, NULL},
+    {"12 4", -EINVAL, 0, NULL},
+};
+
+START_TEST(test_hex_decode)
+{
+    uint8_t *b = NULL;
+    size_t n = 99;
+    int rc = poh_hex_decode(hex_cases[_i].in, &b, &n);
+    ck_assert_int_eq(rc, hex_cases[_i].rc);
+    if (rc == 0) {
+        ck_assert_ptr_nonnull(b);
+        ck_assert_uint_eq(n, hex_cases[_i].len);
+        ck_assert(memcmp(b, hex_cases[_i].bytes, n) == 0);
+        free(b);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core");
@@ -94,6 +122,7 @@ int main(void)
                         (int)(sizeof level_cases / sizeof level_cases[0]));
     tcase_add_test(tc, test_log_format_parse);
     tcase_add_test(tc, test_clocks);
+    tcase_add_loop_test(tc, test_hex_decode, 0, (int)(sizeof hex_cases / sizeof hex_cases[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -12,6 +12,7 @@
 
 #include "grpc/grpc_probe.h"
 #include "grpc/pbwire.h"
+#include "core/hex.h"
 
 #define MAX_MD 8
 #define MAX_FIELDS 16
@@ -39,27 +40,6 @@ static int usage(void)
           "  --rounds N             run N times over the same channels (default 1)\n",
           stderr);
     return 2;
-}
-
-static int hex_decode(const char *hex, uint8_t **out, size_t *len)
-{
-    size_t n = strlen(hex);
-    if (n % 2)
-        return -EINVAL;
-    uint8_t *b = malloc(n / 2 + 1);
-    if (!b)
-        return -ENOMEM;
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
-            free(b);
-            return -EINVAL;
-        }
-        b[i] = (uint8_t)v;
-    }
-    *out = b;
-    *len = n / 2;
-    return 0;
 }
 
 static char *read_value_file(const char *path)
@@ -171,7 +151,7 @@ int main(int argc, char **argv)
 
     uint8_t *request = NULL;
     size_t request_len = 0;
-    int rc = method ? hex_decode(request_hex, &request, &request_len)
+    int rc = method ? poh_hex_decode(request_hex, &request, &request_len)
                     : poh_grpc_health_request(service, &request, &request_len);
     if (rc < 0) {
         fprintf(stderr, "bad request: %s\n", strerror(-rc));
