@@ -249,6 +249,9 @@ int poh_app_reload(poh_app_t *app, poh_strbuf_t *err)
     if (strcmp(old->cfg->web.listen_address, nrt->cfg->web.listen_address) != 0)
         POH_WARN("config", "web.listen_address changed; it takes effect after a restart");
     runtime_unref(old);
+    size_t swept = poh_collectors_sweep(nrt->cfg, app->persistent);
+    if (swept)
+        POH_INFO("config", "dropped %zu series of targets no longer configured", swept);
     poh_gauge_set(app->reload_ok, 1);
     poh_gauge_set(app->reload_ts, poh_now_real());
     pthread_mutex_unlock(&app->reload_mu);

@@ -73,6 +73,23 @@ typedef struct poh_collector_env {
 typedef int (*poh_collector_factory_fn)(const poh_config_t *cfg, const poh_collector_env_t *env,
                                         poh_collector_list_t *list);
 
+/* After a reload: does the persistent series with these labels still belong
+ * to something cfg configures? A kind answers only for series it made (e.g.
+ * those labelled group+target for grpc) and true for all others. */
+typedef bool (*poh_collector_keep_fn)(const poh_config_t *cfg, const char *family,
+                                      const char *const *names, const char *const *values,
+                                      size_t n);
+
+/* Remove from the persistent registry the series of targets, groups,
+ * clusters and streams that cfg no longer configures, so a reload does not
+ * leave them behind. Called once the new configuration is in force. Returns
+ * how many series were removed. */
+size_t poh_collectors_sweep(const poh_config_t *cfg, poh_registry_t *persistent);
+
+/* Label value of the label called name, or NULL. */
+const char *poh_label_value(const char *const *names, const char *const *values, size_t n,
+                            const char *name);
+
 /* Takes ownership of state (destroys it with ops->destroy on failure). */
 int poh_collector_list_push(poh_collector_list_t *l, const poh_collector_ops_t *ops,
                             void *state, const char *name);

@@ -17,11 +17,35 @@
 static const struct {
     const char *kind;
     poh_collector_factory_fn create;
+    poh_collector_keep_fn keep;
 } factories[] = {
-    {"grpc", poh_grpc_collectors_create},
-    {"mongodb", poh_mongodb_collectors_create},
-    {NULL, NULL},
+    {"grpc", poh_grpc_collectors_create, poh_grpc_series_keep},
+    {"mongodb", poh_mongodb_collectors_create, poh_mongodb_series_keep},
+    {NULL, NULL, NULL},
 };
+
+const char *poh_label_value(const char *const *names, const char *const *values, size_t n,
+                            const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return values[i];
+    return NULL;
+}
+
+static bool keep_series(const char *family, const char *const *names, const char *const *values,
+                        size_t n, void *ctx)
+{
+    for (size_t i = 0; factories[i].create; i++)
+        if (factories[i].keep && !factories[i].keep(ctx, family, names, values, n))
+            return false;
+    return true;
+}
+
+size_t poh_collectors_sweep(const poh_config_t *cfg, poh_registry_t *persistent)
+{
+    return poh_registry_remove_series_if(persistent, keep_series, (void *)cfg);
+}
 
 struct run;
 

@@ -612,6 +612,25 @@ static void ensure_fd_room(size_t targets)
                  (unsigned long long)rl.rlim_cur, targets);
 }
 
+bool poh_grpc_series_keep(const poh_config_t *cfg, const char *family, const char *const *names,
+                          const char *const *values, size_t n)
+{
+    (void)family;
+    const char *group = poh_label_value(names, values, n, "group");
+    const char *target = poh_label_value(names, values, n, "target");
+    if (!group || !target)
+        return true;
+    for (size_t i = 0; i < cfg->grpc_count; i++) {
+        const poh_config_grpc_group_t *g = &cfg->grpc[i];
+        if (strcmp(g->name, group) != 0)
+            continue;
+        for (size_t k = 0; k < g->targets_count; k++)
+            if (strcmp(g->targets[k], target) == 0)
+                return true;
+    }
+    return false;
+}
+
 int poh_grpc_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
                                poh_collector_list_t *list)
 {

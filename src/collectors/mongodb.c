@@ -626,6 +626,28 @@ err:
     return NULL;
 }
 
+bool poh_mongodb_series_keep(const poh_config_t *cfg, const char *family,
+                             const char *const *names, const char *const *values, size_t n)
+{
+    if (strncmp(family, "poh_", 4) != 0)
+        return true;
+    const char *cluster = poh_label_value(names, values, n, "cluster");
+    const char *stream = poh_label_value(names, values, n, "stream");
+    if (!cluster)
+        return true;
+    for (size_t i = 0; i < cfg->mongodb_count; i++) {
+        const poh_config_mongodb_t *c = &cfg->mongodb[i];
+        if (strcmp(c->name, cluster) != 0)
+            continue;
+        if (!stream)
+            return true;
+        for (size_t k = 0; k < c->change_streams_count; k++)
+            if (strcmp(c->change_streams[k].name, stream) == 0)
+                return true;
+    }
+    return false;
+}
+
 int poh_mongodb_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
                                   poh_collector_list_t *list)
 {

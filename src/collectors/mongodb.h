@@ -20,6 +20,11 @@
 #include "collectors/collector.h"
 
 /* Factory (collectors.c): one collector per cfg->mongodb entry. */
+/* Persistent series labelled cluster (and stream) are kept while cfg has
+ * that cluster (and stream) (poh_collector_keep_fn). */
+bool poh_mongodb_series_keep(const poh_config_t *cfg, const char *family,
+                             const char *const *names, const char *const *values, size_t n);
+
 int poh_mongodb_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
                                   poh_collector_list_t *list);
 

@@ -713,6 +713,41 @@ void poh_family_remove_series(poh_family_t *f, const char *const *label_values)
     pthread_mutex_unlock(&f->mu);
 }
 
+size_t poh_registry_remove_series_if(poh_registry_t *r, poh_series_keep_fn keep, void *ctx)
+{
+    if (!r)
+        return 0;
+    size_t removed = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->nfamilies; i++) {
+        poh_family_t *f = r->families[i];
+        const char *values[POH_MAX_LABELS];
+        pthread_mutex_lock(&f->mu);
+        for (size_t j = 0; j < f->nseries; j++) {
+            poh_series_t *s = f->series[j];
+            if (atomic_load_explicit(&s->removed, memory_order_acquire))
+                continue;
+            const char *p = s->key;
+            for (size_t k = 0; k < f->nlabels; k++) {
+                values[k] = p;
+                p += strlen(p) + 1;
+            }
+            if (keep(f->name, (const char *const *)f->label_names, values, f->nlabels, ctx))
+                continue;
+            atomic_store_explicit(&s->removed, true, memory_order_release);
+            if (f->map_cap) {
+                size_t slot = map_probe(f, s->hash, values);
+                if (f->map[slot] == s)
+                    map_delete(f, slot);
+            }
+            removed++;
+        }
+        pthread_mutex_unlock(&f->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return removed;
+}
+
 poh_series_t *const *poh_family_snapshot(poh_family_t *f, size_t *n)
 {
     pthread_mutex_lock(&f->mu);

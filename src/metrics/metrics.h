@@ -71,6 +71,14 @@ poh_series_t *poh_family_series(poh_family_t *f, const char *const *label_values
  * same label values again creates a fresh series starting from zero. */
 void poh_family_remove_series(poh_family_t *f, const char *const *label_values);
 
+/* Remove every series of r that keep() rejects (after a reload, the series of
+ * targets no longer configured). keep() gets the family name, its label
+ * names and the series' label values (n of each) and must not call into the
+ * registry. Returns how many series were removed. */
+typedef bool (*poh_series_keep_fn)(const char *family, const char *const *names,
+                                   const char *const *values, size_t n, void *ctx);
+size_t poh_registry_remove_series_if(poh_registry_t *r, poh_series_keep_fn keep, void *ctx);
+
 void poh_counter_add(poh_series_t *s, double v); /* v < 0 and NaN are ignored */
 static inline void poh_counter_inc(poh_series_t *s) { poh_counter_add(s, 1.0); }
 void poh_gauge_set(poh_series_t *s, double v);

@@ -1,0 +1,75 @@
+"""A reload that drops a target, group, cluster or stream drops its series
+too; what stays keeps counting from where it was (no reset)."""
+import signal
+import unittest
+
+import grpcsim
+import mongoexp
+import mongosim
+import pohtest
+
+
+def grpc_cfg(groups):
+    out = "web:\n  enable_reload: true\ngrpc:\n"
+    for name, targets in groups:
+        out += f"  - name: {name}\n    targets: [{', '.join(targets)}]\n"
+    return out
+
+
+class ReloadSeriesTest(unittest.TestCase):
+    def reload(self, ex, text):
+        with open(ex.config_path, "w") as f:
+            f.write(text)
+        st, _, body = ex.request("/-/reload", method="POST", data=b"")
+        self.assertEqual(st, 200, body)
+
+    def test_grpc_targets(self):
+        with grpcsim.NodeSim([[], [], []]) as sim:
+            a, b, c = (sim.addr(i) for i in range(3))
+            with pohtest.Exporter(grpc_cfg([("poh", [a, b]), ("presence", [c])])) as ex:
+                for _ in range(3):
+                    ex.scrape()
+                m = ex.metrics()
+                req = "poh_requests_total"
+                hc = "/grpc.health.v1.Health/Check"
+                self.assertEqual(pohtest.value(m, req, group="poh", target=b, method=hc), 4)
+                self.reload(ex, grpc_cfg([("poh", [a])]))
+                m = ex.metrics()
+                # a keeps its count (4 scrapes before, this one makes 5).
+                self.assertEqual(pohtest.value(m, req, group="poh", target=a, method=hc), 5)
+                self.assertEqual(pohtest.find(m, req, target=b), {})
+                self.assertEqual(pohtest.find(m, req, group="presence"), {})
+                self.assertEqual(pohtest.find(m, "poh_grpc_method_latency_seconds_count",
+                                              target=b), {})
+                self.assertTrue(ex.wait_log(r"dropped \d+ series of targets no longer"))
+                # Putting b back starts it again from zero: an honest reset.
+                self.reload(ex, grpc_cfg([("poh", [a, b])]))
+                m = ex.metrics()
+                self.assertEqual(pohtest.value(m, req, group="poh", target=b, method=hc), 1)
+
+    def test_mongodb_stream(self):
+        state = mongoexp.StateDir()
+        with mongosim.MongoSim() as sim:
+            two = mongoexp.TX_STREAM + mongoexp.TX_STREAM.replace("name: tx", "name: tx2")
+            cfg = lambda streams: "web:\n  enable_reload: true\n" + mongoexp.config(
+                [{"name": "main", "uri": sim.uri, "streams": [streams]}], state.path)
+            ex = pohtest.Exporter(cfg(two))
+            try:
+                self.assertTrue(mongoexp.wait_stream_up(ex, stream="tx"))
+                self.assertTrue(mongoexp.wait_stream_up(ex, stream="tx2"))
+                sim.insert(5)
+                self.assertEqual(mongoexp.wait_value(ex, "poh_mongodb_changes_total", 5,
+                                                     cluster="main", stream="tx2",
+                                                     operation="insert"), 5)
+                self.reload(ex, cfg(mongoexp.TX_STREAM))
+                m = ex.metrics()
+                self.assertEqual(pohtest.find(m, "poh_mongodb_changes_total", stream="tx2"), {})
+                self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", cluster="main",
+                                               stream="tx", operation="insert"), 5)
+            finally:
+                mongoexp.stop_checked(ex)
+        state.cleanup()
+
+
+if __name__ == "__main__":
+    pohtest.main()
