@@ -9,10 +9,10 @@
 # /proc and /sys; poh_exporter probes gRPC targets). wrk runs the same
 # connections/threads/duration against each; plain and gzip.
 #
-# usage: bench/http/run.sh [BUILD_DIR] [SECONDS]
+# usage: bench/http/run.sh [BUILD_DIR] [SECONDS]   (BUILD_DIR also from the environment)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BUILD=${1:-build}
+BUILD=${1:-${BUILD_DIR:-build}}
 SECS=${2:-10}
 EXPORTER=$BUILD/poh_exporter
 SIM=$BUILD/tests/sim/poh_node_sim/poh_node_sim
