@@ -54,3 +54,17 @@ mongodb:
           - {name: approval, from_field: created_at, to_field: approved_at}
 YAML
 echo "demo: MongoDB replica set simulator on :$mport (control :$mctl), 200 tx/s"
+
+# OpenTelemetry: otlp_sink receives the exporter's spans over OTLP/gRPC and
+# writes them as JSON lines to $work/spans.jsonl.
+"build/tests/sim/otlp_sink/otlp_sink" --out "$work/spans.jsonl" \
+  >"$work/otlp_sink.out" 2>"$work/otlp_sink.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/otlp_sink.out" ] && break; sleep 0.1; done
+otlp=$(head -n1 "$work/otlp_sink.out")
+cat >>"$config" <<YAML
+tracing:
+  enabled: true
+  endpoint: 127.0.0.1:$otlp
+YAML
+echo "demo: OTLP sink on :$otlp writing spans to $work/spans.jsonl"
