@@ -796,75 +796,95 @@ err:
 static void apply_section(poh_cfg_ctx_t *ctx, const poh_cfg_section_t *sec, void *obj,
                           yaml_node_t *map, const yaml_mark_t *mark, bool present);
 
-static void apply_string_list(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj,
-                              yaml_node_t *seq)
+/* The zeroed array of a list field, sized for the sequence's items (their
+ * count in *n); NULL when the sequence is empty or memory ran out (noted). */
+static void *list_alloc(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj,
+                        const yaml_node_t *seq, size_t elem, size_t *n)
 {
-    char ***items = field_at(obj, e->offset);
-    size_t *count = field_at(obj, e->count_offset);
-    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
-    if (n == 0)
-        return;
-    *items = calloc(n, sizeof **items);
-    if (!*items) {
+    *n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (*n == 0)
+        return NULL;
+    void **arr = field_at(obj, e->offset);
+    if (!(*arr = calloc(*n, elem)))
         note_rc(ctx, -ENOMEM);
-        return;
-    }
+    return *arr;
+}
+
+typedef void (*item_fn)(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj, size_t i,
+                        yaml_node_t *it);
+
+/* Call fn on each item of the sequence, in order, with the item's index
+ * pushed on the key path; stops at the error cap or a node seen before. */
+static void each_item(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj, yaml_node_t *seq,
+                      item_fn fn)
+{
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
     for (size_t i = 0; i < n && !ctx->stop; i++) {
         yaml_node_t *it = node(ctx, seq->data.sequence.items.start[i]);
         if (!it || !visit(ctx, it))
             break;
         size_t old = path_push_index(ctx, i);
-        const char *s = scalar_of(ctx, it, "a string");
-        if (s) {
-            poh_strbuf_t why = POH_STRBUF_INIT;
-            int rc = string_checks(e, s, &why);
-            if (rc == 0 && !((*items)[*count] = strdup(s)))
-                rc = -ENOMEM;
-            else if (rc == 0)
-                (*count)++;
-            note_rc(ctx, rc);
-            if (rc == -EINVAL)
-                error_at(ctx, &it->start_mark, NULL, "%s", why.data ? why.data : "invalid");
-            poh_strbuf_free(&why);
-        }
+        fn(ctx, e, obj, i, it);
         path_pop(ctx, old);
     }
+}
+
+static void string_item(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj, size_t i,
+                        yaml_node_t *it)
+{
+    (void)i;
+    char **items = *(char ***)field_at(obj, e->offset);
+    size_t *count = field_at(obj, e->count_offset);
+    const char *s = scalar_of(ctx, it, "a string");
+    if (!s)
+        return;
+    poh_strbuf_t why = POH_STRBUF_INIT;
+    int rc = string_checks(e, s, &why);
+    if (rc == 0 && !(items[*count] = strdup(s)))
+        rc = -ENOMEM;
+    else if (rc == 0)
+        (*count)++;
+    note_rc(ctx, rc);
+    if (rc == -EINVAL)
+        error_at(ctx, &it->start_mark, NULL, "%s", why.data ? why.data : "invalid");
+    poh_strbuf_free(&why);
+}
+
+static void apply_string_list(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj,
+                              yaml_node_t *seq)
+{
+    size_t n;
+    if (list_alloc(ctx, e, obj, seq, sizeof(char *), &n))
+        each_item(ctx, e, obj, seq, string_item);
+}
+
+static void double_item(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj, size_t i,
+                        yaml_node_t *it)
+{
+    (void)i;
+    double *items = *(double **)field_at(obj, e->offset);
+    size_t *count = field_at(obj, e->count_offset);
+    const char *s = scalar_of(ctx, it, "a number");
+    if (!s)
+        return;
+    double v;
+    poh_strbuf_t why = POH_STRBUF_INIT;
+    if (sc_double(e, s, &v, &why) < 0)
+        error_at(ctx, &it->start_mark, NULL, "%s", why.data ? why.data : "invalid");
+    else if ((e->flags & POH_CFG_INCREASING) && *count && v <= items[*count - 1])
+        error_at(ctx, &it->start_mark, NULL, "values must be strictly increasing (%g after %g)",
+                 v, items[*count - 1]);
+    else
+        items[(*count)++] = v;
+    poh_strbuf_free(&why);
 }
 
 static void apply_double_list(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj,
                               yaml_node_t *seq)
 {
-    double **items = field_at(obj, e->offset);
-    size_t *count = field_at(obj, e->count_offset);
-    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
-    if (n == 0)
-        return;
-    *items = calloc(n, sizeof **items);
-    if (!*items) {
-        note_rc(ctx, -ENOMEM);
-        return;
-    }
-    for (size_t i = 0; i < n && !ctx->stop; i++) {
-        yaml_node_t *it = node(ctx, seq->data.sequence.items.start[i]);
-        if (!it || !visit(ctx, it))
-            break;
-        size_t old = path_push_index(ctx, i);
-        const char *s = scalar_of(ctx, it, "a number");
-        double v;
-        if (s) {
-            poh_strbuf_t why = POH_STRBUF_INIT;
-            if (sc_double(e, s, &v, &why) < 0)
-                error_at(ctx, &it->start_mark, NULL, "%s", why.data ? why.data : "invalid");
-            else if ((e->flags & POH_CFG_INCREASING) && *count && v <= (*items)[*count - 1])
-                error_at(ctx, &it->start_mark, NULL,
-                         "values must be strictly increasing (%g after %g)", v,
-                         (*items)[*count - 1]);
-            else
-                (*items)[(*count)++] = v;
-            poh_strbuf_free(&why);
-        }
-        path_pop(ctx, old);
-    }
+    size_t n;
+    if (list_alloc(ctx, e, obj, seq, sizeof(double), &n))
+        each_item(ctx, e, obj, seq, double_item);
 }
 
 static bool ends_with_file(const char *k, size_t n)
@@ -1016,32 +1036,25 @@ static void check_unique(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, char *arr
     free(u);
 }
 
+static void section_item(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj, size_t i,
+                         yaml_node_t *it)
+{
+    char *arr = *(void **)field_at(obj, e->offset);
+    apply_section(ctx, e->section, arr + i * e->section->size, it, &it->start_mark, true);
+}
+
 static void apply_section_list(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj,
                                yaml_node_t *seq)
 {
-    void **arr = field_at(obj, e->offset);
-    size_t *count = field_at(obj, e->count_offset);
-    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
-    if (n == 0)
+    size_t n;
+    void *arr = list_alloc(ctx, e, obj, seq, e->section->size, &n);
+    if (!arr)
         return;
-    *arr = calloc(n, e->section->size);
-    if (!*arr) {
-        note_rc(ctx, -ENOMEM);
-        return;
-    }
     /* Items are zeroed now, so releasing all n is safe whatever happens next. */
-    *count = n;
-    for (size_t i = 0; i < n && !ctx->stop; i++) {
-        yaml_node_t *it = node(ctx, seq->data.sequence.items.start[i]);
-        if (!it || !visit(ctx, it))
-            break;
-        size_t old = path_push_index(ctx, i);
-        apply_section(ctx, e->section, (char *)*arr + i * e->section->size, it,
-                      &it->start_mark, true);
-        path_pop(ctx, old);
-    }
+    *(size_t *)field_at(obj, e->count_offset) = n;
+    each_item(ctx, e, obj, seq, section_item);
     if (e->unique && !ctx->stop)
-        check_unique(ctx, e, *arr, n, seq);
+        check_unique(ctx, e, arr, n, seq);
 }
 
 static void apply_default(poh_cfg_ctx_t *ctx, const poh_cfg_entry_t *e, void *obj);
