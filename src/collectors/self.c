@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,22 +26,30 @@ static void gauge(poh_registry_t *r, poh_metric_type_t t, const char *name, cons
         poh_gauge_set(s, v);
 }
 
-/* Boot time from /proc/stat's btime: process start = btime + starttime/HZ. */
-static double boot_time(void)
+static double g_boot_time = -1;
+static pthread_once_t g_boot_once = PTHREAD_ONCE_INIT;
+
+static void read_boot_time(void)
 {
     FILE *f = fopen("/proc/stat", "r");
     if (!f)
-        return -1;
+        return;
     char line[256];
-    double bt = -1;
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, "btime ", 6) == 0) {
-            bt = strtod(line + 6, NULL);
+            g_boot_time = strtod(line + 6, NULL);
             break;
         }
     }
     fclose(f);
-    return bt;
+}
+
+/* Boot time from /proc/stat's btime (process start = btime + starttime/HZ).
+ * It never changes, so /proc/stat is read once, not at every scrape. */
+static double boot_time(void)
+{
+    pthread_once(&g_boot_once, read_boot_time);
+    return g_boot_time;
 }
 
 static int count_fds(void)
