@@ -51,8 +51,15 @@ struct run;
 
 typedef struct slot {
     poh_collector_t c;
-    pthread_mutex_t mu;      /* guards inflight and the last_* fields */
+    pthread_mutex_t mu;      /* guards inflight, the worker fields and last_* */
     struct run *inflight;    /* the run in progress, shared by concurrent scrapes */
+    /* The slot's worker thread, started at its first run and kept: a run is
+     * handed over in todo (one at a time: a new one only starts once
+     * inflight is done); quit ends it when the set is destroyed. */
+    pthread_cond_t cv;
+    pthread_t worker;
+    bool has_worker, quit;
+    struct run *todo;
     bool ran, last_ok;
     int last_rc;
     double last_duration, last_time;
@@ -110,6 +117,7 @@ poh_collector_set_t *poh_collector_set_from_list(poh_collector_list_t *list)
     for (size_t i = 0; i < list->len; i++) {
         s->slots[i].c = list->items[i];
         pthread_mutex_init(&s->slots[i].mu, NULL);
+        pthread_cond_init(&s->slots[i].cv, NULL);
     }
     s->n = list->len;
     free(list->items);
@@ -140,17 +148,39 @@ void poh_collector_set_ref(poh_collector_set_t *s)
     atomic_fetch_add(&s->refs, 1);
 }
 
-void poh_collector_set_unref(poh_collector_set_t *s)
+/* Drops a reference; true when that destroyed the set. Workers are idle
+ * then (a run holds a reference), except the calling thread itself when it
+ * is one: it is detached instead of joined and must not touch its slot. */
+static bool set_release(poh_collector_set_t *s)
 {
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
-        return;
+        return false;
+    for (size_t i = 0; i < s->n; i++) {
+        slot_t *sl = &s->slots[i];
+        pthread_mutex_lock(&sl->mu);
+        bool has = sl->has_worker;
+        sl->quit = true;
+        pthread_cond_signal(&sl->cv);
+        pthread_mutex_unlock(&sl->mu);
+        if (has && pthread_equal(sl->worker, pthread_self()))
+            pthread_detach(sl->worker);
+        else if (has)
+            pthread_join(sl->worker, NULL);
+    }
     for (size_t i = 0; i < s->n; i++) {
         s->slots[i].c.ops->destroy(s->slots[i].c.state);
         pthread_mutex_destroy(&s->slots[i].mu);
+        pthread_cond_destroy(&s->slots[i].cv);
     }
     free(s->slots);
     free(s);
     atomic_fetch_sub(&sets_alive, 1);
+    return true;
+}
+
+void poh_collector_set_unref(poh_collector_set_t *s)
+{
+    set_release(s);
 }
 
 size_t poh_collector_set_len(const poh_collector_set_t *s)
@@ -202,9 +232,9 @@ static void run_release(run_t *r)
     free(r);
 }
 
-static void *worker_main(void *p)
+/* Runs r on its slot's worker; true when that ended the set (and the slot). */
+static bool execute_run(run_t *r)
 {
-    run_t *r = p;
     slot_t *sl = r->slot;
     poh_scrape_t sc = {.out = r->reg, .deadline = r->deadline, .trace = r->trace};
     int rc = sl->c.ops->collect(sl->c.state, &sc);
@@ -226,7 +256,26 @@ static void *worker_main(void *p)
     pthread_mutex_unlock(&r->mu);
     poh_collector_set_t *set = r->set;
     run_release(r);               /* the worker's reference */
-    poh_collector_set_unref(set); /* last: may destroy the collector */
+    return set_release(set);      /* last: may destroy the collector */
+}
+
+static void *worker_main(void *p)
+{
+    slot_t *sl = p;
+    pthread_mutex_lock(&sl->mu);
+    for (;;) {
+        while (!sl->todo && !sl->quit)
+            pthread_cond_wait(&sl->cv, &sl->mu);
+        if (sl->quit)
+            break;
+        run_t *r = sl->todo;
+        sl->todo = NULL;
+        pthread_mutex_unlock(&sl->mu);
+        if (execute_run(r))
+            return NULL; /* the slot is gone with its set */
+        pthread_mutex_lock(&sl->mu);
+    }
+    pthread_mutex_unlock(&sl->mu);
     return NULL;
 }
 
@@ -259,12 +308,11 @@ static run_t *run_join_or_start(poh_collector_set_t *s, slot_t *sl, double deadl
     r->started = poh_now_mono();
     atomic_init(&r->refs, 3); /* caller, slot, worker */
     poh_collector_set_ref(s);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t th;
-    int e = pthread_create(&th, &attr, worker_main, r);
-    pthread_attr_destroy(&attr);
+    int e = 0;
+    if (!sl->has_worker) {
+        e = pthread_create(&sl->worker, NULL, worker_main, sl);
+        sl->has_worker = e == 0;
+    }
     if (e) {
         pthread_mutex_unlock(&sl->mu);
         POH_ERROR("collectors", "cannot start a thread for %s: %s", sl->c.name, strerror(e));
@@ -275,6 +323,8 @@ static run_t *run_join_or_start(poh_collector_set_t *s, slot_t *sl, double deadl
         return NULL;
     }
     sl->inflight = r;
+    sl->todo = r;
+    pthread_cond_signal(&sl->cv);
     pthread_mutex_unlock(&sl->mu);
     return r;
 }
