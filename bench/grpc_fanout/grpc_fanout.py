@@ -6,7 +6,10 @@ measures, in the same run against the same targets:
     and the exporter's CPU time (utime+stime from /proc) per probe;
   * blackbox_exporter: wall time of probing every target through its /probe
     (one HTTP request per target, all in flight together, as Prometheus would
-    scrape N probe targets; driven by curl --parallel), and its CPU per probe.
+    scrape N probe targets), and its CPU per probe.
+Both sides are scraped over kept-alive HTTP connections, as Prometheus does
+(one per scrape target: one for poh_exporter, one per probed target for
+blackbox_exporter), so neither pays a TCP handshake per scrape.
 Wall is the median of several rounds after a warm-up round; every
 probe's success is checked, so a fast failure cannot pass for a fast probe.
 Prints a table and the ratios. Not a test: it reports, it does not judge,
@@ -19,10 +22,12 @@ import re
 import select
 import shutil
 import signal
+import http.client
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -92,12 +97,14 @@ class PohExporter:
                                       "--web.listen-address=127.0.0.1:0"],
                                      stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
         port = wait_log(self.log, r'listening on 127\.0\.0\.1:(\d+)').group(1)
-        self.url = "http://127.0.0.1:%s/metrics" % port
+        self.conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
         self.n = len(targets)
 
     def round(self):
         t0 = time.monotonic()
-        body = http_get(self.url, {"X-Prometheus-Scrape-Timeout-Seconds": "10"})
+        self.conn.request("GET", "/metrics",
+                          headers={"X-Prometheus-Scrape-Timeout-Seconds": "10"})
+        body = self.conn.getresponse().read().decode()
         wall = time.monotonic() - t0
         ok = len(re.findall(r'^poh_probe_success\{[^}]*\} 1$', body, re.M))
         return wall, ok
@@ -137,19 +144,46 @@ class Blackbox:
             s.bind(("127.0.0.1", 0))
             return s.getsockname()[1]
 
-    def round(self, targets):
-        urls = os.path.join(self.tmp, "urls.txt")
-        with open(urls, "w") as f:
-            for t in targets:
-                f.write('url = "%s/probe?module=grpc_health&target=%s"\n' % (self.base, t))
+    def start_clients(self, targets):
+        """One thread and one kept-alive connection per probed target."""
+        self.targets = targets
+        self.go = threading.Barrier(len(targets) + 1)
+        self.done = threading.Barrier(len(targets) + 1)
+        self.results = [0] * len(targets)
+        self.quit = False
+        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True)
+                        for i in range(len(targets))]
+        for t in self.threads:
+            t.start()
+
+    def _client(self, i):
+        host, port = self.base[len("http://"):].split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        path = "/probe?module=grpc_health&target=%s" % self.targets[i]
+        while True:
+            self.go.wait()
+            if self.quit:
+                return
+            try:
+                conn.request("GET", path, headers={"X-Prometheus-Scrape-Timeout-Seconds": "10"})
+                body = conn.getresponse().read().decode()
+                self.results[i] = 1 if re.search(r"^probe_success 1$", body, re.M) else 0
+            except OSError:
+                self.results[i] = 0
+            self.done.wait()
+
+    def round(self):
+        self.go.wait()
         t0 = time.monotonic()
-        p = subprocess.run(["curl", "-s", "--parallel", "--parallel-immediate",
-                            "--parallel-max", str(min(len(targets), 1000)),
-                            "-H", "X-Prometheus-Scrape-Timeout-Seconds: 10",
-                            "--config", urls], capture_output=True, text=True, timeout=120)
+        self.done.wait()
         wall = time.monotonic() - t0
-        ok = len(re.findall(r'^probe_success 1$', p.stdout, re.M))
-        return wall, ok
+        return wall, sum(self.results)
+
+    def stop_clients(self):
+        self.quit = True
+        self.go.wait()
+        for t in self.threads:
+            t.join(10)
 
     def stop(self):
         stop(self.proc)
@@ -199,7 +233,11 @@ def main():
                 pw, pcpu, pok = measure(r, poh.round, n, poh.proc.pid)
             finally:
                 poh.stop()
-            bw, bcpu, bok = measure(r, lambda: bb.round(targets), n, bb.proc.pid)
+            bb.start_clients(targets)
+            try:
+                bw, bcpu, bok = measure(r, bb.round, n, bb.proc.pid)
+            finally:
+                bb.stop_clients()
             if pok != n or bok != n:
                 failed = True
             rows.append((n, pw, bw, pcpu, bcpu, pok, bok))
