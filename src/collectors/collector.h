@@ -47,6 +47,10 @@ typedef struct poh_collector_ops {
      * target that cannot be parsed, 0 otherwise: a failed probe is still 0,
      * it is reported in the metrics. May run concurrently with collect(). */
     int (*probe)(void *state, const char *module, const char *target, poh_scrape_t *scrape);
+    /* collect() returns by the scrape deadline on its own (it bounds every
+     * wait by it): a scrape may then run it on its own thread rather than
+     * hand it to the collector's worker, sparing two thread wake-ups. */
+    bool bounded;
 } poh_collector_ops_t;
 
 typedef struct poh_collector {

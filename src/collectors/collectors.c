@@ -282,7 +282,8 @@ static void *worker_main(void *p)
 /* The slot's current run, or a new one started for this deadline. Returns a
  * reference for the caller, or NULL (errno-style code in *err). */
 static run_t *run_join_or_start(poh_collector_set_t *s, slot_t *sl, double deadline,
-                                const poh_trace_parent_t *trace, int *err)
+                                const poh_trace_parent_t *trace, bool here, bool *run_here,
+                                int *err)
 {
     pthread_mutex_lock(&sl->mu);
     run_t *r = sl->inflight;
@@ -308,6 +309,14 @@ static run_t *run_join_or_start(poh_collector_set_t *s, slot_t *sl, double deadl
     r->started = poh_now_mono();
     atomic_init(&r->refs, 3); /* caller, slot, worker */
     poh_collector_set_ref(s);
+    if (here) {
+        /* The caller runs it (execute_run) as soon as it has started the
+         * others; concurrent scrapes join it as they would a worker's. */
+        sl->inflight = r;
+        pthread_mutex_unlock(&sl->mu);
+        *run_here = true;
+        return r;
+    }
     int e = 0;
     if (!sl->has_worker) {
         e = pthread_create(&sl->worker, NULL, worker_main, sl);
@@ -358,8 +367,24 @@ int poh_collector_set_scrape(poh_collector_set_t *s, double deadline,
         poh_scrape_output_free(out);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < n; i++)
-        runs[i] = run_join_or_start(s, &s->slots[i], deadline, trace, &errs[i]);
+    /* One bounded collector (the last) runs on this thread, the rest on
+     * their workers, all at once. */
+    size_t here = n;
+    for (size_t i = n; i-- > 0;)
+        if (s->slots[i].c.ops->bounded) {
+            here = i;
+            break;
+        }
+    run_t *mine = NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool run_here = false;
+        runs[i] = run_join_or_start(s, &s->slots[i], deadline, trace, i == here, &run_here,
+                                    &errs[i]);
+        if (run_here)
+            mine = runs[i];
+    }
+    if (mine)
+        execute_run(mine); /* the caller holds the set: this never ends it */
 
     struct timespec abs = poh_mono_to_abs_realtime(deadline);
     for (size_t i = 0; i < n; i++) {

@@ -593,6 +593,7 @@ const poh_collector_ops_t poh_grpc_collector_ops = {
     .destroy = grpc_destroy,
     .status_html = grpc_status_html,
     .probe = grpc_probe,
+    .bounded = true, /* poh_grpc_run() ends every call by its deadline */
 };
 
 /* Every target holds a connection: make room for them under RLIMIT_NOFILE. */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,10 +54,14 @@ struct poh_grpc_target {
     pthread_mutex_t mu;
     /* under mu */
     grpc_channel *channel; /* created on first use */
-    /* direct: our duplicate of the channel's socket. A direct channel never
-     * reconnects by itself; when the socket shows a hangup (the peer closed
-     * it, or gRPC shut its transport down) the next run opens a new one. */
+    /* direct: the channel's socket (gRPC's), known by descriptor and inode
+     * so that a number gRPC closed and the kernel reused is not mistaken for
+     * it. A direct channel never reconnects by itself; when the socket is
+     * gone or shows a hangup (the peer closed it, or gRPC shut its transport
+     * down), the next run opens a new one. */
     int live_fd;
+    dev_t live_dev;
+    ino_t live_ino;
     bool connecting;       /* direct: a run is connecting it (conn_run, conn_index) */
     const void *conn_run;
     size_t conn_index;
@@ -233,8 +238,6 @@ void poh_grpc_target_free(poh_grpc_target_t *t)
         return;
     if (t->channel)
         grpc_channel_destroy(t->channel);
-    if (t->live_fd >= 0)
-        close(t->live_fd);
     pthread_mutex_destroy(&t->mu);
     free(t->address);
     free(t->ca_file);
@@ -451,11 +454,16 @@ static grpc_channel *direct_channel(const poh_grpc_target_t *t, int fd)
     return ch;
 }
 
-/* True when our duplicate of a direct channel's socket shows no hangup. */
-static bool socket_alive(int fd)
+/* True while t's direct channel still has its socket, without a hangup.
+ * Read-only on a descriptor gRPC owns. */
+static bool socket_alive(const poh_grpc_target_t *t)
 {
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-    return fd >= 0 && poll(&p, 1, 0) == 0;
+    struct stat sb;
+    if (t->live_fd < 0 || fstat(t->live_fd, &sb) != 0 || sb.st_dev != t->live_dev ||
+        sb.st_ino != t->live_ino)
+        return false;
+    struct pollfd p = {.fd = t->live_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 0;
 }
 
 static void set_details(poh_grpc_call_t *c, const char *s, size_t n)
@@ -646,7 +654,7 @@ static void begin_call(run_t *r, size_t i)
         return;
     }
     pthread_mutex_lock(&t->mu);
-    if (t->channel && !t->connecting && socket_alive(t->live_fd)) {
+    if (t->channel && !t->connecting && socket_alive(t)) {
         create_call(c, st, r->cq, t->channel);
         pthread_mutex_unlock(&t->mu);
         start_batch(c, st);
@@ -665,8 +673,6 @@ static void begin_call(run_t *r, size_t i)
              * inside gRPC until they end. */
             if (t->channel)
                 grpc_channel_destroy(t->channel);
-            if (t->live_fd >= 0)
-                close(t->live_fd);
             t->channel = NULL;
             t->live_fd = -1;
             t->connecting = true;
@@ -704,12 +710,12 @@ static void conn_done(run_t *r, size_t k, int err, double now)
     cn->open = false;
     r->nopen--;
     grpc_channel *ch = NULL;
-    int live = -1;
+    int live = cn->fd;
+    struct stat sb = {0};
     if (!err) {
-        live = cn->shared ? fcntl(cn->fd, F_DUPFD_CLOEXEC, 0) : -1;
+        if (fstat(cn->fd, &sb) != 0)
+            live = -1;
         ch = direct_channel(t, cn->fd); /* owns fd now, even on failure */
-        if (!ch && live >= 0)
-            close(live);
         if (!ch)
             err = ENOMEM;
     } else if (cn->fd >= 0) {
@@ -722,6 +728,8 @@ static void conn_done(run_t *r, size_t k, int err, double now)
         t->conn_run = NULL;
         t->channel = ch;
         t->live_fd = ch ? live : -1;
+        t->live_dev = sb.st_dev;
+        t->live_ino = sb.st_ino;
     } else {
         cn->ch = ch;
     }

@@ -39,6 +39,11 @@ static void fake_destroy(void *state)
 
 static const poh_collector_ops_t fake_ops = {.kind = "fake", .collect = fake_collect,
                                              .destroy = fake_destroy};
+/* Same, declared bounded: a scrape runs one such collector on its own thread. */
+static const poh_collector_ops_t fake_bounded_ops = {
+    .kind = "fake", .collect = fake_collect, .destroy = fake_destroy, .bounded = true};
+/* Loop tests: _i = 0 worker threads only, 1 bounded collectors too. */
+static const poh_collector_ops_t *const ops_by_loop[] = {&fake_ops, &fake_bounded_ops};
 
 static fake_t *fake_new(int rc, unsigned sleep_ms, atomic_int *destroyed)
 {
@@ -122,12 +127,16 @@ END_TEST
 
 START_TEST(test_concurrent)
 {
-    /* Eight collectors of 200 ms each finish together in about 200 ms. */
+    /* Eight collectors of 200 ms each finish together in about 200 ms (in
+     * loop 1 every other one is bounded: the last of those runs on the
+     * scraping thread, the others still on their workers, all at once). */
     poh_collector_list_t l = {0};
     for (int i = 0; i < 8; i++) {
         char name[32];
         snprintf(name, sizeof name, "fake/%d", i);
-        ck_assert_int_eq(poh_collector_list_push(&l, &fake_ops, fake_new(0, 200, NULL), name), 0);
+        ck_assert_int_eq(poh_collector_list_push(&l, i % 2 ? ops_by_loop[_i] : &fake_ops,
+                                                 fake_new(0, 200, NULL), name),
+                         0);
     }
     poh_collector_set_t *set = poh_collector_set_from_list(&l);
     poh_registry_t *self = poh_registry_new();
@@ -168,7 +177,7 @@ START_TEST(test_concurrent_scrapes_share_a_run)
 {
     poh_collector_list_t l = {0};
     fake_t *f = fake_new(0, 300, NULL);
-    ck_assert_int_eq(poh_collector_list_push(&l, &fake_ops, f, "fake/shared"), 0);
+    ck_assert_int_eq(poh_collector_list_push(&l, ops_by_loop[_i], f, "fake/shared"), 0);
     poh_collector_set_t *set = poh_collector_set_from_list(&l);
     concurrent_scrape_t cs[2] = {{set, poh_registry_new(), {0}, 0},
                                  {set, poh_registry_new(), {0}, 0}};
@@ -224,8 +233,8 @@ int main(void)
     TCase *tc = tcase_create("framework");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_success_failure_and_deadline);
-    tcase_add_test(tc, test_concurrent);
-    tcase_add_test(tc, test_concurrent_scrapes_share_a_run);
+    tcase_add_loop_test(tc, test_concurrent, 0, 2);
+    tcase_add_loop_test(tc, test_concurrent_scrapes_share_a_run, 0, 2);
     tcase_add_test(tc, test_empty_set_and_html);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
