@@ -214,11 +214,13 @@ def cleanup_stubs():
 
 class PyHealthServer:
     """grpc.health.v1 Health/Check served by python3-grpcio (and, with
-    state=True, poh.PoH/GetState). statuses: service name -> status name;
+    state=True, poh.PoH/GetState; version_bytes makes its reply that much
+    larger). statuses: service name -> status name;
     an unknown service gets NOT_FOUND like the reference implementation.
     Counts calls and keeps the metadata of the last call."""
 
-    def __init__(self, statuses=None, state=False, delay=0.0, abort=None, workers=16):
+    def __init__(self, statuses=None, state=False, delay=0.0, abort=None, workers=16,
+                 version_bytes=0):
         import grpc
         h_pb2, h_grpc, s_pb2, s_grpc = load_stubs()
         self.statuses = dict(statuses if statuses is not None else {"": "SERVING"})
@@ -251,8 +253,9 @@ class PyHealthServer:
         class PoH(s_grpc.PoHServicer):
             def GetState(self, request, context):
                 record(STATE_METHOD, context)
+                version = "v" * version_bytes if version_bytes else "py-grpcio"
                 return s_pb2.NodeState(tick_height=777, slot=12, hashes_per_second=1.25e6,
-                                       version="py-grpcio",
+                                       version=version,
                                        leader=s_pb2.NodeState.Leader(id="py", offset=-3))
 
         self.server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=workers))

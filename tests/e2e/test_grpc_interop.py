@@ -64,6 +64,19 @@ class EngineAgainstGrpcio(unittest.TestCase):
             self.assertEqual(calls[0]["code"], "DEADLINE_EXCEEDED")
             self.assertLess(calls[0]["latency"], 0.9)
 
+    def test_reply_size_cap(self):
+        # gRPC's 4 MiB receive limit, applied by the engine itself (its
+        # channels run gRPC's minimal stack, without the message-size filter)
+        with PyHealthServer(state=True, version_bytes=5 << 20) as srv:
+            calls, _ = run_cli(["--timeout", "10", "--method", STATE_METHOD, srv.addr])
+            self.assertEqual(calls[0]["code"], "RESOURCE_EXHAUSTED", calls[0]["details"])
+            self.assertIn("larger than max", calls[0]["details"])
+            self.assertEqual(int(calls[0]["bytes"]), 0)
+        with PyHealthServer(state=True, version_bytes=3 << 20) as srv:
+            calls, _ = run_cli(["--timeout", "10", "--method", STATE_METHOD, srv.addr])
+            self.assertEqual(calls[0]["code"], "OK", calls[0]["details"])
+            self.assertGreater(int(calls[0]["bytes"]), 3 << 20)
+
 
 if __name__ == "__main__":
     prog = unittest.main(exit=False, verbosity=2)
