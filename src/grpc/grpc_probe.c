@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +45,13 @@ struct poh_grpc_target {
     bool tls;
     bool skip_verify;
     char *ca_file, *cert_file, *key_file, *server_name;
-    /* Plaintext to an IP literal: the engine opens the TCP connection itself
-     * and hands it to a direct channel (grpc_channel_create_from_fd), which
-     * skips gRPC's resolver, load balancer and subchannel layers: about a
-     * third less CPU per call. Names and TLS keep gRPC's client channel. */
+    /* Plaintext: the engine resolves the name (when it is one) and opens the
+     * TCP connection itself, then hands it to a direct channel
+     * (grpc_channel_create_from_fd), which skips gRPC's resolver, load
+     * balancer and subchannel layers: about 30% less CPU per call. TLS
+     * targets keep gRPC's client channel. */
     bool direct;
+    bool literal; /* the host is an IP address: sa is it, no lookup */
     struct sockaddr_storage sa;
     socklen_t salen;
     pthread_mutex_t mu;
@@ -93,15 +96,81 @@ typedef struct call_state {
 /* A TCP connection being opened by one run for a direct target. Shared: the
  * channel goes to the target when connected; private: a second run met the
  * target mid-connect, so it uses its own connection, closed after the run. */
+typedef struct resolve resolve_t;
 typedef struct conn {
     poh_grpc_target_t *t;
-    int fd;
+    int fd;               /* connecting socket, or -1 */
+    int err;              /* a failure to report at the next progress check */
     bool shared;
-    bool open;            /* connect in flight */
+    bool open;            /* resolve or connect in flight */
     double started, deadline;
     size_t first_waiter;
+    resolve_t *res;       /* name lookup in flight */
+    struct addrinfo *ai, *ai_next; /* addresses to try, in order */
+    char why[160];        /* the failure, for the calls' details */
     grpc_channel *ch;     /* private channel, destroyed after the run */
 } conn_t;
+
+/* A name lookup on a thread of its own (getaddrinfo blocks): the run looks
+ * at done without waiting, and whichever of the two lets go last frees it,
+ * so a run that gives up at its deadline leaves nothing behind. */
+struct resolve {
+    atomic_int refs;
+    atomic_bool done;
+    int rc;
+    struct addrinfo *res;
+    char host[256];
+    char port[8];
+};
+
+static void resolve_release(resolve_t *r)
+{
+    if (atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    if (r->res)
+        freeaddrinfo(r->res);
+    free(r);
+}
+
+static void *resolve_main(void *p)
+{
+    resolve_t *r = p;
+    struct addrinfo hints = {.ai_flags = AI_NUMERICSERV,
+                             .ai_socktype = SOCK_STREAM};
+    r->rc = getaddrinfo(r->host, r->port, &hints, &r->res);
+    atomic_store(&r->done, true);
+    resolve_release(r);
+    return NULL;
+}
+
+/* Starts looking up address's host; NULL (with why) when it cannot. */
+static resolve_t *resolve_start(const char *address, char *why, size_t whylen)
+{
+    const char *colon = strrchr(address, ':');
+    size_t hlen = colon ? (size_t)(colon - address) : 0;
+    resolve_t *r = calloc(1, sizeof *r);
+    if (!r || !colon || hlen == 0 || hlen >= sizeof r->host || strlen(colon + 1) >= sizeof r->port) {
+        free(r);
+        snprintf(why, whylen, "cannot resolve %s", address);
+        return NULL;
+    }
+    memcpy(r->host, address, hlen);
+    snprintf(r->port, sizeof r->port, "%s", colon + 1);
+    atomic_init(&r->refs, 2);
+    atomic_init(&r->done, false);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    int e = pthread_create(&th, &attr, resolve_main, r);
+    pthread_attr_destroy(&attr);
+    if (e) {
+        free(r);
+        snprintf(why, whylen, "cannot start a name lookup: %s", strerror(e));
+        return NULL;
+    }
+    return r;
+}
 
 /* gRPC core writes its own log format to stderr; route it into ours, at
  * debug level: what matters reaches the caller as a status code and details. */
@@ -214,8 +283,10 @@ poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t
         t->server_name = dup_or_null(tls->server_name, &failed);
     }
     t->live_fd = -1;
-    if (!tls)
-        t->direct = parse_ip_literal(address, &t->sa, &t->salen);
+    if (!tls) {
+        t->literal = parse_ip_literal(address, &t->sa, &t->salen);
+        t->direct = t->literal || !poh_grpc_address_problem(address);
+    }
     if (failed || pthread_mutex_init(&t->mu, NULL) != 0)
         goto err;
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -635,6 +706,21 @@ static void fail_with_latency(run_t *r, size_t i, int code, const char *msg, dou
     r->calls[i].latency = now - r->st[i].start;
 }
 
+/* Starts a non-blocking connect of cn to sa; a failure is left in cn->err. */
+static void conn_try(conn_t *cn, const struct sockaddr *sa, socklen_t salen)
+{
+    cn->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (cn->fd < 0) {
+        cn->err = errno;
+        return;
+    }
+    if (connect(cn->fd, sa, salen) != 0 && errno != EINPROGRESS) {
+        cn->err = errno;
+        close(cn->fd);
+        cn->fd = -1;
+    }
+}
+
 /* Route call i to a channel: start it now, or queue it behind a connection
  * this run opens. Direct channels are only used under the target's lock. */
 static void begin_call(run_t *r, size_t i)
@@ -680,16 +766,10 @@ static void begin_call(run_t *r, size_t i)
             t->conn_index = k;
             cn->shared = true;
         }
-        cn->fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (cn->fd >= 0 && connect(cn->fd, (struct sockaddr *)&t->sa, t->salen) != 0 &&
-            errno != EINPROGRESS) {
-            close(cn->fd);
-            cn->fd = -1;
-        }
-        if (cn->fd < 0) {
-            /* Reported by the first progress check, like a late failure. */
-            cn->fd = -errno - 1;
-        }
+        if (t->literal)
+            conn_try(cn, (const struct sockaddr *)&t->sa, t->salen);
+        else if (!(cn->res = resolve_start(t->address, cn->why, sizeof cn->why)))
+            cn->err = EAI_FAIL;
         r->nopen++;
     }
     pthread_mutex_unlock(&t->mu);
@@ -712,6 +792,7 @@ static void conn_done(run_t *r, size_t k, int err, double now)
     grpc_channel *ch = NULL;
     int live = cn->fd;
     struct stat sb = {0};
+    bool resolving = cn->res && !atomic_load(&cn->res->done);
     if (!err) {
         if (fstat(cn->fd, &sb) != 0)
             live = -1;
@@ -735,9 +816,20 @@ static void conn_done(run_t *r, size_t k, int err, double now)
     }
     char msg[200];
     if (err == ETIMEDOUT)
-        snprintf(msg, sizeof msg, "Deadline Exceeded (connecting to %s)", t->address);
+        snprintf(msg, sizeof msg, "Deadline Exceeded (%s %s)",
+                 resolving ? "resolving" : "connecting to", t->address);
+    else if (cn->why[0])
+        snprintf(msg, sizeof msg, "%s", cn->why);
     else if (err)
         snprintf(msg, sizeof msg, "failed to connect to %s: %s", t->address, strerror(err));
+    if (cn->res) {
+        resolve_release(cn->res);
+        cn->res = NULL;
+    }
+    if (cn->ai) {
+        freeaddrinfo(cn->ai);
+        cn->ai = NULL;
+    }
     for (size_t i = cn->first_waiter; i != NONE; i = r->st[i].next_waiter) {
         call_state_t *st = &r->st[i];
         if (!st->waiting)
@@ -759,7 +851,21 @@ static void conn_done(run_t *r, size_t k, int err, double now)
         pthread_mutex_unlock(&t->mu);
 }
 
-/* Look at every open connection once, without waiting. */
+/* After a failed attempt: the next resolved address, if any is left. */
+static bool conn_next_address(conn_t *cn)
+{
+    while (cn->ai_next) {
+        struct addrinfo *a = cn->ai_next;
+        cn->ai_next = a->ai_next;
+        cn->err = 0;
+        conn_try(cn, a->ai_addr, a->ai_addrlen);
+        if (cn->fd >= 0)
+            return true;
+    }
+    return false;
+}
+
+/* Look at every open lookup and connection once, without waiting. */
 static void progress_conns(run_t *r, double now)
 {
     size_t np = 0;
@@ -767,8 +873,30 @@ static void progress_conns(run_t *r, double now)
         conn_t *cn = &r->conns[k];
         if (!cn->open)
             continue;
+        if (cn->res && cn->fd < 0 && !cn->err) {
+            if (!atomic_load(&cn->res->done)) {
+                if (now >= cn->deadline)
+                    conn_done(r, k, ETIMEDOUT, now);
+                continue;
+            }
+            if (cn->res->rc != 0 || !cn->res->res) {
+                snprintf(cn->why, sizeof cn->why, "DNS resolution failed for %s: %s",
+                         cn->t->address, gai_strerror(cn->res->rc));
+                conn_done(r, k, EAI_FAIL, now);
+                continue;
+            }
+            cn->ai = cn->res->res; /* ours now */
+            cn->res->res = NULL;
+            cn->ai_next = cn->ai;
+            if (!conn_next_address(cn)) {
+                if (!cn->err)
+                    snprintf(cn->why, sizeof cn->why, "no address for %s", cn->t->address);
+                conn_done(r, k, cn->err ? cn->err : EAI_FAIL, now);
+                continue;
+            }
+        }
         if (cn->fd < 0) {
-            conn_done(r, k, -cn->fd - 1, now);
+            conn_done(r, k, cn->err ? cn->err : EAI_FAIL, now);
             continue;
         }
         r->pfds[np++] = (struct pollfd){.fd = cn->fd, .events = POLLOUT};
@@ -788,6 +916,14 @@ static void progress_conns(run_t *r, double now)
                 soerr = errno;
             if (!soerr && (ev & (POLLERR | POLLHUP)))
                 soerr = ECONNRESET;
+            if (soerr) {
+                close(cn->fd);
+                cn->fd = -1;
+                cn->err = soerr;
+                /* Like gRPC's pick_first: the next address, if any. */
+                if (now < cn->deadline && conn_next_address(cn))
+                    continue;
+            }
             conn_done(r, k, soerr, now);
         } else if (now >= cn->deadline) {
             conn_done(r, k, ETIMEDOUT, now);
