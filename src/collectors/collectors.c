@@ -232,7 +232,8 @@ static void run_release(run_t *r)
     free(r);
 }
 
-/* Runs r on its slot's worker; true when that ended the set (and the slot). */
+/* Runs r, on its slot's worker or on the scraping thread (a bounded
+ * collector); true when that ended the set (and the slot). */
 static bool execute_run(run_t *r)
 {
     slot_t *sl = r->slot;
@@ -307,7 +308,7 @@ static run_t *run_join_or_start(poh_collector_set_t *s, slot_t *sl, double deadl
     if (trace)
         r->trace = *trace;
     r->started = poh_now_mono();
-    atomic_init(&r->refs, 3); /* caller, slot, worker */
+    atomic_init(&r->refs, 3); /* caller, slot, whoever executes it */
     poh_collector_set_ref(s);
     if (here) {
         /* The caller runs it (execute_run) as soon as it has started the

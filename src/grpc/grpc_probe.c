@@ -2,7 +2,6 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -93,10 +92,11 @@ typedef struct call_state {
 
 #define NONE ((size_t)-1)
 
+typedef struct resolve resolve_t;
+
 /* A TCP connection being opened by one run for a direct target. Shared: the
  * channel goes to the target when connected; private: a second run met the
  * target mid-connect, so it uses its own connection, closed after the run. */
-typedef struct resolve resolve_t;
 typedef struct conn {
     poh_grpc_target_t *t;
     int fd;               /* connecting socket, or -1 */
@@ -143,19 +143,37 @@ static void *resolve_main(void *p)
     return NULL;
 }
 
+/* A valid host:port or [v6]:port (poh_grpc_address_problem) into its host,
+ * without brackets, and port; false when either does not fit. */
+static bool split_host_port(const char *address, char *host, size_t hostlen, char *port,
+                            size_t portlen)
+{
+    if (poh_grpc_address_problem(address))
+        return false;
+    const char *colon = strrchr(address, ':');
+    const char *h = address;
+    size_t hlen = (size_t)(colon - address);
+    if (h[0] == '[') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= hostlen || strlen(colon + 1) >= portlen)
+        return false;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    snprintf(port, portlen, "%s", colon + 1);
+    return true;
+}
+
 /* Starts looking up address's host; NULL (with why) when it cannot. */
 static resolve_t *resolve_start(const char *address, char *why, size_t whylen)
 {
-    const char *colon = strrchr(address, ':');
-    size_t hlen = colon ? (size_t)(colon - address) : 0;
     resolve_t *r = calloc(1, sizeof *r);
-    if (!r || !colon || hlen == 0 || hlen >= sizeof r->host || strlen(colon + 1) >= sizeof r->port) {
+    if (!r || !split_host_port(address, r->host, sizeof r->host, r->port, sizeof r->port)) {
         free(r);
         snprintf(why, whylen, "cannot resolve %s", address);
         return NULL;
     }
-    memcpy(r->host, address, hlen);
-    snprintf(r->port, sizeof r->port, "%s", colon + 1);
     atomic_init(&r->refs, 2);
     atomic_init(&r->done, false);
     pthread_attr_t attr;
@@ -235,24 +253,13 @@ static char *dup_or_null(const char *s, bool *failed)
 /* host:port or [v6]:port with a numeric host into sa (no name lookup). */
 static bool parse_ip_literal(const char *address, struct sockaddr_storage *sa, socklen_t *salen)
 {
-    if (poh_grpc_address_problem(address))
+    char host[64], port[8];
+    if (!split_host_port(address, host, sizeof host, port, sizeof port))
         return false;
-    const char *colon = strrchr(address, ':');
-    char host[64];
-    const char *h = address;
-    size_t hlen = (size_t)(colon - address);
-    if (h[0] == '[') {
-        h++;
-        hlen -= 2;
-    }
-    if (hlen == 0 || hlen >= sizeof host)
-        return false;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
     struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
                              .ai_socktype = SOCK_STREAM};
     struct addrinfo *ai = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai)
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
         return false;
     bool ok = ai->ai_addrlen <= sizeof *sa;
     if (ok) {
