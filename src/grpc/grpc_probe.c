@@ -82,11 +82,9 @@ typedef struct call_state {
     const char *error_string;
     double start;
     double deadline;      /* absolute, CLOCK_MONOTONIC seconds */
-    grpc_channel *ch;     /* the channel the call went out on */
     bool pending;         /* batch started, completion not yet seen */
     bool expired;         /* cancelled by us at its deadline */
-    bool waiting;         /* waiting for a connection of this run (conn) */
-    size_t conn;          /* index of that connection */
+    bool waiting;         /* waiting for a connection this run opens */
     size_t next_waiter;   /* next call waiting on the same connection, or NONE */
 } call_state_t;
 
@@ -103,7 +101,7 @@ typedef struct conn {
     int err;              /* a failure to report at the next progress check */
     bool shared;
     bool open;            /* resolve or connect in flight */
-    double started, deadline;
+    double deadline;
     size_t first_waiter;
     resolve_t *res;       /* name lookup in flight */
     struct addrinfo *ai, *ai_next; /* addresses to try, in order */
@@ -588,12 +586,11 @@ static int decode_health(const uint8_t *buf, size_t len)
 }
 
 /* Create c's call on ch (under the target's lock for direct channels, which
- * a reconnect may replace) and remember which channel it went out on. */
+ * a reconnect may replace). */
 static void create_call(poh_grpc_call_t *c, call_state_t *st, grpc_completion_queue *cq,
                         grpc_channel *ch)
 {
     grpc_slice method = grpc_slice_from_static_string(c->method);
-    st->ch = ch;
     st->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
                                         gpr_in(st->deadline - mono_now()), NULL);
 }
@@ -699,7 +696,6 @@ static int cmp_deadline(const void *a, const void *b)
 typedef struct run {
     poh_grpc_call_t *calls;
     call_state_t *st;
-    size_t n;
     grpc_completion_queue *cq;
     conn_t *conns;
     size_t nconns, nopen;
@@ -759,7 +755,7 @@ static void begin_call(run_t *r, size_t i)
     } else {
         k = r->nconns++;
         conn_t *cn = &r->conns[k];
-        *cn = (conn_t){.t = t, .fd = -1, .open = true, .started = st->start,
+        *cn = (conn_t){.t = t, .fd = -1, .open = true,
                        .deadline = st->deadline, .first_waiter = NONE};
         if (!t->connecting) {
             /* Ours to replace: calls still on the old channel keep it alive
@@ -784,7 +780,6 @@ static void begin_call(run_t *r, size_t i)
     if (st->deadline > cn->deadline)
         cn->deadline = st->deadline;
     st->waiting = true;
-    st->conn = k;
     st->next_waiter = cn->first_waiter;
     cn->first_waiter = i;
 }
@@ -990,7 +985,7 @@ int poh_grpc_run(poh_grpc_call_t *calls, size_t n, double deadline)
             return -EINVAL;
         total_md += calls[i].nmetadata + 1;
     }
-    run_t r = {.calls = calls, .n = n};
+    run_t r = {.calls = calls};
     r.st = calloc(n, sizeof *r.st);
     r.conns = calloc(n, sizeof *r.conns);
     r.pfds = calloc(n, sizeof *r.pfds);
