@@ -27,6 +27,7 @@ SIGTERM and the run fails if LeakSanitizer reports anything.
 Usage: soak.py BUILD_DIR [options]   (soak.py --help)
 """
 import argparse
+import gzip
 import http.client
 import os
 import re
@@ -41,7 +42,10 @@ import threading
 import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
+# What Prometheus 2.x sends when it scrapes (OpenMetrics preferred, gzip).
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,"
+                     "application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
 
 
 def proc_sample(pid):
@@ -105,6 +109,22 @@ def stop(proc, timeout=20):
             proc.wait(5)
 
 
+def exporter_pid(root):
+    """The poh_exporter process at or below root (when run under --wrap)."""
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() == "poh_exporter":
+                    return pid
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                todo += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    raise RuntimeError("no poh_exporter process below pid %d" % root)
+
+
 def slope_mb_per_min(points):
     """Least-squares slope of (seconds, MB) points, in MB per minute."""
     n = len(points)
@@ -121,7 +141,8 @@ def slope_mb_per_min(points):
 
 class Scraper(threading.Thread):
     """Scrapes poh_exporter's /metrics every interval over one kept-alive
-    connection, as Prometheus does; remembers what the last body said."""
+    connection with Prometheus's headers (OpenMetrics, gzip); remembers what
+    the last body said."""
 
     def __init__(self, port, interval, stop_ev):
         super().__init__(daemon=True)
@@ -137,9 +158,14 @@ class Scraper(threading.Thread):
         nxt = time.monotonic()
         while not self.stop_ev.is_set():
             try:
-                conn.request("GET", "/metrics",
-                             headers={"X-Prometheus-Scrape-Timeout-Seconds": timeout})
-                body = conn.getresponse().read().decode(errors="replace")
+                conn.request("GET", "/metrics", headers={
+                    "X-Prometheus-Scrape-Timeout-Seconds": timeout,
+                    "Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
+                resp = conn.getresponse()
+                raw = resp.read()
+                if resp.getheader("Content-Encoding") == "gzip":
+                    raw = gzip.decompress(raw)
+                body = raw.decode(errors="replace")
                 self.scrapes += 1
                 self.last_body = body
                 self.probe_total = len(re.findall(r"^poh_probe_success\{", body, re.M))
@@ -209,6 +235,8 @@ class BlackboxDriver:
 
 def exporter_config(a, targets, mport, otlp_port, state_dir):
     lines = ["state_dir: %s" % state_dir, "log:", "  level: info"]
+    if a.buffer_limit:
+        lines += ["memory:", "  buffer_limit: %s" % a.buffer_limit]
     if targets:
         lines += ["grpc:", "  - name: soak", "    timeout: 5s", "    targets:"]
         lines += ['      - "%s"' % t for t in targets]
@@ -271,6 +299,8 @@ def main():
     p.add_argument("--duration", type=float, default=1800.0, help="s")
     p.add_argument("--sample", type=float, default=5.0, help="s between samples")
     p.add_argument("--tracing", action="store_true", help="spans to a bundled otlp_sink")
+    p.add_argument("--buffer-limit", default=None,
+                   help="the exporter's memory.buffer_limit (default: its own default)")
     p.add_argument("--no-blackbox", dest="blackbox", action="store_false", default=True)
     p.add_argument("--blackbox-interval", type=float, default=5.0,
                    help="s between two probes of one target through blackbox")
@@ -279,6 +309,9 @@ def main():
     p.add_argument("--max-growth-mb-min", type=float, default=None)
     p.add_argument("--asan", action="store_true",
                    help="sanitizer build: skip the memory bounds, fail on leaks")
+    p.add_argument("--wrap", default="",
+                   help="command to run the exporter under, e.g. 'heaptrack -o FILE'; "
+                        "the samples are then of the exporter process below it")
     p.add_argument("--env", action="append", default=[],
                    help="KEY=VALUE for the exporter's environment (e.g. LD_PRELOAD)")
     a = p.parse_args()
@@ -302,7 +335,7 @@ def main():
     stop_ev = threading.Event()
     failures = []
     rows = []
-    poh = bb = None
+    poh = bb = ppid = None
     try:
         targets = []
         if a.targets:
@@ -344,10 +377,11 @@ def main():
             env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:log_path=" + \
                 os.path.join(tmp, "asan")
         plog = os.path.join(tmp, "poh.log")
-        poh = subprocess.Popen([exporter, "--config.file=" + cfg,
-                                "--web.listen-address=127.0.0.1:0"],
+        poh = subprocess.Popen(a.wrap.split() + [exporter, "--config.file=" + cfg,
+                                                 "--web.listen-address=127.0.0.1:0"],
                                stdout=subprocess.DEVNULL, stderr=open(plog, "w"), env=env)
-        pport = int(wait_log(plog, r"listening on 127\.0\.0\.1:(\d+)").group(1))
+        pport = int(wait_log(plog, r"listening on 127\.0\.0\.1:(\d+)", 120).group(1))
+        ppid = exporter_pid(poh.pid) if a.wrap else poh.pid
 
         bport = None
         if a.blackbox and targets:
@@ -383,7 +417,7 @@ def main():
         scraper = Scraper(pport, a.scrape_interval, stop_ev)
         driver = BlackboxDriver(bport, targets, a.blackbox_interval, stop_ev) if bb else None
         t0 = time.monotonic()
-        base = {"poh": proc_sample(poh.pid), "bb": proc_sample(bb.pid) if bb else None}
+        base = {"poh": proc_sample(ppid), "bb": proc_sample(bb.pid) if bb else None}
         scraper.start()
         if driver:
             driver.start()
@@ -398,7 +432,7 @@ def main():
             if poh.poll() is not None:
                 failures.append("poh_exporter exited with %s" % poh.returncode)
                 break
-            s = proc_sample(poh.pid)
+            s = proc_sample(ppid)
             b = proc_sample(bb.pid) if bb else None
             row = (now, s, b, scraper.scrapes, scraper.changes)
             rows.append(row)
@@ -474,8 +508,13 @@ def main():
                                 % (g_poh, a.max_growth_mb_min))
     finally:
         stop_ev.set()
+        if ppid and ppid != poh.pid:
+            try:
+                os.kill(ppid, signal.SIGTERM)
+            except OSError:
+                pass
         if poh:
-            stop(poh, 60)
+            stop(poh, 120)
         stop(bb)
         for pr in procs:
             stop(pr)

@@ -25,6 +25,11 @@
 #define MARGIN_MAX_S 0.05
 /* File descriptors kept free for everything else when raising the limit. */
 #define FD_HEADROOM 256
+/* What one call in flight holds, for sizing the window from memory's
+ * buffer_limit: gRPC's call arena (about 9.5 KiB measured with heaptrack at
+ * 1,000 targets), the message buffers and our call state. */
+#define CALL_BYTES (12u << 10)
+#define MIN_WINDOW 16
 
 static const char *const health_statuses[] = {"UNKNOWN", "SERVING", "NOT_SERVING",
                                               "SERVICE_UNKNOWN"};
@@ -87,6 +92,7 @@ typedef struct grpc_collector {
     poh_family_t *f_failures, *f_field_errors;
     poh_grpc_call_t *calls; /* collect() only: it never runs twice at once */
     size_t ncalls;
+    size_t window;          /* most calls in flight at once (poh_grpc_run_window) */
     pthread_mutex_t mu;
 } grpc_collector_t;
 
@@ -458,7 +464,7 @@ static int grpc_collect(void *state, poh_scrape_t *sc)
         spans_start(&sc->trace, c->targets[i].address, &c->calls[i * per], per,
                     cs ? &cs[i * per] : NULL);
     }
-    int rc = poh_grpc_run(c->calls, c->ncalls, run_deadline(sc->deadline));
+    int rc = poh_grpc_run_window(c->calls, c->ncalls, run_deadline(sc->deadline), c->window);
     if (rc < 0)
         goto out;
 
@@ -640,6 +646,12 @@ int poh_grpc_collectors_create(const poh_config_t *cfg, const poh_collector_env_
         total += cfg->grpc[i].targets_count;
     if (total)
         ensure_fd_room(total);
+    /* Half of the buffer limit is for calls in flight, shared evenly by the
+     * groups (they run at the same time). */
+    size_t window = cfg->grpc_count ? cfg->memory.buffer_limit / 2 / CALL_BYTES / cfg->grpc_count
+                                    : 0;
+    if (window < MIN_WINDOW)
+        window = MIN_WINDOW;
     for (size_t i = 0; i < cfg->grpc_count; i++) {
         const poh_config_grpc_group_t *g = &cfg->grpc[i];
         grpc_collector_t *c = collector_new(g, env->persistent);
@@ -647,6 +659,7 @@ int poh_grpc_collectors_create(const poh_config_t *cfg, const poh_collector_env_
             POH_ERROR("grpc", "cannot create the collector of group %s", g->name);
             return -ENOMEM;
         }
+        c->window = window;
         char name[96];
         snprintf(name, sizeof name, "grpc/%s", g->name);
         int rc = poh_collector_list_push(list, &poh_grpc_collector_ops, c, name);

@@ -575,6 +575,12 @@ static mongo_cluster_t *cluster_new(const poh_config_t *cfg, const poh_config_mo
     cl->state_dir = strdup(cfg->state_dir);
     if (!cl->uri_redacted || !cl->name || !cl->state_dir)
         goto err;
+    /* Half of the buffer limit is for change-stream batches, shared evenly
+     * by every stream of every cluster. */
+    size_t all_streams = 0;
+    for (size_t i = 0; i < cfg->mongodb_count; i++)
+        all_streams += cfg->mongodb[i].change_streams_count;
+    cl->stream_batch_bytes = cfg->memory.buffer_limit / 2 / (all_streams ? all_streams : 1);
     if (c->password && !(cl->password = strdup(c->password)))
         goto err;
     if (!cl->password) {

@@ -25,6 +25,7 @@ typedef struct mongo_cluster {
     poh_family_t *cmd_duration;   /* poh_mongodb_command_duration_seconds */
     mongo_stream_t **streams;
     size_t nstreams;
+    size_t stream_batch_bytes;    /* each stream's share of memory.buffer_limit */
 
     mongoc_client_t *status;      /* scrape-time client; collect() only */
     int status_timeout_ms;        /* timeouts it was created with */

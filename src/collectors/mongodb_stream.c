@@ -39,6 +39,8 @@
 #define BACKOFF_MIN 0.1
 #define BACKOFF_MAX 10.0
 #define IDLE_SAVE_INTERVAL 10.0 /* seconds between saves of a token that moved without events */
+#define EVENT_BYTES_GUESS 1024  /* event size assumed until a larger one is seen */
+#define MAX_BATCH 10000         /* events per batch, whatever the memory allows */
 
 typedef struct slot {
     struct slot *next;
@@ -89,6 +91,7 @@ struct mongo_stream {
     bool failing;                          /* an error since the last success */
     double last_save;
     unsigned long long warned_code;        /* domain << 32 | code of the last warning */
+    uint32_t max_event;                    /* largest event seen, bytes */
 };
 
 /* --------------------------------------------------------------- status */
@@ -403,6 +406,16 @@ static bool run(mongo_stream_t *s, const bson_t *cmd, bson_t *reply, cmd_err_t *
     return ok;
 }
 
+/* Events asked for per batch: the stream's share of memory.buffer_limit over
+ * the largest event seen so far, so that a reply stays within the share
+ * however large the events (at least one event, whatever its size). */
+static int64_t batch_size(const mongo_stream_t *s)
+{
+    size_t ev = s->max_event > EVENT_BYTES_GUESS ? s->max_event : EVENT_BYTES_GUESS;
+    size_t n = s->cl->stream_batch_bytes / ev;
+    return n < 1 ? 1 : n > MAX_BATCH ? MAX_BATCH : (int64_t)n;
+}
+
 /* Fold a cursor reply's batch, save, apply; then remember the cursor. */
 static int process_reply(mongo_stream_t *s, const bson_t *reply, const char *batch_key,
                          cmd_err_t *ce)
@@ -435,6 +448,8 @@ static int process_reply(mongo_stream_t *s, const bson_t *reply, const char *bat
         if (!BSON_ITER_HOLDS_DOCUMENT(&arr))
             goto bad;
         bson_iter_document(&arr, &n, &d);
+        if (n > s->max_event)
+            s->max_event = n;
         int rc = poh_mongo_batch_add(b, &s->spec, d, n);
         if (rc == -ENOMEM)
             return rc;
@@ -495,6 +510,7 @@ static int stream_open(mongo_stream_t *s, cmd_err_t *ce)
     bson_append_document_end(&pipeline, &stage);
     bson_append_array_end(&cmd, &pipeline);
     BSON_APPEND_DOCUMENT_BEGIN(&cmd, "cursor", &cursor);
+    BSON_APPEND_INT64(&cursor, "batchSize", batch_size(s));
     bson_append_document_end(&cmd, &cursor);
     int rc = run(s, &cmd, &reply, ce) ? process_reply(s, &reply, "firstBatch", ce) : -EIO;
     if (rc == 0)
@@ -509,6 +525,7 @@ static int stream_getmore(mongo_stream_t *s, cmd_err_t *ce)
     bson_t cmd = BSON_INITIALIZER, reply;
     BSON_APPEND_INT64(&cmd, "getMore", s->cursor_id);
     BSON_APPEND_UTF8(&cmd, "collection", s->coll);
+    BSON_APPEND_INT64(&cmd, "batchSize", batch_size(s));
     BSON_APPEND_INT64(&cmd, "maxTimeMS", AWAIT_MS);
     int rc = run(s, &cmd, &reply, ce) ? process_reply(s, &reply, "nextBatch", ce) : -EIO;
     bson_destroy(&reply);

@@ -138,10 +138,17 @@ typedef struct poh_config_grpc_group {
     poh_config_grpc_state_t state;
 } poh_config_grpc_group_t;
 
+typedef struct poh_config_memory {
+    /* The most the exporter holds in network buffers at once, in bytes:
+     * half for gRPC calls in flight, half for change-stream batches. */
+    size_t buffer_limit;           /* default 8 MiB */
+} poh_config_memory_t;
+
 typedef struct poh_config {
     char *source;                  /* file path, or "<embedded>" */
     poh_config_web_t web;
     poh_config_log_t log;
+    poh_config_memory_t memory;
     char *state_dir;               /* default /var/lib/poh_exporter */
     poh_config_mongodb_t *mongodb;
     size_t mongodb_count;

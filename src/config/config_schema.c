@@ -60,6 +60,15 @@ static const poh_cfg_entry_t log_entries[] = {
 
 static const poh_cfg_section_t log_section = {sizeof(poh_config_log_t), log_entries};
 
+static const poh_cfg_entry_t memory_entries[] = {
+    {.name = "buffer_limit", .type = POH_CFG_SIZE,
+     .offset = offsetof(poh_config_memory_t, buffer_limit), .def = "8MiB", .min = 1 << 20,
+     .max = 4096.0 * (1 << 20)},
+    {NULL},
+};
+
+static const poh_cfg_section_t memory_section = {sizeof(poh_config_memory_t), memory_entries};
+
 extern const poh_cfg_section_t poh_cfg_grpc_section;
 extern const poh_cfg_section_t poh_cfg_mongodb_section;
 extern const poh_cfg_section_t poh_cfg_tracing_section;
@@ -69,6 +78,8 @@ static const poh_cfg_entry_t root_entries[] = {
      .section = &web_section},
     {.name = "log", .type = POH_CFG_SECTION, .offset = offsetof(poh_config_t, log),
      .section = &log_section},
+    {.name = "memory", .type = POH_CFG_SECTION, .offset = offsetof(poh_config_t, memory),
+     .section = &memory_section},
     {.name = "state_dir", .type = POH_CFG_STRING, .offset = offsetof(poh_config_t, state_dir),
      .flags = POH_CFG_NONEMPTY, .def = "/var/lib/poh_exporter"},
     {.name = "grpc", .type = POH_CFG_SECTION_LIST, .offset = offsetof(poh_config_t, grpc),

@@ -38,6 +38,9 @@
 /* Largest reply accepted: gRPC's own default receive limit, which its
  * message-size filter (not in the minimal stack) would otherwise apply. */
 #define MAX_RECV_BYTES (4u << 20)
+/* Read buffer sizes of a probe connection (common_args). */
+#define READ_CHUNK_BYTES 1024
+#define MIN_READ_CHUNK_BYTES 256
 
 struct poh_grpc_target {
     char *address;
@@ -219,8 +222,20 @@ static void absl_deadlock_detection_off(void)
 
 static void grpc_global_setup(void)
 {
+    /* gRPC 1.51's "tcp_read_chunks" experiment (on by default) posts reads
+     * in 8 KiB units whatever GRPC_ARG_TCP_READ_CHUNK_SIZE says: 8 MiB held
+     * by 1,000 idle probe connections. Without it the read chunk arguments
+     * (common_args) apply. Read once, at gRPC's first initialisation: an
+     * operator's own GRPC_EXPERIMENTS is left as it is. */
+    setenv("GRPC_EXPERIMENTS", "-tcp_read_chunks", 0);
     gpr_set_log_function(grpc_log_to_poh);
     absl_deadlock_detection_off();
+}
+
+void poh_grpc_runtime_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, grpc_global_setup);
 }
 
 static double mono_now(void)
@@ -294,8 +309,7 @@ poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t
     }
     if (failed || pthread_mutex_init(&t->mu, NULL) != 0)
         goto err;
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, grpc_global_setup);
+    poh_grpc_runtime_init();
     grpc_init();
     return t;
 err:
@@ -479,6 +493,13 @@ static size_t common_args(grpc_arg *args)
     /* Per-call bookkeeping nobody reads here (~3% of a probe). */
     args[n++] = int_arg(GRPC_ARG_ENABLE_CHANNELZ, 0);
     args[n++] = str_arg(GRPC_ARG_PRIMARY_USER_AGENT_STRING, "poh_exporter/" POH_VERSION);
+    /* An idle connection keeps one read buffer posted: gRPC's default is
+     * 8 KiB, 8 MiB for 1,000 kept connections, for replies of a few dozen
+     * bytes. Start small; gRPC doubles it while reads fill it, up to the
+     * largest reply we accept. */
+    args[n++] = int_arg(GRPC_ARG_TCP_READ_CHUNK_SIZE, READ_CHUNK_BYTES);
+    args[n++] = int_arg(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, MIN_READ_CHUNK_BYTES);
+    args[n++] = int_arg(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, MAX_RECV_BYTES);
     return n;
 }
 
@@ -488,7 +509,7 @@ static grpc_channel *get_channel(poh_grpc_target_t *t, char *err, size_t errlen)
     if (!t->channel) {
         grpc_channel_credentials *creds = make_creds(t, err, errlen);
         if (creds) {
-            grpc_arg args[10];
+            grpc_arg args[16];
             size_t n = common_args(args);
             /* Probes must see a recovered target at the next scrape, not
              * after gRPC's default 2 minute backoff cap. */
@@ -518,7 +539,7 @@ static grpc_channel *direct_channel(const poh_grpc_target_t *t, int fd)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    grpc_arg args[6];
+    grpc_arg args[12];
     size_t n = common_args(args);
     /* :authority, as a client channel would send it (gRPC's default for
      * channels from a descriptor is a placeholder). */
@@ -673,34 +694,79 @@ static void finish_call(poh_grpc_call_t *c, call_state_t *st, double now)
         c->serving_status = decode_health(c->response, c->response_len);
 }
 
+/* Frees what gRPC gave the call (its arena goes with the call): as soon as
+ * the call has ended, so that a run holds only its window's calls. May be
+ * called again: the state is left empty. */
 static void release_state(call_state_t *st)
 {
     if (st->call)
         grpc_call_unref(st->call);
+    st->call = NULL;
     grpc_metadata_array_destroy(&st->recv_initial_md);
     grpc_metadata_array_destroy(&st->trailing_md);
+    grpc_metadata_array_init(&st->recv_initial_md);
+    grpc_metadata_array_init(&st->trailing_md);
     if (st->send_buf)
         grpc_byte_buffer_destroy(st->send_buf);
+    st->send_buf = NULL;
     if (st->recv_buf)
         grpc_byte_buffer_destroy(st->recv_buf);
+    st->recv_buf = NULL;
     grpc_slice_unref(st->details);
+    st->details = grpc_empty_slice();
     gpr_free((void *)st->error_string);
+    st->error_string = NULL;
 }
 
-static int cmp_deadline(const void *a, const void *b)
+/* Calls in flight, by deadline: a binary min-heap, so that the run loop
+ * finds the next call to expire in O(log n) as calls start at any time. */
+typedef struct dheap {
+    call_state_t **v;
+    size_t n;
+} dheap_t;
+
+static void dheap_push(dheap_t *h, call_state_t *s)
 {
-    double x = (*(call_state_t *const *)a)->deadline, y = (*(call_state_t *const *)b)->deadline;
-    return x < y ? -1 : x > y;
+    size_t i = h->n++;
+    while (i > 0 && h->v[(i - 1) / 2]->deadline > s->deadline) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = s;
+}
+
+static void dheap_pop(dheap_t *h)
+{
+    call_state_t *last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && h->v[c + 1]->deadline < h->v[c]->deadline)
+            c++;
+        if (h->v[c]->deadline >= last->deadline)
+            break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n)
+        h->v[i] = last;
 }
 
 typedef struct run {
     poh_grpc_call_t *calls;
+    size_t n;
     call_state_t *st;
     grpc_completion_queue *cq;
     conn_t *conns;
     size_t nconns, nopen;
     struct pollfd *pfds;
     size_t pending;       /* calls started or waiting for a connection */
+    size_t next;          /* the next call not yet begun */
+    size_t window;        /* most calls pending at once */
+    double deadline;      /* the run's, 0 = none */
+    dheap_t byd;          /* pending calls by deadline */
 } run_t;
 
 static void fail_with_latency(run_t *r, size_t i, int code, const char *msg, double now)
@@ -934,13 +1000,12 @@ static void progress_conns(run_t *r, double now)
 }
 
 /* Cancel, with DEADLINE_EXCEEDED, every call whose deadline is past (a call
- * still waiting for its connection fails at once); *next moves along byd
- * (calls in deadline order). Returns the earliest deadline still ahead, or
- * 0 when none is. */
-static double expire_due(run_t *r, call_state_t **byd, size_t nbyd, size_t *next, double now)
+ * still waiting for its connection fails at once). Returns the earliest
+ * deadline still ahead, or 0 when none is. */
+static double expire_due(run_t *r, double now)
 {
-    while (*next < nbyd) {
-        call_state_t *s = byd[*next];
+    while (r->byd.n) {
+        call_state_t *s = r->byd.v[0];
         if ((s->pending && !s->expired) || s->waiting) {
             if (s->deadline > now)
                 return s->deadline;
@@ -955,9 +1020,35 @@ static double expire_due(run_t *r, call_state_t **byd, size_t nbyd, size_t *next
                 s->expired = true;
             }
         }
-        (*next)++;
+        dheap_pop(&r->byd);
     }
     return 0;
+}
+
+/* Begin calls in order until the window is full or none is left. A call's
+ * timeout counts from when it begins, capped by the run's deadline; one
+ * whose deadline has passed by then fails without being sent. */
+static void begin_more(run_t *r)
+{
+    while (r->next < r->n && r->pending < r->window) {
+        size_t i = r->next++;
+        poh_grpc_call_t *c = &r->calls[i];
+        call_state_t *st = &r->st[i];
+        st->start = mono_now();
+        st->deadline = st->start + c->timeout;
+        if (r->deadline > 0 && r->deadline < st->deadline)
+            st->deadline = r->deadline;
+        if (st->deadline <= st->start) {
+            fail_call(c, GRPC_STATUS_DEADLINE_EXCEEDED,
+                      "deadline passed before the call started");
+            continue;
+        }
+        begin_call(r, i);
+        if (st->pending || st->waiting) {
+            r->pending++;
+            dheap_push(&r->byd, st);
+        }
+    }
 }
 
 static void run_free(run_t *r)
@@ -970,9 +1061,15 @@ static void run_free(run_t *r)
     free(r->st);
     free(r->conns);
     free(r->pfds);
+    free(r->byd.v);
 }
 
 int poh_grpc_run(poh_grpc_call_t *calls, size_t n, double deadline)
+{
+    return poh_grpc_run_window(calls, n, deadline, 0);
+}
+
+int poh_grpc_run_window(poh_grpc_call_t *calls, size_t n, double deadline, size_t window)
 {
     if (n == 0)
         return 0;
@@ -985,20 +1082,19 @@ int poh_grpc_run(poh_grpc_call_t *calls, size_t n, double deadline)
             return -EINVAL;
         total_md += calls[i].nmetadata + 1;
     }
-    run_t r = {.calls = calls};
+    run_t r = {.calls = calls, .n = n, .window = window ? window : n, .deadline = deadline};
     r.st = calloc(n, sizeof *r.st);
     r.conns = calloc(n, sizeof *r.conns);
     r.pfds = calloc(n, sizeof *r.pfds);
-    call_state_t **byd = calloc(n, sizeof *byd);
+    r.byd.v = calloc(n, sizeof *r.byd.v);
     grpc_metadata *md = calloc(total_md, sizeof *md);
-    if (!r.st || !r.conns || !r.pfds || !byd || !md)
+    if (!r.st || !r.conns || !r.pfds || !r.byd.v || !md)
         goto nomem;
     r.cq = grpc_completion_queue_create_for_next(NULL);
     if (!r.cq)
         goto nomem;
 
-    size_t mdpos = 0, nbyd = 0;
-    double now = mono_now();
+    size_t mdpos = 0;
     for (size_t i = 0; i < n; i++) {
         call_state_t *st = &r.st[i];
         poh_grpc_call_clear(&calls[i]);
@@ -1008,35 +1104,25 @@ int poh_grpc_run(poh_grpc_call_t *calls, size_t n, double deadline)
         grpc_metadata_array_init(&st->trailing_md);
         st->details = grpc_empty_slice();
         st->next_waiter = NONE;
-        st->start = mono_now();
-        st->deadline = st->start + calls[i].timeout;
-        if (deadline > 0 && deadline < st->deadline)
-            st->deadline = deadline;
-        if (st->deadline <= st->start) {
-            fail_call(&calls[i], GRPC_STATUS_DEADLINE_EXCEEDED,
-                      "deadline passed before the call started");
-            continue;
-        }
-        begin_call(&r, i);
-        if (st->pending || st->waiting) {
-            r.pending++;
-            byd[nbyd++] = st;
-        }
     }
-    qsort(byd, nbyd, sizeof *byd, cmp_deadline);
+    begin_more(&r);
 
     /* The minimal stack has no deadline filter: this loop wakes at each
      * deadline and cancels what is due. Connections being opened are looked
-     * at every millisecond (gRPC's queue cannot wait on them). Once every
-     * call is cancelled, gRPC gets CANCEL_GRACE_S to hand them back; past
-     * that, give up. */
-    size_t next = 0;
+     * at every millisecond (gRPC's queue cannot wait on them). Each call that
+     * ends makes room in the window for the next. Once every call is
+     * cancelled, gRPC gets CANCEL_GRACE_S to hand them back; past that, give
+     * up. */
     double give_up = 0;
     while (r.pending > 0) {
-        now = mono_now();
+        double now = mono_now();
         if (r.nopen)
             progress_conns(&r, now);
-        double wake = expire_due(&r, byd, nbyd, &next, now);
+        double wake = expire_due(&r, now);
+        if (r.pending < r.window && r.next < n) {
+            begin_more(&r);
+            continue;
+        }
         if (r.pending == 0)
             break;
         if (wake == 0 && r.nopen == 0) {
@@ -1058,6 +1144,7 @@ int poh_grpc_run(poh_grpc_call_t *calls, size_t n, double deadline)
             s->pending = false;
             r.pending--;
             finish_call(&calls[s - r.st], s, mono_now());
+            release_state(s);
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -1073,12 +1160,10 @@ int poh_grpc_run(poh_grpc_call_t *calls, size_t n, double deadline)
     }
     grpc_completion_queue_destroy(r.cq);
     run_free(&r);
-    free(byd);
     free(md);
     return 0;
 nomem:
     run_free(&r);
-    free(byd);
     free(md);
     return -ENOMEM;
 }

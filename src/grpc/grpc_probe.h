@@ -38,6 +38,12 @@ typedef struct poh_grpc_tls {
 
 typedef struct poh_grpc_target poh_grpc_target_t;
 
+/* Process-wide gRPC settings (log routing into ours, read buffer policy,
+ * absl's deadlock detection off): once, before anything calls grpc_init()
+ * and while the process has one thread (main() calls it first; target
+ * creation calls it too, for tests). Idempotent. */
+void poh_grpc_runtime_init(void);
+
 /* address: "host:port", "[v6]:port" or any gRPC target URI ("dns:///h:p").
  * tls: NULL for plaintext; the strings are copied (files are read when the
  * channel is created). Returns NULL only when out of memory. */
@@ -82,6 +88,12 @@ typedef struct poh_grpc_call {
  * a result), -EINVAL on bad arguments, -ENOMEM. Output of earlier runs in
  * calls[] is cleared first. */
 int poh_grpc_run(poh_grpc_call_t *calls, size_t n, double deadline);
+/* The same with at most window calls in flight at once (0: no limit): the
+ * others begin, in order, as calls end, each with its timeout counted from
+ * when it begins (still capped by deadline); one whose deadline has passed
+ * by then fails with DEADLINE_EXCEEDED unsent. A call in flight holds its
+ * gRPC arena (about 10 KiB), so the window bounds a run's memory. */
+int poh_grpc_run_window(poh_grpc_call_t *calls, size_t n, double deadline, size_t window);
 void poh_grpc_call_clear(poh_grpc_call_t *c); /* frees the response; keeps inputs */
 
 /* Serialized grpc.health.v1.HealthCheckRequest{service}; caller frees *out. */

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "grpc/grpc_probe.h"
 #include "metrics/metrics.h"
 #include "poh_version.h"
 #include "trace/trace_internal.h"
@@ -621,6 +622,7 @@ static int check_settings(const poh_tracing_config_t *c)
 
 static int setup_grpc(poh_tracer_t *t, const poh_tracing_config_t *cfg)
 {
+    poh_grpc_runtime_init();
     grpc_init();
     t->grpc_started = true;
     grpc_channel_credentials *creds =

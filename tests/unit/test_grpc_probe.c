@@ -589,6 +589,88 @@ START_TEST(test_many_calls)
 }
 END_TEST
 
+static long sim_max_active(void)
+{
+    char buf[256];
+    control("MAXACTIVE", buf, sizeof buf);
+    ck_assert_msg(strncmp(buf, "VALUE ", 6) == 0, "MAXACTIVE: %s", buf);
+    return atol(buf + 6);
+}
+
+/* A window bounds the calls in flight as the server sees them; every call
+ * still gets its answer, and its timeout counts from when it begins: the
+ * fourth wave of 300 ms calls starts about 0.9 s in, so 1 s timeouts counted
+ * from the run's start would fail it. Without a window all are in flight. */
+START_TEST(test_window)
+{
+    enum { N = 24, TARGETS = 8, WINDOW = 6 };
+    poh_grpc_target_t *t[TARGETS];
+    for (int i = 0; i < TARGETS; i++)
+        t[i] = poh_grpc_target_new(g_addr[L_SLOW], NULL);
+    poh_grpc_call_t calls[N];
+    for (int i = 0; i < N; i++)
+        calls[i] = (poh_grpc_call_t){.target = t[i % TARGETS],
+                                     .method = POH_GRPC_HEALTH_CHECK_METHOD, .timeout = 1.0,
+                                     .health = true};
+    sim_reset();
+    ck_assert_int_eq(poh_grpc_run_window(calls, N, now_mono() + 20, WINDOW), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert_msg(calls[i].code == GRPC_STATUS_OK, "call %d: %s %s", i,
+                      poh_grpc_code_name(calls[i].code), calls[i].details);
+        ck_assert(calls[i].latency < 1.0);
+    }
+    long most = sim_max_active();
+    ck_assert_msg(most >= 1 && most <= WINDOW, "%ld calls in flight at once, window %d", most,
+                  WINDOW);
+    ck_assert_int_eq(sim_count(L_SLOW, POH_GRPC_HEALTH_CHECK_METHOD), N);
+
+    for (int i = 0; i < N; i++)
+        calls[i].timeout = 5;
+    sim_reset();
+    ck_assert_int_eq(poh_grpc_run_window(calls, N, now_mono() + 20, 0), 0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(calls[i].code, GRPC_STATUS_OK);
+    ck_assert_int_eq(sim_max_active(), N);
+    for (int i = 0; i < N; i++)
+        poh_grpc_call_clear(&calls[i]);
+    for (int i = 0; i < TARGETS; i++)
+        poh_grpc_target_free(t[i]);
+}
+END_TEST
+
+/* Calls still waiting for the window when the run's deadline passes fail
+ * with DEADLINE_EXCEEDED without reaching the server. */
+START_TEST(test_window_deadline)
+{
+    enum { N = 12, WINDOW = 4 };
+    poh_grpc_target_t *t = poh_grpc_target_new(g_addr[L_SLOW], NULL);
+    poh_grpc_call_t calls[N];
+    for (int i = 0; i < N; i++)
+        calls[i] = (poh_grpc_call_t){.target = t, .method = POH_GRPC_HEALTH_CHECK_METHOD,
+                                     .timeout = 5, .health = true};
+    sim_reset();
+    /* Room for the first wave only (300 ms each, deadline 0.45 s). */
+    ck_assert_int_eq(poh_grpc_run_window(calls, N, now_mono() + 0.45, WINDOW), 0);
+    int ok = 0, late = 0;
+    for (int i = 0; i < N; i++) {
+        if (calls[i].code == GRPC_STATUS_OK)
+            ok++;
+        else if (calls[i].code == GRPC_STATUS_DEADLINE_EXCEEDED)
+            late++;
+    }
+    ck_assert_int_eq(ok + late, N);
+    ck_assert_int_le(ok, WINDOW);
+    /* The server saw the first wave and the calls begun after it, never
+     * the ones that were refused before they started. */
+    long seen = sim_count(L_SLOW, POH_GRPC_HEALTH_CHECK_METHOD);
+    ck_assert_int_le(seen, 2 * WINDOW);
+    ck_assert_int_le(sim_max_active(), WINDOW);
+    for (int i = 0; i < N; i++)
+        poh_grpc_call_clear(&calls[i]);
+    poh_grpc_target_free(t);
+}
+END_TEST
+
 START_TEST(test_tls_failures)
 {
     poh_grpc_tls_t tls = {.ca_file = "/nonexistent/ca.pem"};
@@ -858,6 +940,8 @@ static Suite *grpc_probe_suite(void)
     tcase_add_test(sim, test_state_call);
     tcase_add_test(sim, test_status_follows_server);
     tcase_add_test(sim, test_many_calls);
+    tcase_add_test(sim, test_window);
+    tcase_add_test(sim, test_window_deadline);
     tcase_add_test(sim, test_tls_failures);
     tcase_add_test(sim, test_channel_reuse_by_name);
     tcase_add_test(sim, test_reconnect_after_disconnect);

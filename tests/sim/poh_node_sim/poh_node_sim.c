@@ -124,6 +124,7 @@ typedef struct sim_call {
     grpc_byte_buffer *request;
     grpc_byte_buffer *response;
     int cancelled;
+    bool active;            /* arrived and not yet freed (g_active) */
     grpc_status_code code;
     char msg[160];
     double due;
@@ -145,6 +146,10 @@ static grpc_completion_queue *g_cq;
 static sim_call_t *g_delayed; /* sorted by due */
 static sim_call_t *g_live;    /* every call we own, for shutdown */
 static long g_live_count;
+/* Calls in progress (arrived, not yet finished), and the most at once since
+ * start or RESET: a client's concurrency, as the server saw it. */
+static long g_active;
+static long g_active_max; /* under g_mu */
 static int g_wake_pipe[2] = {-1, -1};
 
 static const char *const code_names[] = {
@@ -381,6 +386,8 @@ static void live_remove(sim_call_t *c)
 static void call_free(sim_call_t *c)
 {
     live_remove(c);
+    if (c->active)
+        g_active--;
     if (c->call)
         grpc_call_unref(c->call);
     grpc_call_details_destroy(&c->details);
@@ -559,8 +566,12 @@ static void on_new_call(sim_call_t *c, bool ok)
     }
     listener_t *l = c->l;
     request_new_call(l);
+    c->active = true;
+    g_active++;
     char *peer = grpc_call_get_peer(c->call);
     pthread_mutex_lock(&g_mu);
+    if (g_active > g_active_max)
+        g_active_max = g_active;
     if (peer)
         record_peer(l, peer);
     count_method(l, (const char *)GRPC_SLICE_START_PTR(c->details.method),
@@ -703,8 +714,14 @@ static void control_command(int fd, char *line)
         }
         pthread_mutex_unlock(&g_mu);
         reply(fd, "END\n");
+    } else if (strcasecmp(cmd, "MAXACTIVE") == 0) {
+        pthread_mutex_lock(&g_mu);
+        long v = g_active_max;
+        pthread_mutex_unlock(&g_mu);
+        reply(fd, "VALUE %ld\n", v);
     } else if (strcasecmp(cmd, "RESET") == 0) {
         pthread_mutex_lock(&g_mu);
+        g_active_max = 0;
         for (int i = 0; i < g_nlisteners; i++) {
             memset(g_listeners[i]->methods, 0, sizeof g_listeners[i]->methods);
             g_listeners[i]->nmethods = 0;
