@@ -492,10 +492,13 @@ def main():
         if svg:
             print("plot: %s" % svg)
 
-        if a.targets and scraper.probe_ok < a.targets * 0.99:
+        # A sanitizer build is several times slower: it must still keep up
+        # with most of the load, or its leak report would be of an idle run.
+        keep = 0.2 if a.asan else 0.5
+        if a.targets and scraper.probe_ok < a.targets * (0.9 if a.asan else 0.99):
             failures.append("only %d of %d probes succeeded at the last scrape"
                             % (scraper.probe_ok, a.targets))
-        if a.streams and scraper.changes < a.rate * a.streams * a.duration * 0.5:
+        if a.streams and scraper.changes < a.rate * a.streams * a.duration * keep:
             failures.append("change events not flowing: %.0f inserts counted" % scraper.changes)
         if scraper.scrapes < a.duration / a.scrape_interval * 0.5:
             failures.append("only %d scrapes in %gs" % (scraper.scrapes, a.duration))
