@@ -7,7 +7,7 @@ PKGS=(build-essential cmake pkg-config git
       libprotobuf-c-dev protobuf-c-compiler protobuf-compiler check zlib1g-dev
       clang libclang-rt-14-dev
       python3 python3-grpcio python3-grpc-tools python3-pymongo python3-protobuf python3-prometheus-client python3-yaml
-      prometheus prometheus-node-exporter prometheus-blackbox-exporter wrk curl bc
+      prometheus prometheus-node-exporter prometheus-blackbox-exporter wrk curl bc gnuplot-nox
       debhelper devscripts lintian fakeroot)
 missing=()
 for p in "${PKGS[@]}"; do
