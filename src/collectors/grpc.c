@@ -90,8 +90,7 @@ typedef struct grpc_collector {
     gtarget_t *targets;
     size_t ntargets;
     poh_family_t *f_failures, *f_field_errors;
-    poh_grpc_call_t *calls; /* collect() only: it never runs twice at once */
-    size_t ncalls;
+    size_t ncalls;          /* calls per scrape: targets x (health + state) */
     size_t window;          /* most calls in flight at once (poh_grpc_run_window) */
     pthread_mutex_t mu;
 } grpc_collector_t;
@@ -116,10 +115,6 @@ static void collector_free(grpc_collector_t *c)
         free(c->targets[i].field_errors);
     }
     free(c->targets);
-    if (c->calls)
-        for (size_t i = 0; i < c->ncalls; i++)
-            poh_grpc_call_clear(&c->calls[i]);
-    free(c->calls);
     for (size_t i = 0; i < c->nfields; i++) {
         free(c->fields[i].metric);
         free(c->fields[i].help);
@@ -234,8 +229,7 @@ static grpc_collector_t *collector_new(const poh_config_grpc_group_t *g, poh_reg
 
     c->targets = calloc(g->targets_count, sizeof *c->targets);
     c->ncalls = g->targets_count * (c->state_method ? 2 : 1);
-    c->calls = calloc(c->ncalls, sizeof *c->calls);
-    if (!c->targets || !c->calls)
+    if (!c->targets)
         goto err;
     for (; c->ntargets < g->targets_count; c->ntargets++) {
         gtarget_t *t = &c->targets[c->ntargets];
@@ -458,13 +452,18 @@ static int grpc_collect(void *state, poh_scrape_t *sc)
 {
     grpc_collector_t *c = state;
     size_t per = c->state_method ? 2 : 1;
+    /* The calls live for this scrape only (about 340 bytes each: not worth
+     * keeping between scrapes at 1,000 targets). */
+    poh_grpc_call_t *all = calloc(c->ncalls, sizeof *all);
+    if (!all)
+        return -ENOMEM;
     call_span_t *cs = sc->trace.tracer ? calloc(c->ncalls, sizeof *cs) : NULL;
     for (size_t i = 0; i < c->ntargets; i++) {
-        fill_calls(c, c->targets[i].t, &c->calls[i * per]);
-        spans_start(&sc->trace, c->targets[i].address, &c->calls[i * per], per,
+        fill_calls(c, c->targets[i].t, &all[i * per]);
+        spans_start(&sc->trace, c->targets[i].address, &all[i * per], per,
                     cs ? &cs[i * per] : NULL);
     }
-    int rc = poh_grpc_run_window(c->calls, c->ncalls, run_deadline(sc->deadline), c->window);
+    int rc = poh_grpc_run_window(all, c->ncalls, run_deadline(sc->deadline), c->window);
     if (rc < 0)
         goto out;
 
@@ -480,7 +479,7 @@ static int grpc_collect(void *state, poh_scrape_t *sc)
         goto out;
     for (size_t i = 0; i < c->ntargets; i++) {
         gtarget_t *t = &c->targets[i];
-        poh_grpc_call_t *calls = &c->calls[i * per];
+        poh_grpc_call_t *calls = &all[i * per];
         bool ok = account(c, t, &t->health, &calls[0], cs ? &cs[i * per] : NULL);
         if (c->state_method) {
             bool sok = account(c, t, &t->state, &calls[1], cs ? &cs[i * per + 1] : NULL);
@@ -501,10 +500,11 @@ static int grpc_collect(void *state, poh_scrape_t *sc)
 out:
     for (size_t i = 0; i < c->ncalls; i++) {
         if (cs)
-            span_end(&cs[i], &c->calls[i]); /* spans not ended above (error paths) */
-        poh_grpc_call_clear(&c->calls[i]);
+            span_end(&cs[i], &all[i]); /* spans not ended above (error paths) */
+        poh_grpc_call_clear(&all[i]);
     }
     free(cs);
+    free(all);
     return rc;
 }
 
