@@ -150,6 +150,9 @@ class Scraper(threading.Thread):
         self.scrapes = self.errors = 0
         self.probe_ok = self.probe_total = 0
         self.changes = 0.0
+        self.failures = {}        # poh_request_failures_total by code, at the last scrape
+        self.requests = 0.0       # poh_requests_total, at the last scrape
+        self.short_scrapes = 0    # scrapes in which some probe failed
         self.last_body = ""
 
     def run(self):
@@ -170,6 +173,16 @@ class Scraper(threading.Thread):
                 self.last_body = body
                 self.probe_total = len(re.findall(r"^poh_probe_success\{", body, re.M))
                 self.probe_ok = len(re.findall(r"^poh_probe_success\{[^}]*\} 1$", body, re.M))
+                if self.probe_ok < self.probe_total:
+                    self.short_scrapes += 1
+                self.requests = sum(float(v) for v in re.findall(
+                    r"^poh_requests_total\{[^}]*\} (\S+)$", body, re.M))
+                fails = {}
+                for code, v in re.findall(
+                        r'^poh_request_failures_total\{[^}]*code="([^"]*)"[^}]*\} (\S+)$',
+                        body, re.M):
+                    fails[code] = fails.get(code, 0.0) + float(v)
+                self.failures = fails
                 self.changes = sum(float(v) for v in re.findall(
                     r'^poh_mongodb_changes_total\{[^}]*operation="insert"[^}]*\} (\S+)$',
                     body, re.M))
@@ -488,6 +501,9 @@ def main():
               % (scraper.scrapes, scraper.errors, scraper.probe_ok, scraper.probe_total,
                  scraper.changes,
                  scraper.changes / max(1, a.streams) / max(1.0, a.duration)))
+        print("poh_exporter probe calls: %.0f, failed: %s; scrapes with a failed probe: %d"
+              % (scraper.requests, ", ".join("%s %.0f" % kv for kv in sorted(
+                  scraper.failures.items())) or "none", scraper.short_scrapes))
         print("csv: %s" % csv_path)
         if svg:
             print("plot: %s" % svg)

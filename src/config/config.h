@@ -141,7 +141,7 @@ typedef struct poh_config_grpc_group {
 typedef struct poh_config_memory {
     /* The most the exporter holds in network buffers at once, in bytes:
      * half for gRPC calls in flight, half for change-stream batches. */
-    size_t buffer_limit;           /* default 4 MiB */
+    size_t buffer_limit;           /* default 8 MiB */
 } poh_config_memory_t;
 
 typedef struct poh_config {

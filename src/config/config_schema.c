@@ -62,7 +62,7 @@ static const poh_cfg_section_t log_section = {sizeof(poh_config_log_t), log_entr
 
 static const poh_cfg_entry_t memory_entries[] = {
     {.name = "buffer_limit", .type = POH_CFG_SIZE,
-     .offset = offsetof(poh_config_memory_t, buffer_limit), .def = "4MiB", .min = 1 << 20,
+     .offset = offsetof(poh_config_memory_t, buffer_limit), .def = "8MiB", .min = 1 << 20,
      .max = 4096.0 * (1 << 20)},
     {NULL},
 };
