@@ -1,7 +1,6 @@
 #include "app/app.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -329,11 +328,6 @@ done:
     poh_scrape_output_free(&out);
     poh_registry_free(self);
     runtime_unref(rt);
-    /* A scrape frees several MiB in many small blocks (its registries, the
-     * probes' gRPC call arenas) between blocks that live on (new
-     * connections, persistent series): hand the free pages back now rather
-     * than keep them until the next scrape. */
-    malloc_trim(0);
     return rc;
 }
 
