@@ -37,21 +37,15 @@ static void usage(FILE *out)
 
 enum { OPT_VERSION = 256, OPT_CONFIG, OPT_CHECK, OPT_LISTEN, OPT_PATH, OPT_LEVEL, OPT_FORMAT };
 
-/* glibc's allocator, tuned for a daemon that must stay flat for months
- * (bench/soak; docs/sizing.md has the figures):
- * - a fixed mmap threshold: a large block (the /metrics body, a change-stream
- *   reply) is mapped and unmapped, so its pages go back to the system at
- *   once. By default the threshold rises to the largest block freed (up to
- *   32 MiB), after which such blocks come from the heaps and their pages
- *   stay resident, fragmenting the heaps;
- * - two arenas, not eight per core: our threads (scrapes, streams, gRPC's
- *   pollers) allocate in one and free in another, and each arena keeps its
- *   own free pages. Two suit the two cores this is sized for; contention
- *   measured nil at 1,000 targets. */
+/* glibc's allocator: two arenas, not eight per core. Our threads (scrapes,
+ * change streams, gRPC's pollers) allocate in one arena and free in
+ * another, and each arena keeps its own free pages: with eight, the soak
+ * (bench/soak) held 2-3 MB more for nothing. Two suit the two cores this is
+ * sized for; bench/grpc_fanout shows no cost. (A fixed M_MMAP_THRESHOLD
+ * saved another 2-3 MB but cost 20-35% more CPU per probe: not taken.) */
 static void malloc_tune(void)
 {
 #ifdef __GLIBC__
-    mallopt(M_MMAP_THRESHOLD, 256 << 10);
     mallopt(M_ARENA_MAX, 2);
 #endif
 }
