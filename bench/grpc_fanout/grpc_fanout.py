@@ -19,7 +19,6 @@ Usage: grpc_fanout.py BUILD_DIR [rounds]   (env BLACKBOX overrides the binary)
 """
 import os
 import re
-import select
 import shutil
 import signal
 import http.client
@@ -29,6 +28,9 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import read_line, wait_log  # noqa: E402
 import urllib.request
 
 SIZES = (10, 100, 1000)
@@ -41,32 +43,6 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def read_line(stream, timeout):
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-        if not r:
-            break
-        ch = os.read(stream.fileno(), 1)
-        if not ch or ch == b"\n":
-            break
-        buf += ch
-    return buf.decode(errors="replace")
-
-
-def wait_log(path, pattern, timeout=15):
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(path, errors="replace") as f:
-            m = rx.search(f.read())
-        if m:
-            return m
-        time.sleep(0.05)
-    raise RuntimeError("no %r in %s" % (pattern, path))
 
 
 def stop(proc):

@@ -31,7 +31,6 @@ import gzip
 import http.client
 import os
 import re
-import select
 import shutil
 import signal
 import socket
@@ -40,6 +39,9 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import read_line, wait_log  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # What Prometheus 2.x sends when it scrapes (OpenMetrics preferred, gzip).
@@ -65,32 +67,6 @@ def proc_sample(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     out["cpu"] = (int(fields[11]) + int(fields[12])) / CLK_TCK
     return out
-
-
-def read_line(stream, timeout):
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-        if not r:
-            break
-        ch = os.read(stream.fileno(), 1)
-        if not ch or ch == b"\n":
-            break
-        buf += ch
-    return buf.decode(errors="replace")
-
-
-def wait_log(path, pattern, timeout=30):
-    rx = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(path, errors="replace") as f:
-            m = rx.search(f.read())
-        if m:
-            return m
-        time.sleep(0.05)
-    raise RuntimeError("no %r in %s" % (pattern, path))
 
 
 def free_port():

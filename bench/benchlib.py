@@ -1,0 +1,33 @@
+"""Helpers shared by the Python drivers of bench/ (grpc_fanout, soak)."""
+import os
+import re
+import select
+import time
+
+
+def read_line(stream, timeout):
+    """One line from a child's pipe, or what came before the timeout."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if not r:
+            break
+        ch = os.read(stream.fileno(), 1)
+        if not ch or ch == b"\n":
+            break
+        buf += ch
+    return buf.decode(errors="replace")
+
+
+def wait_log(path, pattern, timeout=15):
+    """The first match of pattern in the file at path, waiting up to timeout."""
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(path, errors="replace") as f:
+            m = rx.search(f.read())
+        if m:
+            return m
+        time.sleep(0.05)
+    raise RuntimeError("no %r in %s" % (pattern, path))
