@@ -12,6 +12,7 @@
 #include "collectors/mongodb_internal.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "mongo/mongo_state.h"
 #include "mongo/mongo_util.h"
 
 #define MODULE "mongodb"
@@ -545,17 +546,27 @@ out:
 }
 
 /* state_dir must exist (one level is created) and be a directory we can
- * write: exactly-once counting depends on it. */
-static int state_dir_ready(const char *dir)
+ * write: exactly-once counting depends on it. It must also be ours alone
+ * (owned by the effective uid, not writable by group or others): whoever
+ * else can write there could replace or plant state files. Returns 0, or a
+ * negative errno with the reason in why. */
+static int state_dir_ready(const char *dir, char *why, size_t whylen)
 {
     struct stat st;
-    if (mkdir(dir, 0750) < 0 && errno != EEXIST)
-        return -errno;
-    if (stat(dir, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode))
-        return -ENOTDIR;
-    return access(dir, W_OK | X_OK) < 0 ? -errno : 0;
+    int rc;
+    if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || stat(dir, &st) < 0) {
+        rc = -errno;
+        snprintf(why, whylen, "is not a writable directory (%s)", strerror(-rc));
+        return rc;
+    }
+    if ((rc = poh_mongo_state_dir_check(&st, geteuid(), why, whylen)) < 0)
+        return rc;
+    if (access(dir, W_OK | X_OK) < 0) {
+        rc = -errno;
+        snprintf(why, whylen, "is not a writable directory (%s)", strerror(-rc));
+        return rc;
+    }
+    return 0;
 }
 
 static mongo_cluster_t *cluster_new(const poh_config_t *cfg, const poh_config_mongodb_t *c,
@@ -608,12 +619,12 @@ static mongo_cluster_t *cluster_new(const poh_config_t *cfg, const poh_config_mo
     if (!cl->cmd_duration)
         goto err;
     if (c->change_streams_count) {
-        int rc = state_dir_ready(cl->state_dir);
-        if (rc < 0) {
+        char why[128];
+        if (state_dir_ready(cl->state_dir, why, sizeof why) < 0) {
             POH_ERROR(MODULE,
-                      "cluster %s: state_dir %s is not a writable directory (%s); it holds the "
-                      "change stream resume tokens",
-                      cl->name, cl->state_dir, strerror(-rc));
+                      "cluster %s: state_dir %s %s; it holds the change stream resume tokens "
+                      "and must be a directory of the exporter's user that only it can write",
+                      cl->name, cl->state_dir, why);
             goto err;
         }
         cl->streams = calloc(c->change_streams_count, sizeof *cl->streams);

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,7 +57,7 @@ static slot_t *slots;
 
 static const char *const l_stream[] = {"cluster", "stream"};
 static const char *const l_stream_op[] = {"cluster", "stream", "operation"};
-static const char *const l_stream_field[] = {"cluster", "stream", "field"};
+static const char *const l_stream_field[] = {"cluster", "stream", "field", "reason"};
 
 struct mongo_stream {
     mongo_cluster_t *cl;
@@ -66,7 +67,7 @@ struct mongo_stream {
 
     poh_family_t *f_changes, *f_field_err;
     poh_series_t *s_changes[POH_OP_COUNT]; /* created on first use */
-    poh_series_t **s_field_err;            /* per spec field, created on first use */
+    poh_series_t **s_field_err;            /* per spec field and reason, created on first use */
     poh_series_t **s_lat;                  /* per latency */
     poh_series_t *s_resumes, *s_lost;
 
@@ -166,30 +167,37 @@ static poh_series_t *op_series(mongo_stream_t *s, const char *op)
     return poh_family_series(s->f_changes, lv);
 }
 
-static poh_series_t *field_series(mongo_stream_t *s, const char *field)
+static poh_series_t *field_series(mongo_stream_t *s, const char *field, int reason)
 {
-    const char *lv[] = {s->cl->name, s->name, field};
+    const char *lv[] = {s->cl->name, s->name, field, poh_mongo_field_reason_name(reason)};
     return poh_family_series(s->f_field_err, lv);
 }
 
-/* The saved totals join the counters once per process (and registry). */
+/* The saved totals join the counters once per process (and registry).
+ * Field errors saved before reasons existed come back as reason="unknown". */
 static void restore_counters(mongo_stream_t *s, const poh_mongo_state_t *st)
 {
     for (size_t i = 0; i < st->nchanges; i++)
         poh_counter_add(op_series(s, st->changes[i].name), (double)st->changes[i].n);
-    for (size_t i = 0; i < st->nfield_errors; i++)
-        poh_counter_add(field_series(s, st->field_errors[i].name),
-                        (double)st->field_errors[i].n);
+    for (size_t i = 0; i < st->nfield_errors; i++) {
+        int reason;
+        const char *field = poh_mongo_field_error_split(st->field_errors[i].name, &reason);
+        poh_counter_add(field_series(s, field, reason), (double)st->field_errors[i].n);
+    }
     poh_counter_add(s->s_resumes, (double)st->resumes);
     poh_counter_add(s->s_lost, (double)st->history_lost);
 }
 
 /* Unix ms to ns, whole milliseconds scaled in integers: a double of ns
- * since 1970 is only good to 256 ns and could round below the millisecond. */
+ * since 1970 is only good to 256 ns and could round below the millisecond.
+ * Times past 2554 (beyond uint64 ns) are clamped, never wrapped. */
 static uint64_t ms_to_ns(double ms)
 {
+    const uint64_t max_ms = UINT64_MAX / 1000000u - 1;
     if (!(ms > 0))
         return 0;
+    if (ms >= (double)max_ms)
+        return max_ms * 1000000u;
     double whole = floor(ms);
     return (uint64_t)whole * 1000000u + (uint64_t)llround((ms - whole) * 1e6);
 }
@@ -225,11 +233,12 @@ static void apply_batch(mongo_stream_t *s, const poh_mongo_batch_t *b)
             s->s_changes[op] = op_series(s, poh_mongo_op_name(op));
         poh_counter_add(s->s_changes[op], (double)b->ops[op]);
     }
-    for (size_t i = 0; i < s->spec.nfields; i++) {
+    for (size_t i = 0; i < s->spec.nfields * POH_FIELD_REASONS; i++) {
         if (!b->field_errors[i])
             continue;
         if (!s->s_field_err[i])
-            s->s_field_err[i] = field_series(s, s->spec.fields[i]);
+            s->s_field_err[i] = field_series(s, s->spec.fields[i / POH_FIELD_REASONS],
+                                             (int)(i % POH_FIELD_REASONS));
         poh_counter_add(s->s_field_err[i], (double)b->field_errors[i]);
     }
     const poh_mongo_exemplar_t *ex[POH_MAX_BUCKETS + 1];
@@ -255,15 +264,31 @@ static void apply_batch(mongo_stream_t *s, const poh_mongo_batch_t *b)
 
 /* ---------------------------------------------------------------- state */
 
-static void warn_once(mongo_stream_t *s, const char *what, int rc)
+/* Log a failure once per distinct error (then at debug level), and show it
+ * on the landing page with status what. */
+static void warn_once_msg(mongo_stream_t *s, const char *what, const char *msg, int rc)
 {
+    set_status(s, what, msg);
     unsigned long long key = (0xffffull << 32) | (unsigned)-rc;
     if (s->warned_code == key) {
-        POH_DEBUG(MODULE, "%s: %s: %s", s->key, what, strerror(-rc));
+        POH_DEBUG(MODULE, "%s: %s: %s", s->key, what, msg);
         return;
     }
     s->warned_code = key;
-    POH_ERROR(MODULE, "%s: %s: %s", s->key, what, strerror(-rc));
+    POH_ERROR(MODULE, "%s: %s: %s", s->key, what, msg);
+}
+
+/* The same for an errno; file: the state file concerned, named with
+ * state_dir in the message (NULL: none). */
+static void warn_once(mongo_stream_t *s, const char *what, const char *file, int rc)
+{
+    char msg[sizeof s->error];
+    if (file)
+        snprintf(msg, sizeof msg, "%s/%s: %s", s->cl->state_dir, file,
+                 poh_mongo_state_strerror(rc));
+    else
+        snprintf(msg, sizeof msg, "%s", poh_mongo_state_strerror(rc));
+    warn_once_msg(s, what, msg, rc);
 }
 
 /* Save the slot's state with a batch (or a counter bump) folded in, then
@@ -292,10 +317,14 @@ static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *
                                                     poh_mongo_op_name(op))))
             *c += b->ops[op];
     }
-    for (size_t i = 0; b && i < s->spec.nfields; i++) {
+    for (size_t i = 0; b && i < s->spec.nfields * POH_FIELD_REASONS; i++) {
+        char key[POH_MONGO_STATE_NAME_MAX];
         uint64_t *c;
-        if (b->field_errors[i] && (c = poh_mongo_count_slot(next.field_errors, &next.nfield_errors,
-                                                            s->spec.fields[i])))
+        if (!b->field_errors[i])
+            continue;
+        poh_mongo_field_error_key(key, sizeof key, s->spec.fields[i / POH_FIELD_REASONS],
+                                  (int)(i % POH_FIELD_REASONS));
+        if ((c = poh_mongo_count_slot(next.field_errors, &next.nfield_errors, key)))
             *c += b->field_errors[i];
     }
     if (b && b->newest_wall > 0 && (int64_t)llround(b->newest_wall) > next.last_wall_ms)
@@ -308,8 +337,7 @@ static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *
         int rc = poh_mongo_state_save(s->dirfd, s->file, &next);
         if (rc == 0)
             break;
-        warn_once(s, "cannot save the change stream state (counting paused)", rc);
-        set_status(s, "cannot save state", strerror(-rc));
+        warn_once(s, "cannot save state (counting paused)", s->file, rc);
         if (!nap(s, backoff)) {
             if (newtok)
                 bson_destroy(newtok);
@@ -329,7 +357,10 @@ static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *
 }
 
 /* Open the state directory, lock this stream's state against another
- * exporter using the same directory, and load the saved state once. */
+ * exporter using the same directory, and load the saved state once. Nothing
+ * here can block: a FIFO, device or link in place of a state file is
+ * refused with its path (mongo_state.h), and the stream retries with backoff
+ * until it is removed, so a stop is still prompt. */
 static int prepare(mongo_stream_t *s)
 {
     slot_t *sl = s->slot;
@@ -338,15 +369,33 @@ static int prepare(mongo_stream_t *s)
         s->dirfd = open(s->cl->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (s->dirfd < 0) {
             rc = -errno;
-            warn_once(s, "cannot open state_dir", rc);
+            warn_once(s, "cannot open state_dir", NULL, rc);
             return rc;
         }
     }
+    /* Checked at start too (mongodb.c); again here on the directory we
+     * hold, which is the one every state file is opened in. */
+    struct stat st;
+    char why[128], msg[sizeof s->error];
+    if (fstat(s->dirfd, &st) < 0) {
+        rc = -errno;
+        snprintf(why, sizeof why, "cannot be examined: %s", strerror(-rc));
+    } else {
+        rc = poh_mongo_state_dir_check(&st, geteuid(), why, sizeof why);
+    }
+    if (rc < 0) {
+        snprintf(msg, sizeof msg, "state_dir %s %s", s->cl->state_dir, why);
+        warn_once_msg(s, "unsafe state_dir, waiting until it is fixed", msg, rc);
+        close(s->dirfd);
+        s->dirfd = -1;
+        return rc;
+    }
     if (s->lockfd < 0) {
-        s->lockfd = openat(s->dirfd, s->lock_file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        s->lockfd = poh_mongo_state_open_lock(s->dirfd, s->lock_file);
         if (s->lockfd < 0) {
-            rc = -errno;
-            warn_once(s, "cannot create the state lock file", rc);
+            rc = s->lockfd;
+            s->lockfd = -1;
+            warn_once(s, "cannot open the state lock file", s->lock_file, rc);
             return rc;
         }
     }
@@ -354,7 +403,7 @@ static int prepare(mongo_stream_t *s)
         rc = -errno;
         warn_once(s, rc == -EWOULDBLOCK ? "another process uses this stream's state file"
                                         : "cannot lock the state file",
-                  rc);
+                  s->lock_file, rc);
         return rc;
     }
     if (sl->loaded_into != s->cl->persistent) {
@@ -367,7 +416,7 @@ static int prepare(mongo_stream_t *s)
                               "from now with counters at 0",
                       s->key, s->cl->state_dir, s->file, aside);
         } else if (rc < 0 && rc != -ENOENT) {
-            warn_once(s, "cannot read the state file", rc);
+            warn_once(s, "cannot use the state file", s->file, rc);
             return rc;
         } else if (rc == 0) {
             POH_INFO(MODULE, "%s: resuming from the saved state (%s)", s->key,
@@ -615,7 +664,7 @@ static void *stream_main(void *arg)
         atomic_store(&s->open, false);
         s->cursor_id = 0;
         if (rc == -ENOMEM) {
-            warn_once(s, "out of memory", rc);
+            warn_once(s, "out of memory", NULL, rc);
         } else if (ce.kind == POH_MONGO_ERR_HISTORY_LOST) {
             history_lost(s, &ce);
             continue;
@@ -680,7 +729,8 @@ mongo_stream_t *mongo_stream_new(mongo_cluster_t *cl, const poh_config_mongo_str
         goto err;
     if (poh_mongo_batch_init(&s->batch, &s->spec) < 0)
         goto err;
-    s->s_field_err = calloc(s->spec.nfields ? s->spec.nfields : 1, sizeof *s->s_field_err);
+    s->s_field_err = calloc((s->spec.nfields ? s->spec.nfields : 1) * POH_FIELD_REASONS,
+                            sizeof *s->s_field_err);
     s->s_lat = calloc(s->spec.nlat ? s->spec.nlat : 1, sizeof *s->s_lat);
     if (!s->s_field_err || !s->s_lat)
         goto err;
@@ -693,8 +743,9 @@ mongo_stream_t *mongo_stream_new(mongo_cluster_t *cl, const poh_config_mongo_str
         3, l_stream_op, NULL, 0);
     s->f_field_err = poh_registry_family(
         r, POH_COUNTER, "poh_mongodb_change_field_errors_total",
-        "Change events whose latency field was missing or could not be read as a time.", 3,
-        l_stream_field, NULL, 0);
+        "Change events that gave no latency value, by field and reason (missing, not_a_time, "
+        "out_of_range, negative, too_large).",
+        4, l_stream_field, NULL, 0);
     poh_family_t *fres = poh_registry_family(
         r, POH_COUNTER, "poh_mongodb_change_stream_resumes_total",
         "Times the change stream was reopened after an error from its saved position.", 2,

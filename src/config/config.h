@@ -81,6 +81,11 @@ typedef struct poh_config_mongo_latency {
     char **on;                     /* to: commit: operations observed; default [insert] */
     size_t on_count;
     char *epoch_unit;              /* numeric field values: ms|s; default ms */
+    /* Plausible window of a value, in seconds: above max, or below
+     * -clock_skew, it is not observed but counted as a field error (reason
+     * too_large / negative); between -clock_skew and 0 it is observed as 0. */
+    double max;                    /* default 1d; 0 (a config built by hand) = 1d */
+    double clock_skew;             /* default 1s */
 } poh_config_mongo_latency_t;
 
 typedef struct poh_config_mongo_stream {

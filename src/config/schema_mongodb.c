@@ -85,6 +85,12 @@ static const poh_cfg_entry_t latency_entries[] = {
      .flags = POH_CFG_NONEMPTY, .check = check_op},
     {.name = "epoch_unit", .type = POH_CFG_ENUM, .offset = LAT(epoch_unit), .def = "ms",
      .choices = unit_choices},
+    /* The plausible window (mongo_event.h): absurd values are counted, not
+     * observed, so one bad document cannot skew a histogram's sum. */
+    {.name = "max", .type = POH_CFG_DURATION, .offset = LAT(max), .def = "1d", .min = 0.001,
+     .max = 315360000},
+    {.name = "clock_skew", .type = POH_CFG_DURATION, .offset = LAT(clock_skew), .def = "1s",
+     .min = 0, .max = 86400},
     {NULL},
 };
 #undef LAT

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,33 @@ int poh_mongo_op_parse(const char *s)
         if (!strcmp(op_names[i], s))
             return i;
     return -1;
+}
+
+static const char *const reason_names[POH_FIELD_REASONS] = {
+    "missing", "not_a_time", "out_of_range", "negative", "too_large",
+};
+
+const char *poh_mongo_field_reason_name(int reason)
+{
+    return reason >= 0 && reason < POH_FIELD_REASONS ? reason_names[reason] : "unknown";
+}
+
+void poh_mongo_field_error_key(char *buf, size_t size, const char *field, int reason)
+{
+    snprintf(buf, size, "%s:%s", poh_mongo_field_reason_name(reason), field);
+}
+
+const char *poh_mongo_field_error_split(const char *key, int *reason)
+{
+    for (int r = 0; r < POH_FIELD_REASONS; r++) {
+        size_t n = strlen(reason_names[r]);
+        if (!strncmp(key, reason_names[r], n) && key[n] == ':') {
+            *reason = r;
+            return key + n + 1;
+        }
+    }
+    *reason = -1;
+    return key;
 }
 
 static int op_of(const char *s, uint32_t n)
@@ -105,6 +133,8 @@ int poh_mongo_stream_spec_init(poh_mongo_stream_spec_t *spec,
             (c->to_field && !(l->to_field = strdup(c->to_field))))
             goto nomem;
         l->unit = c->epoch_unit && !strcmp(c->epoch_unit, "s") ? POH_EPOCH_S : POH_EPOCH_MS;
+        l->max_ms = (c->max > 0 ? c->max : POH_MONGO_DEFAULT_MAX_LATENCY) * 1000.0;
+        l->min_ms = -(c->clock_skew > 0 ? c->clock_skew : 0) * 1000.0;
         for (size_t j = 0; j < c->on_count; j++) {
             int op = poh_mongo_op_parse(c->on[j]);
             if (op >= 0)
@@ -146,7 +176,8 @@ void poh_mongo_stream_spec_free(poh_mongo_stream_spec_t *spec)
 int poh_mongo_batch_init(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec)
 {
     memset(b, 0, sizeof *b);
-    b->field_errors = calloc(spec->nfields ? spec->nfields : 1, sizeof *b->field_errors);
+    b->field_errors = calloc((spec->nfields ? spec->nfields : 1) * POH_FIELD_REASONS,
+                             sizeof *b->field_errors);
     b->lat = calloc(spec->nlat ? spec->nlat : 1, sizeof *b->lat);
     b->spans = calloc(POH_MONGO_MAX_COMMIT_SPANS, sizeof *b->spans);
     if (!b->field_errors || !b->lat || !b->spans)
@@ -166,7 +197,8 @@ nomem:
 void poh_mongo_batch_reset(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec)
 {
     memset(b->ops, 0, sizeof b->ops);
-    memset(b->field_errors, 0, (spec->nfields ? spec->nfields : 1) * sizeof *b->field_errors);
+    memset(b->field_errors, 0,
+           (spec->nfields ? spec->nfields : 1) * POH_FIELD_REASONS * sizeof *b->field_errors);
     for (size_t i = 0; i < spec->nlat; i++) {
         b->lat[i].n = 0;
         for (size_t j = 0; j <= spec->nbounds; j++)
@@ -207,15 +239,22 @@ static bool doc_find(const bson_iter_t *holder, const char *path, bson_iter_t *o
            bson_iter_find_descendant(&it, path, out);
 }
 
-typedef enum { FIELD_OK = 0, FIELD_ABSENT, FIELD_BAD } field_rc_t;
+/* A time field: 0 with *t set, or the reason it cannot be used. */
+#define FIELD_OK (-1)
 
-static field_rc_t field_time(const bson_iter_t *holder, const char *path, poh_epoch_unit_t unit,
-                             double *t)
+static int field_time(const bson_iter_t *holder, const char *path, poh_epoch_unit_t unit,
+                      double *t)
 {
     bson_iter_t f;
     if (!doc_find(holder, path, &f) || BSON_ITER_HOLDS_NULL(&f))
-        return FIELD_ABSENT;
-    return poh_mongo_time_value(&f, unit, t) == 0 ? FIELD_OK : FIELD_BAD;
+        return POH_FIELD_MISSING;
+    int rc = poh_mongo_time_value(&f, unit, t);
+    return rc == 0 ? FIELD_OK : rc == -ERANGE ? POH_FIELD_OUT_OF_RANGE : POH_FIELD_NOT_A_TIME;
+}
+
+static void field_error(poh_mongo_batch_t *b, size_t field, int reason)
+{
+    b->field_errors[field * POH_FIELD_REASONS + (size_t)reason]++;
 }
 
 static int observe(poh_mongo_lat_values_t *lv, const poh_mongo_stream_spec_t *spec, double v,
@@ -229,7 +268,6 @@ static int observe(poh_mongo_lat_values_t *lv, const poh_mongo_stream_spec_t *sp
         lv->v = nv;
         lv->cap = ncap;
     }
-    v = v > 0 ? v : 0; /* clock skew between writer and server must not go negative */
     lv->v[lv->n++] = v;
     if (trace) {
         size_t k = 0;
@@ -253,6 +291,7 @@ int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spe
     uint32_t id_len = 0;
     int op = POH_OP_OTHER;
     double wall = NAN, ct = NAN;
+    bool wall_out_of_range = false;
     if (!bson_iter_init_from_data(&it, data, len))
         return -EINVAL;
     while (bson_iter_next(&it)) {
@@ -270,8 +309,13 @@ int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spe
             }
             break;
         case 'w':
-            if (!strcmp(k, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(&it))
-                wall = (double)bson_iter_date_time(&it);
+            if (!strcmp(k, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(&it)) {
+                int64_t w = bson_iter_date_time(&it);
+                if (poh_mongo_time_in_range(w))
+                    wall = (double)w;
+                else
+                    wall_out_of_range = true; /* clusterTime stands in, if there is one */
+            }
             break;
         case 'c':
             if (!strcmp(k, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP(&it)) {
@@ -332,12 +376,13 @@ int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spe
     for (size_t i = 0; i < spec->nlat; i++) {
         const poh_mongo_latency_spec_t *l = &spec->lat[i];
         double from, to;
-        field_rc_t r;
+        int r;
         if (!l->to_field) {
             if (!(l->on_mask & (1u << op)))
                 continue;
             if (isnan(commit)) {
-                b->field_errors[l->to_err]++;
+                field_error(b, l->to_err,
+                            wall_out_of_range ? POH_FIELD_OUT_OF_RANGE : POH_FIELD_MISSING);
                 continue;
             }
             to = commit;
@@ -348,19 +393,31 @@ int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spe
                 r = field_time(&upd, l->to_field, l->unit, &to);
             else
                 continue;
-            if (r == FIELD_ABSENT)
+            if (r == POH_FIELD_MISSING)
                 continue; /* not the event that sets the field */
-            if (r == FIELD_BAD) {
-                b->field_errors[l->to_err]++;
+            if (r != FIELD_OK) {
+                field_error(b, l->to_err, r);
                 continue;
             }
         }
-        r = have_full ? field_time(&full, l->from_field, l->unit, &from) : FIELD_ABSENT;
+        r = have_full ? field_time(&full, l->from_field, l->unit, &from) : POH_FIELD_MISSING;
         if (r != FIELD_OK) {
-            b->field_errors[l->from_err]++;
+            field_error(b, l->from_err, r);
             continue;
         }
-        if (observe(&b->lat[i], spec, (to - from) / 1000.0, traced ? trace : NULL, span,
+        /* Both times are in range, so the difference is exact and finite.
+         * Outside the plausible window it is counted against the document's
+         * from_field instead of observed: a writer's clock far off, or a
+         * bogus value, must not skew the histogram. Slight clock skew
+         * between the writer and the server is observed as 0. */
+        double d = to - from;
+        if (d < l->min_ms || d > l->max_ms) {
+            field_error(b, l->from_err, d < 0 ? POH_FIELD_NEGATIVE : POH_FIELD_TOO_LARGE);
+            continue;
+        }
+        if (d < 0)
+            d = 0;
+        if (observe(&b->lat[i], spec, d / 1000.0, traced ? trace : NULL, span,
                     isnan(commit) ? 0 : commit / 1000.0) < 0)
             return -ENOMEM;
         if (traced && !l->to_field && !span_taken && b->nspans < POH_MONGO_MAX_COMMIT_SPANS) {

@@ -35,6 +35,34 @@ const char *poh_mongo_op_name(int op);
 /* The operation of a configured name, or -1 (also for "other"). */
 int poh_mongo_op_parse(const char *s);
 
+/* Why a change event gave no latency value: the `reason` label of
+ * poh_mongodb_change_field_errors_total{field,reason}. */
+typedef enum {
+    POH_FIELD_MISSING = 0,     /* "missing": the field (or the event's wallTime) is absent */
+    POH_FIELD_NOT_A_TIME,      /* "not_a_time": another type, NaN/Inf, not RFC 3339 */
+    POH_FIELD_OUT_OF_RANGE,    /* "out_of_range": a number or Date outside years 0000-9999 */
+    POH_FIELD_NEGATIVE,        /* "negative": to - from below minus the clock-skew allowance */
+    POH_FIELD_TOO_LARGE,       /* "too_large": to - from above the latency's max */
+    POH_FIELD_REASONS
+} poh_mongo_field_reason_t;
+
+/* "missing", "not_a_time", ...; "unknown" for anything else. */
+const char *poh_mongo_field_reason_name(int reason);
+
+/* State files keep field errors as "<reason>:<field>" counts. Write that key
+ * into buf (truncated to size). */
+void poh_mongo_field_error_key(char *buf, size_t size, const char *field, int reason);
+/* Split a saved key: the field, with *reason set; a key without a known
+ * reason prefix (saved before reasons existed) is a whole field name and
+ * *reason is -1 ("unknown"). */
+const char *poh_mongo_field_error_split(const char *key, int *reason);
+
+/* Default plausible window of a latency, in seconds: values below
+ * -POH_MONGO_DEFAULT_CLOCK_SKEW or above POH_MONGO_DEFAULT_MAX_LATENCY are
+ * refused; values between -clock_skew and 0 are observed as 0. */
+#define POH_MONGO_DEFAULT_CLOCK_SKEW 1.0
+#define POH_MONGO_DEFAULT_MAX_LATENCY 86400.0
+
 typedef struct poh_mongo_latency_spec {
     char *name;
     char *from_field;
@@ -42,6 +70,7 @@ typedef struct poh_mongo_latency_spec {
     uint32_t on_mask;          /* commit latencies: 1 << op of the operations observed */
     poh_epoch_unit_t unit;
     size_t from_err, to_err;   /* indexes into the spec's fields */
+    double min_ms, max_ms;     /* plausible window of to - from: [-clock_skew, max] */
 } poh_mongo_latency_spec_t;
 
 typedef struct poh_mongo_stream_spec {
@@ -88,7 +117,7 @@ typedef struct poh_mongo_commit_span {
 
 typedef struct poh_mongo_batch {
     uint64_t ops[POH_OP_COUNT];
-    uint64_t *field_errors;    /* per spec field */
+    uint64_t *field_errors;    /* [field * POH_FIELD_REASONS + reason] */
     poh_mongo_lat_values_t *lat;
     double newest_wall;        /* unix milliseconds of the newest event; 0 = none */
     size_t events;             /* change events seen, processed or not */
@@ -98,6 +127,13 @@ typedef struct poh_mongo_batch {
     poh_mongo_commit_span_t *spans; /* POH_MONGO_MAX_COMMIT_SPANS slots */
     size_t nspans;
 } poh_mongo_batch_t;
+
+/* Field errors of spec field f for one reason. */
+static inline uint64_t poh_mongo_batch_field_errors(const poh_mongo_batch_t *b, size_t f,
+                                                   poh_mongo_field_reason_t reason)
+{
+    return b->field_errors[f * POH_FIELD_REASONS + reason];
+}
 
 int poh_mongo_batch_init(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec);
 void poh_mongo_batch_reset(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec);

@@ -57,6 +57,69 @@ uint64_t *poh_mongo_count_slot(poh_mongo_count_t *arr, size_t *n, const char *na
     return &c->n;
 }
 
+const char *poh_mongo_state_strerror(int rc)
+{
+    if (rc == -POH_MONGO_STATE_ENOTREG)
+        return "not a regular file (a FIFO, device, socket or directory is never opened)";
+    if (rc == -ELOOP)
+        return "a symbolic link (state files are never followed through links)";
+    return strerror(-rc);
+}
+
+/* Open dirfd/name as a regular file, whatever was put in its place. The
+ * name is looked at first without following a link, so a FIFO or a device
+ * is refused before open() could block on it or touch the device; the open
+ * itself does not follow a link nor block (O_NONBLOCK), and what it opened
+ * is checked again, in case the name changed in between. */
+static int open_regular(int dirfd, const char *name, int flags, mode_t mode)
+{
+    struct stat sb;
+    if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISLNK(sb.st_mode))
+            return -ELOOP;
+        if (!S_ISREG(sb.st_mode))
+            return -POH_MONGO_STATE_ENOTREG;
+    } else if (errno != ENOENT || !(flags & O_CREAT)) {
+        return -errno;
+    }
+    int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -errno;
+    int rc = fstat(fd, &sb) < 0 ? -errno : S_ISREG(sb.st_mode) ? 0 : -POH_MONGO_STATE_ENOTREG;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int poh_mongo_state_open_lock(int dirfd, const char *name)
+{
+    return open_regular(dirfd, name, O_RDWR | O_CREAT, 0600);
+}
+
+int poh_mongo_state_dir_check(const struct stat *st, uid_t euid, char *why, size_t whylen)
+{
+    if (!S_ISDIR(st->st_mode)) {
+        snprintf(why, whylen, "is not a directory");
+        return -ENOTDIR;
+    }
+    if (st->st_uid != euid) {
+        snprintf(why, whylen, "is owned by uid %lu, not by the exporter's uid %lu",
+                 (unsigned long)st->st_uid, (unsigned long)euid);
+        return -EPERM;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, whylen, "is writable by %s (mode %04o)",
+                 (st->st_mode & S_IWGRP) && (st->st_mode & S_IWOTH) ? "its group and others"
+                 : st->st_mode & S_IWGRP                             ? "its group"
+                                                                     : "others",
+                 (unsigned)(st->st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
+}
+
 static void append_counts(bson_t *doc, const char *key, const poh_mongo_count_t *arr, size_t n)
 {
     bson_t sub;
@@ -98,9 +161,9 @@ int poh_mongo_state_save(int dirfd, const char *name, const poh_mongo_state_t *s
     bson_append_int64(&doc, "history_lost", -1, (int64_t)st->history_lost);
 
     int rc = 0;
-    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = open_regular(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {
-        rc = -errno;
+        rc = fd;
         goto out;
     }
     rc = write_all(fd, bson_get_data(&doc), doc.len);
@@ -193,9 +256,9 @@ static int parse_state(const uint8_t *data, size_t len, poh_mongo_state_t *st)
 int poh_mongo_state_load(int dirfd, const char *name, poh_mongo_state_t *st)
 {
     poh_mongo_state_clear(st);
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open_regular(dirfd, name, O_RDONLY, 0);
     if (fd < 0)
-        return -errno;
+        return fd;
     uint8_t *buf = NULL;
     struct stat sb;
     int rc = 0;
@@ -203,7 +266,7 @@ int poh_mongo_state_load(int dirfd, const char *name, poh_mongo_state_t *st)
         rc = -errno;
         goto out;
     }
-    if (!S_ISREG(sb.st_mode) || sb.st_size < 5 || (uint64_t)sb.st_size > MAX_STATE_BYTES) {
+    if (sb.st_size < 5 || (uint64_t)sb.st_size > MAX_STATE_BYTES) {
         rc = -EBADMSG;
         goto out;
     }

@@ -5,16 +5,32 @@
  *
  * A save writes "<name>.tmp" in the directory, fsyncs it, renames it over
  * "<name>" and fsyncs the directory, so the file is always either the old or
- * the new state, never a mix. */
+ * the new state, never a mix.
+ *
+ * Every file here (state, temporary, lock) is opened so that nothing put in
+ * its place can block or redirect it: a symbolic link is not followed
+ * (-ELOOP), and a FIFO, device, socket or directory is refused
+ * (POH_MONGO_STATE_ENOTREG) before it is opened, and again after (fstat), in
+ * case it was swapped in between; opens are non-blocking and close-on-exec.
+ * The directory itself must belong to the exporter's user and not be
+ * writable by anyone else (poh_mongo_state_dir_check). */
 #ifndef POH_MONGO_STATE_H
 #define POH_MONGO_STATE_H
 
 #include <bson/bson.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* Returned (negated) when a state file's name is held by something other
+ * than a regular file. Print it with poh_mongo_state_strerror(). */
+#define POH_MONGO_STATE_ENOTREG EMEDIUMTYPE
 
 #define POH_MONGO_STATE_MAX_COUNTS 32
-#define POH_MONGO_STATE_NAME_MAX 64
+/* Counter names: operation names and "<reason>:<field>" field errors. */
+#define POH_MONGO_STATE_NAME_MAX 128
 
 typedef struct poh_mongo_count {
     char name[POH_MONGO_STATE_NAME_MAX];
@@ -44,13 +60,34 @@ int poh_mongo_state_set_ns(poh_mongo_state_t *st, const char *ns);
  * when the array is full. Names longer than the limit are truncated. */
 uint64_t *poh_mongo_count_slot(poh_mongo_count_t *arr, size_t *n, const char *name);
 
+/* What a negative return of this module means, for messages: the two
+ * refusals above in words, strerror() otherwise. */
+const char *poh_mongo_state_strerror(int rc);
+
+/* Open (creating it 0600 if absent) the lock file dirfd/name for flock().
+ * Returns the descriptor, -ELOOP for a symbolic link,
+ * -POH_MONGO_STATE_ENOTREG for anything else that is not a regular file,
+ * or another negative errno. */
+int poh_mongo_state_open_lock(int dirfd, const char *name);
+
+/* Whether a state directory (st from stat/fstat) is safe to use: a
+ * directory, owned by euid, not writable by group or others. Another user
+ * who can write there could replace, remove or plant state files. Returns 0,
+ * or -ENOTDIR / -EPERM with the reason written to why ("is writable by its
+ * group and others (mode 0777)"...). */
+int poh_mongo_state_dir_check(const struct stat *st, uid_t euid, char *why, size_t whylen);
+
 /* Atomically replace dirfd/name with st. Returns 0 or a negative errno
- * (the old file, if any, is then intact). */
+ * (the old file, if any, is then intact): -ELOOP / -POH_MONGO_STATE_ENOTREG
+ * when the temporary's name "<name>.tmp" is held by a symbolic link or
+ * another non-regular file. */
 int poh_mongo_state_save(int dirfd, const char *name, const poh_mongo_state_t *st);
 
 /* Load dirfd/name into st (cleared first). Returns 0, -ENOENT when there is
- * no file, -EBADMSG when it is not a valid state file (st is then empty), or
- * another negative errno. */
+ * no file, -EBADMSG when it is not a valid state file (st is then empty),
+ * -ELOOP / -POH_MONGO_STATE_ENOTREG when the name is not a regular file
+ * (never opened for reading, so a FIFO cannot block), or another negative
+ * errno. */
 int poh_mongo_state_load(int dirfd, const char *name, poh_mongo_state_t *st);
 
 #endif

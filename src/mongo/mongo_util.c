@@ -187,36 +187,50 @@ int poh_parse_rfc3339(const char *s, size_t len, double *ms)
     return 0;
 }
 
+bool poh_mongo_time_in_range(int64_t ms)
+{
+    return ms >= POH_MONGO_TIME_MIN_MS && ms <= POH_MONGO_TIME_MAX_MS;
+}
+
 int poh_mongo_time_value(const bson_iter_t *it, poh_epoch_unit_t unit, double *ms)
 {
-    double mul = unit == POH_EPOCH_MS ? 1.0 : 1000.0;
+    /* Each value is compared with the range in its own type and unit, so
+     * nothing out of range is ever multiplied or converted. */
+    int64_t per = unit == POH_EPOCH_MS ? 1 : 1000; /* ms per unit */
+    int64_t i;
     double v;
     switch (bson_iter_type(it)) {
     case BSON_TYPE_DATE_TIME:
-        *ms = (double)bson_iter_date_time(it);
+        i = bson_iter_date_time(it);
+        if (!poh_mongo_time_in_range(i))
+            return -ERANGE;
+        *ms = (double)i;
         return 0;
     case BSON_TYPE_TIMESTAMP: {
         uint32_t t, inc;
-        bson_iter_timestamp(it, &t, &inc);
+        bson_iter_timestamp(it, &t, &inc); /* 0..2^32-1 s: always in range */
         *ms = t * 1000.0;
         return 0;
     }
     case BSON_TYPE_INT32:
-        *ms = bson_iter_int32(it) * mul;
-        return 0;
     case BSON_TYPE_INT64:
-        *ms = (double)bson_iter_int64(it) * mul;
+        i = BSON_ITER_HOLDS_INT32(it) ? bson_iter_int32(it) : bson_iter_int64(it);
+        if (i < POH_MONGO_TIME_MIN_MS / per || i > POH_MONGO_TIME_MAX_MS / per)
+            return -ERANGE;
+        *ms = (double)(i * per);
         return 0;
     case BSON_TYPE_DOUBLE:
-        v = bson_iter_double(it) * mul;
+        v = bson_iter_double(it);
         if (!isfinite(v))
             return -EINVAL;
-        *ms = v;
+        if (v < (double)(POH_MONGO_TIME_MIN_MS / per) || v > (double)(POH_MONGO_TIME_MAX_MS / per))
+            return -ERANGE;
+        *ms = v * (double)per;
         return 0;
     case BSON_TYPE_UTF8: {
         uint32_t n;
         const char *s = bson_iter_utf8(it, &n);
-        return poh_parse_rfc3339(s, n, ms);
+        return poh_parse_rfc3339(s, n, ms); /* 4-digit years: always in range */
     }
     default:
         return -EINVAL;
@@ -249,6 +263,15 @@ static bool iter_number(const bson_iter_t *it, double *v)
     default:
         return false;
     }
+}
+
+/* A member's numeric state, range-checked before the cast: a code of
+ * 0..10, else -1 (a hostile 2.01e14 must not reach an int conversion). */
+static int member_state_code(double v)
+{
+    if (!(v >= 0 && v <= 10) || v != floor(v))
+        return -1;
+    return (int)v;
 }
 
 /* optime is {ts: Timestamp, t: long} (protocol version 1) or a Timestamp. */
@@ -299,15 +322,20 @@ int poh_mongo_members_parse(const bson_t *reply, poh_mongo_member_t *members, si
             else if (!strcmp(k, "stateStr") && BSON_ITER_HOLDS_UTF8(&f))
                 snprintf(m->state_str, sizeof m->state_str, "%s", bson_iter_utf8(&f, NULL));
             else if (!strcmp(k, "state") && iter_number(&f, &v))
-                m->state = (int)v;
+                m->state = member_state_code(v);
             else if (!strcmp(k, "health") && iter_number(&f, &v))
                 m->health = v >= 1 ? 1 : 0;
         }
         if (!m->name[0])
             continue; /* a member without a name cannot be labelled */
         m->optime = member_optime(&arr);
-        if (!m->state_str[0])
-            snprintf(m->state_str, sizeof m->state_str, "%s", poh_mongo_state_name(m->state));
+        /* The numeric state is the member's state; stateStr is for people
+         * and is not always a state name (a member that is down says
+         * "(not reachable/healthy)" with state 8). It is kept only when the
+         * code is absent or unknown. */
+        const char *name = poh_mongo_state_name(m->state);
+        if (name[0])
+            snprintf(m->state_str, sizeof m->state_str, "%s", name);
         n++;
     }
     return (int)n;

@@ -34,12 +34,24 @@ void poh_mongo_scrub(poh_strbuf_t *out, const char *text, const char *secret);
 
 typedef enum { POH_EPOCH_MS = 0, POH_EPOCH_S } poh_epoch_unit_t;
 
+/* The times a document may hold, in unix milliseconds: the years 0000 to
+ * 9999 that RFC 3339 can write, with a day's margin for UTC offsets
+ * (-0001-12-31T00:00Z to 10000-01-02T00:00Z). Any two such times differ by
+ * less than 2^49 ms, so their difference is exact in a double. */
+#define POH_MONGO_TIME_MIN_MS (-62167305600000LL)
+#define POH_MONGO_TIME_MAX_MS 253402387200000LL
+
 /* A document's time value in unix milliseconds: BSON Date, Timestamp (its
  * seconds), int32/int64/double epoch in `unit`, or an RFC 3339 string.
  * Milliseconds keep whole-millisecond differences exact in a double.
- * Returns 0, or -EINVAL for another type, a non-finite number or a string
- * that is not RFC 3339. */
+ * Returns 0, -EINVAL for another type, a non-finite number or a string that
+ * is not RFC 3339, or -ERANGE for a number or Date outside
+ * POH_MONGO_TIME_MIN_MS..POH_MONGO_TIME_MAX_MS (checked in the value's own
+ * type and unit, before any conversion). */
 int poh_mongo_time_value(const bson_iter_t *it, poh_epoch_unit_t unit, double *ms);
+
+/* Whether a BSON Date (int64 unix ms) lies in the range above. */
+bool poh_mongo_time_in_range(int64_t ms);
 
 /* RFC 3339 date-time ("2026-11-25T15:42:15.123Z", "...+01:00"; 'T', 't' or
  * ' ' between date and time; 'Z' or 'z'; any number of fraction digits) in

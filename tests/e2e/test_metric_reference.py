@@ -64,7 +64,8 @@ class MetricReferenceTest(unittest.TestCase):
                 client.dag.transactions.insert_one({"note": "no created_at"})
                 client.close()
                 mongoexp.wait_value(ex, "poh_mongodb_change_field_errors_total", 1,
-                                    cluster="main", stream="tx", field="created_at")
+                                    cluster="main", stream="tx", field="created_at",
+                                    reason="missing")
                 exposed = families(ex.scrape())
                 st, _, body = ex.request(f"/probe?module=poh&target={node.addr(0)}")
                 self.assertEqual(st, 200)

@@ -70,8 +70,8 @@ class TestCounts(unittest.TestCase):
                                            stream="tx", le="0.05"), n)
             self.assertEqual(pohtest.value(m, "poh_approval_latency_seconds_count",
                                            cluster="main", stream="tx"), 0)
-            self.assertEqual(pohtest.value(m, "poh_mongodb_change_field_errors_total",
-                                           cluster="main", stream="tx", field="created_at"), None)
+            self.assertEqual(pohtest.find(m, "poh_mongodb_change_field_errors_total",
+                                          cluster="main", stream="tx"), {})
             lag = pohtest.value(m, "poh_mongodb_change_stream_lag_seconds", cluster="main", stream="tx")
             self.assertTrue(0 <= lag < 30, lag)
             # nothing more arrives later
@@ -131,15 +131,23 @@ class TestCounts(unittest.TestCase):
             exp = st.start_exporter()
             self.assertTrue(wait_stream_up(exp, stream="other"))
             client = pymongo.MongoClient(st.sim.uri, serverSelectionTimeoutMS=5000)
+            # an RFC 3339 string a second old: inside the plausible window
+            recent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
             client.dag.other.insert_many([{"x": i} for i in range(5)] +
                                          [{"created_at": "not a time"} for _ in range(3)] +
-                                         [{"created_at": "2026-01-01T00:00:00Z"}])
+                                         [{"created_at": recent}])
             client.close()
             self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 9, cluster="main",
                                         stream="other", operation="insert"), 9)
             m = exp.metrics()
             self.assertEqual(pohtest.value(m, "poh_mongodb_change_field_errors_total",
-                                           cluster="main", stream="other", field="created_at"), 8)
+                                           cluster="main", stream="other", field="created_at",
+                                           reason="missing"), 5)
+            self.assertEqual(pohtest.value(m, "poh_mongodb_change_field_errors_total",
+                                           cluster="main", stream="other", field="created_at",
+                                           reason="not_a_time"), 3)
+            self.assertEqual(len(pohtest.find(m, "poh_mongodb_change_field_errors_total",
+                                              cluster="main", stream="other")), 2)
             self.assertEqual(pohtest.value(m, "poh_storage_latency_seconds_count",
                                            cluster="main", stream="other"), 1)
             self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", cluster="main",
@@ -174,6 +182,14 @@ class TestStatus(unittest.TestCase):
                                            member=hosts[1], state="SECONDARY"), 1)
             self.assertEqual(pohtest.value(m, "poh_mongodb_member_state", cluster="main",
                                            member=hosts[1], state="PRIMARY"), 0)
+            # a member that is down: state 8 with stateStr "(not reachable/healthy)",
+            # as mongod reports it, is DOWN (from the numeric code)
+            self.assertEqual(pohtest.value(m, "poh_mongodb_member_state", cluster="main",
+                                           member=hosts[3], state="DOWN"), 1)
+            self.assertEqual(pohtest.value(m, "poh_mongodb_member_state", cluster="main",
+                                           member=hosts[3], state="SECONDARY"), 0)
+            self.assertEqual(pohtest.find(m, "poh_mongodb_member_state", cluster="main",
+                                          member=hosts[3], state="(not reachable/healthy)"), {})
             # the lag follows the simulator
             st.sim.lag(1, 12)
             self.assertEqual(wait_value(exp, "poh_mongodb_replication_lag_seconds", 12,

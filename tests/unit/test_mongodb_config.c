@@ -24,7 +24,8 @@ static const char full[] =
     "        operations: [insert, update]\n"
     "        latencies:\n"
     "          - {name: storage,  from_field: created_at, to: commit}\n"
-    "          - {name: approval, from_field: created_at, to_field: approved_at, epoch_unit: s}\n"
+    "          - {name: approval, from_field: created_at, to_field: approved_at, epoch_unit: s,\n"
+    "             max: 7d, clock_skew: 250ms}\n"
     "        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]\n"
     "      - name: blocks\n"
     "        database: dag\n"
@@ -57,6 +58,9 @@ START_TEST(test_full)
     ck_assert_ptr_null(s->latencies[1].to);
     ck_assert_str_eq(s->latencies[1].to_field, "approved_at");
     ck_assert_str_eq(s->latencies[1].epoch_unit, "s");
+    /* the plausible window: a day and a second by default */
+    ck_assert(s->latencies[0].max == 86400 && s->latencies[0].clock_skew == 1);
+    ck_assert(s->latencies[1].max == 7 * 86400 && s->latencies[1].clock_skew == 0.25);
     ck_assert_uint_eq(s->buckets_count, 11);
     ck_assert_str_eq(s->traceparent_field, "traceparent");
     const poh_config_mongo_stream_t *b = &m->change_streams[1];
@@ -135,6 +139,21 @@ static const struct {
      "          - {name: x, from_field: f, to: commit, epoch_unit: us}\n",
      "t.yml:9:62: mongodb[0].change_streams[0].latencies[0].epoch_unit: invalid value \"us\" "
      "(expected one of: ms, s) (did you mean \"ms\"?)\n"},
+    {"mongodb:\n  - name: a\n    uri: mongodb://h\n    change_streams:\n"
+     "      - name: s\n        database: d\n        collection: c\n        latencies:\n"
+     "          - {name: x, from_field: f, to: commit, max: 0s}\n",
+     "t.yml:9:55: mongodb[0].change_streams[0].latencies[0].max: 0s is out of range (0.001s to "
+     "315360000s)\n"},
+    {"mongodb:\n  - name: a\n    uri: mongodb://h\n    change_streams:\n"
+     "      - name: s\n        database: d\n        collection: c\n        latencies:\n"
+     "          - {name: x, from_field: f, to: commit, clock_skew: 2d}\n",
+     "t.yml:9:62: mongodb[0].change_streams[0].latencies[0].clock_skew: 172800s is out of range "
+     "(0s to 86400s)\n"},
+    {"mongodb:\n  - name: a\n    uri: mongodb://h\n    change_streams:\n"
+     "      - name: s\n        database: d\n        collection: c\n        latencies:\n"
+     "          - {name: x, from_field: f, to: commit, max: -1s}\n",
+     "t.yml:9:55: mongodb[0].change_streams[0].latencies[0].max: invalid duration \"-1s\" "
+     "(expected a number and a unit such as 500ms, 2s, 1m30s or 1h)\n"},
     {"mongodb:\n  - name: a\n    uri: mongodb://h\n    change_streams:\n"
      "      - name: s\n        database: d\n        collection: c\n        operations: [delete]\n"
      "        latencies:\n          - {name: x, from_field: f, to: commit}\n",

@@ -14,9 +14,12 @@
 static double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 static char *ops_insert_update[] = {"insert", "update"};
 
+/* The window is the loader's default (1d, 1s). */
 static poh_config_mongo_latency_t lats[] = {
-    {.name = "storage", .from_field = "created_at", .to = "commit", .epoch_unit = "ms"},
-    {.name = "approval", .from_field = "created_at", .to_field = "approved_at", .epoch_unit = "ms"},
+    {.name = "storage", .from_field = "created_at", .to = "commit", .epoch_unit = "ms",
+     .max = 86400, .clock_skew = 1},
+    {.name = "approval", .from_field = "created_at", .to_field = "approved_at", .epoch_unit = "ms",
+     .max = 86400, .clock_skew = 1},
 };
 
 static poh_config_mongo_stream_t stream_cfg = {
@@ -80,6 +83,20 @@ static size_t field(const char *name)
     return 0;
 }
 
+/* Field errors of a field for one reason, and for all reasons. */
+static uint64_t errs(const char *name, poh_mongo_field_reason_t reason)
+{
+    return poh_mongo_batch_field_errors(&batch, field(name), reason);
+}
+
+static uint64_t all_errs(const char *name)
+{
+    uint64_t n = 0;
+    for (int r = 0; r < POH_FIELD_REASONS; r++)
+        n += errs(name, (poh_mongo_field_reason_t)r);
+    return n;
+}
+
 START_TEST(test_inserts_commit_latency)
 {
     for (int i = 0; i < 99; i++)
@@ -94,7 +111,7 @@ START_TEST(test_inserts_commit_latency)
     for (size_t i = 0; i < batch.lat[0].n; i++)
         ck_assert(batch.lat[0].v[i] == 0.05);
     ck_assert(batch.newest_wall == (double)(T0 + 50));
-    ck_assert_uint_eq(batch.field_errors[field("created_at")], 0);
+    ck_assert_uint_eq(all_errs("created_at"), 0);
     /* the position to resume from is the last event's _id */
     bson_t last;
     ck_assert(bson_init_static(&last, batch.last_id, batch.last_id_len));
@@ -173,9 +190,15 @@ START_TEST(test_field_errors)
                                   "insert", "fullDocument", "{", "created_at",
                                   BCON_DATE_TIME(T0), "}")),
                      0);
-    ck_assert_uint_eq(batch.field_errors[field("created_at")], 3);
-    ck_assert_uint_eq(batch.field_errors[field("approved_at")], 1);
-    ck_assert_uint_eq(batch.field_errors[field("wallTime")], 1);
+    /* absent on the first insert and in the deleted document; a string
+     * that is not a time on the second insert */
+    ck_assert_uint_eq(errs("created_at", POH_FIELD_MISSING), 2);
+    ck_assert_uint_eq(errs("created_at", POH_FIELD_NOT_A_TIME), 1);
+    ck_assert_uint_eq(all_errs("created_at"), 3);
+    ck_assert_uint_eq(errs("approved_at", POH_FIELD_NOT_A_TIME), 1);
+    ck_assert_uint_eq(all_errs("approved_at"), 1);
+    ck_assert_uint_eq(errs("wallTime", POH_FIELD_MISSING), 1);
+    ck_assert_uint_eq(all_errs("wallTime"), 1);
     ck_assert_uint_eq(batch.lat[0].n, 0);
     ck_assert_uint_eq(batch.lat[1].n, 0);
     ck_assert_uint_eq(batch.ops[POH_OP_INSERT], 3);
@@ -203,6 +226,144 @@ START_TEST(test_negative_clamped)
     ck_assert_int_eq(add(insert_ev(250, 50)), 0); /* writer's clock ahead of the server */
     ck_assert_uint_eq(batch.lat[0].n, 1);
     ck_assert(batch.lat[0].v[0] == 0);
+}
+END_TEST
+
+/* The document of issue 14: times at the ends of the double range. Both
+ * are refused as out of range before any arithmetic; nothing is observed
+ * (the histogram's sum would be +Inf) and each latency counts one error. */
+START_TEST(test_hostile_times)
+{
+    ck_assert_int_eq(add(BCON_NEW("_id", "{", "_data", BCON_INT64(1), "}", "operationType",
+                                  "insert", "wallTime", BCON_DATE_TIME(T0), "fullDocument", "{",
+                                  "created_at", BCON_DOUBLE(-1.7e308), "approved_at",
+                                  BCON_DOUBLE(1.7e308), "}")),
+                     0);
+    ck_assert_uint_eq(batch.ops[POH_OP_INSERT], 1);
+    ck_assert_uint_eq(batch.lat[0].n, 0);
+    ck_assert_uint_eq(batch.lat[1].n, 0);
+    ck_assert_uint_eq(errs("created_at", POH_FIELD_OUT_OF_RANGE), 1); /* storage */
+    ck_assert_uint_eq(errs("approved_at", POH_FIELD_OUT_OF_RANGE), 1); /* approval */
+    ck_assert_uint_eq(all_errs("created_at") + all_errs("approved_at"), 2);
+
+    /* epoch seconds whose milliseconds overflow int64; Dates at the int64
+     * ends; an update setting approved_at to such a Date */
+    ck_assert_int_eq(add(BCON_NEW("_id", "{", "_data", BCON_INT64(2), "}", "operationType",
+                                  "insert", "wallTime", BCON_DATE_TIME(T0), "fullDocument", "{",
+                                  "created_at", BCON_DATE_TIME(INT64_MIN), "}")),
+                     0);
+    ck_assert_int_eq(add(BCON_NEW("_id", "{", "_data", BCON_INT64(3), "}", "operationType",
+                                  "update", "wallTime", BCON_DATE_TIME(T0), "updateDescription",
+                                  "{", "updatedFields", "{", "approved_at",
+                                  BCON_DATE_TIME(INT64_MAX), "}", "}", "fullDocument", "{",
+                                  "created_at", BCON_DATE_TIME(T0), "}")),
+                     0);
+    ck_assert_uint_eq(errs("created_at", POH_FIELD_OUT_OF_RANGE), 2);
+    ck_assert_uint_eq(errs("approved_at", POH_FIELD_OUT_OF_RANGE), 2);
+    ck_assert_uint_eq(batch.lat[0].n, 0);
+    ck_assert_uint_eq(batch.lat[1].n, 0);
+
+    /* a server wallTime far outside any real time: the commit time is
+     * clusterTime when there is one, else an out_of_range error on wallTime;
+     * the newest wall time never takes the absurd value */
+    ck_assert_int_eq(add(BCON_NEW("_id", "{", "_data", BCON_INT64(4), "}", "operationType",
+                                  "insert", "wallTime", BCON_DATE_TIME(INT64_MAX), "fullDocument",
+                                  "{", "created_at", BCON_DATE_TIME(T0), "}")),
+                     0);
+    ck_assert_uint_eq(errs("wallTime", POH_FIELD_OUT_OF_RANGE), 1);
+    ck_assert_uint_eq(batch.lat[0].n, 0);
+    ck_assert_int_eq(add(BCON_NEW("_id", "{", "_data", BCON_INT64(5), "}", "operationType",
+                                  "insert", "wallTime", BCON_DATE_TIME(INT64_MAX), "clusterTime",
+                                  BCON_TIMESTAMP((uint32_t)(T0 / 1000) + 2, 1), "fullDocument",
+                                  "{", "created_at", BCON_DATE_TIME(T0), "}")),
+                     0);
+    ck_assert_uint_eq(batch.lat[0].n, 1);
+    ck_assert(batch.lat[0].v[0] == 2.0);
+    ck_assert(batch.newest_wall == (double)(T0 + 2000));
+}
+END_TEST
+
+/* Finite, in-range times whose difference is implausible: more than the
+ * window's max (default a day), or negative beyond the clock-skew
+ * allowance (default 1 s). Counted against from_field, not observed. */
+START_TEST(test_plausible_window)
+{
+    ck_assert_int_eq(add(insert_ev(-86400000, 0)), 0);     /* exactly a day: observed */
+    ck_assert_int_eq(add(insert_ev(-86400001, 0)), 0);     /* a day and 1 ms: too large */
+    ck_assert_int_eq(add(insert_ev(-T0, 0)), 0);           /* created in 1970 */
+    ck_assert_int_eq(add(insert_ev(1000, 0)), 0);          /* 1 s in the future: observed as 0 */
+    ck_assert_int_eq(add(insert_ev(1001, 0)), 0);          /* beyond the allowance */
+    ck_assert_int_eq(add(insert_ev(3600000, 0)), 0);       /* an hour ahead */
+    ck_assert_uint_eq(batch.lat[0].n, 2);
+    ck_assert(batch.lat[0].v[0] == 86400.0);
+    ck_assert(batch.lat[0].v[1] == 0.0);
+    ck_assert_uint_eq(errs("created_at", POH_FIELD_TOO_LARGE), 2);
+    ck_assert_uint_eq(errs("created_at", POH_FIELD_NEGATIVE), 2);
+    ck_assert_uint_eq(all_errs("created_at"), 4);
+    ck_assert_uint_eq(batch.ops[POH_OP_INSERT], 6);
+
+    /* approval from a 1970 created_at to a real approved_at */
+    ck_assert_int_eq(add(BCON_NEW("_id", "{", "_data", BCON_INT64(99), "}", "operationType",
+                                  "insert", "wallTime", BCON_DATE_TIME(T0), "fullDocument", "{",
+                                  "created_at", BCON_INT64(0), "approved_at", BCON_DATE_TIME(T0),
+                                  "}")),
+                     0);
+    ck_assert_uint_eq(batch.lat[1].n, 0);
+    ck_assert_uint_eq(errs("created_at", POH_FIELD_TOO_LARGE), 4); /* storage and approval */
+
+    /* a window of its own: max 10 s, no clock-skew allowance */
+    teardown();
+    poh_config_mongo_latency_t l[] = {
+        {.name = "storage", .from_field = "created_at", .to = "commit", .epoch_unit = "ms",
+         .max = 10, .clock_skew = 0},
+    };
+    poh_config_mongo_stream_t cfg = stream_cfg;
+    cfg.latencies = l;
+    cfg.latencies_count = 1;
+    setup_with(&cfg);
+    ck_assert_int_eq(add(insert_ev(0, 10000)), 0);  /* 10 s: observed */
+    ck_assert_int_eq(add(insert_ev(0, 10001)), 0);  /* too large */
+    ck_assert_int_eq(add(insert_ev(1, 0)), 0);      /* 1 ms negative */
+    ck_assert_int_eq(add(insert_ev(0, 0)), 0);      /* 0: observed */
+    ck_assert_uint_eq(batch.lat[0].n, 2);
+    ck_assert(batch.lat[0].v[0] == 10.0 && batch.lat[0].v[1] == 0.0);
+    ck_assert_uint_eq(errs("created_at", POH_FIELD_TOO_LARGE), 1);
+    ck_assert_uint_eq(errs("created_at", POH_FIELD_NEGATIVE), 1);
+
+    /* a configuration built by hand without max gets the default day */
+    teardown();
+    l[0].max = 0;
+    setup_with(&cfg);
+    ck_assert_int_eq(add(insert_ev(-86400000, 0)), 0);
+    ck_assert_int_eq(add(insert_ev(-86400001, 0)), 0);
+    ck_assert_uint_eq(batch.lat[0].n, 1);
+    ck_assert_uint_eq(errs("created_at", POH_FIELD_TOO_LARGE), 1);
+}
+END_TEST
+
+/* Reason labels and the "<reason>:<field>" keys of the state file; keys
+ * saved before reasons existed are whole field names. */
+START_TEST(test_reason_keys)
+{
+    static const char *const names[] = {"missing", "not_a_time", "out_of_range", "negative",
+                                        "too_large"};
+    for (int r = 0; r < POH_FIELD_REASONS; r++) {
+        char key[128];
+        int back = -2;
+        ck_assert_str_eq(poh_mongo_field_reason_name(r), names[r]);
+        poh_mongo_field_error_key(key, sizeof key, "meta.created:at", r);
+        ck_assert_str_eq(poh_mongo_field_error_split(key, &back), "meta.created:at");
+        ck_assert_int_eq(back, r);
+    }
+    ck_assert_str_eq(poh_mongo_field_reason_name(-1), "unknown");
+    ck_assert_str_eq(poh_mongo_field_reason_name(POH_FIELD_REASONS), "unknown");
+    int r = 0;
+    ck_assert_str_eq(poh_mongo_field_error_split("created_at", &r), "created_at");
+    ck_assert_int_eq(r, -1);
+    ck_assert_str_eq(poh_mongo_field_error_split("missing", &r), "missing");
+    ck_assert_int_eq(r, -1);
+    ck_assert_str_eq(poh_mongo_field_error_split("negative:", &r), "");
+    ck_assert_int_eq(r, POH_FIELD_NEGATIVE);
 }
 END_TEST
 
@@ -369,6 +530,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_field_errors);
     tcase_add_test(tc, test_cluster_time_fallback);
     tcase_add_test(tc, test_negative_clamped);
+    tcase_add_test(tc, test_hostile_times);
+    tcase_add_test(tc, test_plausible_window);
+    tcase_add_test(tc, test_reason_keys);
     tcase_add_test(tc, test_not_change_events);
     tcase_add_test(tc, test_operations_and_invalidate);
     tcase_add_test(tc, test_operation_filter);

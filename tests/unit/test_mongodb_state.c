@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "mongo/mongo_state.h"
@@ -222,6 +223,115 @@ START_TEST(test_symlink_refused)
 }
 END_TEST
 
+/* Each entry point refuses what stands at a name, with want: load the
+ * state file `state`, open the lock file `lock`, and save as `save` (whose
+ * temporary "<save>.tmp" the caller made; NULL: no save), leaving nothing
+ * renamed into place. */
+static void expect_refused(const char *state, const char *lock, const char *save, int want)
+{
+    poh_mongo_state_t st = {0};
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, state, &st), want);
+    ck_assert_ptr_null(st.token);
+    ck_assert_int_eq(poh_mongo_state_open_lock(dirfd_, lock), want);
+    if (save) {
+        fill(&st, 1);
+        ck_assert_int_eq(poh_mongo_state_save(dirfd_, save, &st), want);
+        ck_assert_int_eq(faccessat(dirfd_, save, F_OK, 0), -1); /* nothing renamed */
+    }
+    poh_mongo_state_clear(&st);
+}
+
+/* A FIFO in place of the state file must not block the stream: without a
+ * writer, open(O_RDONLY) would wait for ever. Refused without opening it,
+ * and the save's temporary and the lock likewise; the FIFO is left alone. */
+START_TEST(test_fifo_refused)
+{
+    ck_assert_int_eq(mkfifoat(dirfd_, "f.state", 0600), 0);
+    ck_assert_int_eq(mkfifoat(dirfd_, "g.state.tmp", 0600), 0);
+    ck_assert_int_eq(mkfifoat(dirfd_, "f.lock", 0600), 0);
+    expect_refused("f.state", "f.lock", "g.state", -POH_MONGO_STATE_ENOTREG);
+    struct stat sb;
+    ck_assert_int_eq(fstatat(dirfd_, "f.state", &sb, AT_SYMLINK_NOFOLLOW), 0);
+    ck_assert(S_ISFIFO(sb.st_mode));
+    ck_assert_str_eq(poh_mongo_state_strerror(-POH_MONGO_STATE_ENOTREG),
+                     "not a regular file (a FIFO, device, socket or directory is never opened)");
+}
+END_TEST
+
+/* A device node (here /dev/null's, when we may create one) or a link to a
+ * device: never read, never written, never locked. Before, a device node
+ * was opened and then reported as a corrupt state, and so renamed. */
+START_TEST(test_device_refused)
+{
+    poh_mongo_state_t st = {0};
+    ck_assert_int_eq(symlinkat("/dev/null", dirfd_, "n.state"), 0);
+    ck_assert_int_eq(symlinkat("/dev/null", dirfd_, "n.lock"), 0);
+    expect_refused("n.state", "n.lock", NULL, -ELOOP);
+    ck_assert_str_eq(poh_mongo_state_strerror(-ELOOP),
+                     "a symbolic link (state files are never followed through links)");
+    if (mknodat(dirfd_, "d.state", S_IFCHR | 0600, makedev(1, 3)) == 0) {
+        ck_assert_int_eq(mknodat(dirfd_, "d.lock", S_IFCHR | 0600, makedev(1, 3)), 0);
+        ck_assert_int_eq(mknodat(dirfd_, "e.state.tmp", S_IFCHR | 0600, makedev(1, 3)), 0);
+        expect_refused("d.state", "d.lock", "e.state", -POH_MONGO_STATE_ENOTREG);
+    } else {
+        ck_assert_int_eq(errno, EPERM); /* not root: no device nodes */
+    }
+    /* a directory in place of the state file is refused too, not renamed */
+    ck_assert_int_eq(mkdirat(dirfd_, "dir.state", 0700), 0);
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, "dir.state", &st), -POH_MONGO_STATE_ENOTREG);
+    poh_mongo_state_clear(&st);
+}
+END_TEST
+
+/* The lock file: created 0600 when absent, reused when it is a regular
+ * file, and its descriptor does not leak into child processes. */
+START_TEST(test_lock_file)
+{
+    int fd = poh_mongo_state_open_lock(dirfd_, "s.lock");
+    ck_assert_int_ge(fd, 0);
+    struct stat sb;
+    ck_assert_int_eq(fstat(fd, &sb), 0);
+    ck_assert(S_ISREG(sb.st_mode));
+    ck_assert_int_eq(sb.st_mode & 0777, 0600);
+    ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    close(fd);
+    fd = poh_mongo_state_open_lock(dirfd_, "s.lock");
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+}
+END_TEST
+
+/* state_dir: ours alone, or refused with the reason. */
+START_TEST(test_dir_check)
+{
+    char why[128];
+    struct stat sb;
+    ck_assert_int_eq(fstat(dirfd_, &sb), 0); /* mkdtemp: 0700, ours */
+    ck_assert_int_eq(poh_mongo_state_dir_check(&sb, geteuid(), why, sizeof why), 0);
+    sb.st_mode = S_IFDIR | 0755;
+    ck_assert_int_eq(poh_mongo_state_dir_check(&sb, sb.st_uid, why, sizeof why), 0);
+    sb.st_mode = S_IFDIR | 0777;
+    ck_assert_int_eq(poh_mongo_state_dir_check(&sb, sb.st_uid, why, sizeof why), -EPERM);
+    ck_assert_str_eq(why, "is writable by its group and others (mode 0777)");
+    sb.st_mode = S_IFDIR | 01777; /* sticky, like /tmp: still shared */
+    ck_assert_int_eq(poh_mongo_state_dir_check(&sb, sb.st_uid, why, sizeof why), -EPERM);
+    ck_assert_str_eq(why, "is writable by its group and others (mode 1777)");
+    sb.st_mode = S_IFDIR | 0770;
+    ck_assert_int_eq(poh_mongo_state_dir_check(&sb, sb.st_uid, why, sizeof why), -EPERM);
+    ck_assert_str_eq(why, "is writable by its group (mode 0770)");
+    sb.st_mode = S_IFDIR | 0702;
+    ck_assert_int_eq(poh_mongo_state_dir_check(&sb, sb.st_uid, why, sizeof why), -EPERM);
+    ck_assert_str_eq(why, "is writable by others (mode 0702)");
+    sb.st_mode = S_IFDIR | 0700;
+    sb.st_uid = 1234;
+    ck_assert_int_eq(poh_mongo_state_dir_check(&sb, 0, why, sizeof why), -EPERM);
+    ck_assert_str_eq(why, "is owned by uid 1234, not by the exporter's uid 0");
+    sb.st_mode = S_IFREG | 0600;
+    ck_assert_int_eq(poh_mongo_state_dir_check(&sb, 1234, why, sizeof why), -ENOTDIR);
+    ck_assert_str_eq(why, "is not a directory");
+}
+END_TEST
+
 START_TEST(test_count_slots)
 {
     poh_mongo_count_t arr[POH_MONGO_STATE_MAX_COUNTS];
@@ -251,6 +361,10 @@ static Suite *suite(void)
     tcase_add_test(tc, test_failed_save_keeps_old);
     tcase_add_test(tc, test_corrupt_files);
     tcase_add_test(tc, test_symlink_refused);
+    tcase_add_test(tc, test_fifo_refused);
+    tcase_add_test(tc, test_device_refused);
+    tcase_add_test(tc, test_lock_file);
+    tcase_add_test(tc, test_dir_check);
     tcase_add_test(tc, test_count_slots);
     suite_add_tcase(s, tc);
     return s;

@@ -103,6 +103,29 @@ START_TEST(test_rfc3339)
 }
 END_TEST
 
+/* One field of doc read with a unit: the expected return and value. */
+typedef struct {
+    const char *key;
+    poh_epoch_unit_t unit;
+    int rc;
+    double ms;
+} time_case_t;
+
+static void check_time_cases(const bson_t *doc, const time_case_t *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bson_iter_t it;
+        ck_assert(bson_iter_init_find(&it, doc, cases[i].key));
+        double ms = -1;
+        int rc = poh_mongo_time_value(&it, cases[i].unit, &ms);
+        ck_assert_msg(rc == cases[i].rc, "%s/%d: rc %d", cases[i].key, (int)cases[i].unit, rc);
+        if (rc == 0) {
+            ck_assert_msg(fabs(ms - cases[i].ms) < 1e-3, "%s: %.3f", cases[i].key, ms);
+            ck_assert(ms >= POH_MONGO_TIME_MIN_MS && ms <= POH_MONGO_TIME_MAX_MS);
+        }
+    }
+}
+
 /* A field of each BSON type, read with each epoch unit. */
 START_TEST(test_time_value)
 {
@@ -112,12 +135,7 @@ START_TEST(test_time_value)
                            BCON_TIMESTAMP(1795621335, 7), "bad", BCON_UTF8("soon"), "nan",
                            BCON_DOUBLE(NAN), "obj", "{", "a", BCON_INT32(1), "}", "null",
                            BCON_NULL, "bool", BCON_BOOL(true));
-    static const struct {
-        const char *key;
-        poh_epoch_unit_t unit;
-        int rc;
-        double ms;
-    } cases[] = {
+    static const time_case_t cases[] = {
         {"date", POH_EPOCH_MS, 0, 1795621335123.0},
         {"date", POH_EPOCH_S, 0, 1795621335123.0}, /* a Date is a Date whatever the unit */
         {"i64", POH_EPOCH_MS, 0, 1795621335123.0},
@@ -132,15 +150,53 @@ START_TEST(test_time_value)
         {"null", POH_EPOCH_MS, -EINVAL, 0},
         {"bool", POH_EPOCH_MS, -EINVAL, 0},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        bson_iter_t it;
-        ck_assert(bson_iter_init_find(&it, doc, cases[i].key));
-        double ms = -1;
-        int rc = poh_mongo_time_value(&it, cases[i].unit, &ms);
-        ck_assert_msg(rc == cases[i].rc, "%s: rc %d", cases[i].key, rc);
-        if (rc == 0)
-            ck_assert_msg(ms == cases[i].ms, "%s: %.3f", cases[i].key, ms);
-    }
+    check_time_cases(doc, cases, sizeof cases / sizeof *cases);
+    bson_destroy(doc);
+}
+END_TEST
+
+/* Numbers and Dates far outside any real time are refused in their own
+ * type and unit, before any conversion (no int64 overflow, no cast of a
+ * huge double); the ends of the range and RFC 3339's extremes pass. */
+START_TEST(test_time_value_range)
+{
+    static const time_case_t cases[] = {
+        {"dmin", POH_EPOCH_MS, 0, (double)POH_MONGO_TIME_MIN_MS},
+        {"dmax", POH_EPOCH_MS, 0, (double)POH_MONGO_TIME_MAX_MS},
+        {"dbelow", POH_EPOCH_MS, -ERANGE, 0},
+        {"dabove", POH_EPOCH_MS, -ERANGE, 0},
+        {"dhuge", POH_EPOCH_MS, -ERANGE, 0},
+        {"dtiny", POH_EPOCH_MS, -ERANGE, 0},
+        {"i64max", POH_EPOCH_S, -ERANGE, 0}, /* INT64_MAX s: overflows as ms */
+        {"i64max", POH_EPOCH_MS, -ERANGE, 0},
+        {"i64min", POH_EPOCH_S, -ERANGE, 0},
+        {"i64min", POH_EPOCH_MS, -ERANGE, 0},
+        {"i64s", POH_EPOCH_S, 0, (double)POH_MONGO_TIME_MAX_MS},
+        {"i64s1", POH_EPOCH_S, -ERANGE, 0},
+        {"i32max", POH_EPOCH_S, 0, 2147483647000.0},
+        {"i32min", POH_EPOCH_MS, 0, -2147483648.0},
+        {"dblneg", POH_EPOCH_MS, -ERANGE, 0}, /* -1.7e308 */
+        {"dblpos", POH_EPOCH_MS, -ERANGE, 0}, /* 1.7e308 */
+        {"dblpos", POH_EPOCH_S, -ERANGE, 0},
+        {"dblinf", POH_EPOCH_MS, -EINVAL, 0},
+        {"dbledge", POH_EPOCH_S, 0, (double)POH_MONGO_TIME_MAX_MS},
+        {"dblover", POH_EPOCH_S, -ERANGE, 0},
+        {"rfcmin", POH_EPOCH_MS, 0, -62167305540000.0},
+        {"rfcmax", POH_EPOCH_MS, 0, 253402387140999.0},
+    };
+    bson_t *doc = BCON_NEW(
+        "dmin", BCON_DATE_TIME(POH_MONGO_TIME_MIN_MS), "dmax", BCON_DATE_TIME(POH_MONGO_TIME_MAX_MS),
+        "dbelow", BCON_DATE_TIME(POH_MONGO_TIME_MIN_MS - 1), "dabove",
+        BCON_DATE_TIME(POH_MONGO_TIME_MAX_MS + 1), "dhuge", BCON_DATE_TIME(INT64_MAX), "dtiny",
+        BCON_DATE_TIME(INT64_MIN), "i64max", BCON_INT64(INT64_MAX), "i64min",
+        BCON_INT64(INT64_MIN), "i64s", BCON_INT64(POH_MONGO_TIME_MAX_MS / 1000), "i64s1",
+        BCON_INT64(POH_MONGO_TIME_MAX_MS / 1000 + 1), "i32max", BCON_INT32(INT32_MAX), "i32min",
+        BCON_INT32(INT32_MIN), "dblneg", BCON_DOUBLE(-1.7e308), "dblpos", BCON_DOUBLE(1.7e308),
+        "dblinf", BCON_DOUBLE(INFINITY), "dbledge", BCON_DOUBLE(POH_MONGO_TIME_MAX_MS / 1000.0),
+        "dblover", BCON_DOUBLE(POH_MONGO_TIME_MAX_MS / 1000.0 + 0.5), "rfcmin",
+        BCON_UTF8("0000-01-01T00:00:00+23:59"), "rfcmax",
+        BCON_UTF8("9999-12-31T23:59:60.999-23:59"));
+    check_time_cases(doc, cases, sizeof cases / sizeof *cases);
     bson_destroy(doc);
 }
 END_TEST
@@ -189,7 +245,7 @@ START_TEST(test_members_and_lag)
         {"db1:27017", "PRIMARY", 1, 1000, 0},
         {"db2:27017", "SECONDARY", 1, 993, 7},
         {"db3:27017", "SECONDARY", 1, 1004, 0},
-        {"db4:27017", "(not reachable/healthy)", 0, 900, NAN},
+        {"db4:27017", "DOWN", 0, 900, NAN}, /* state 8, not the stateStr */
         {"db5:27017", "STARTUP2", 1, 0, NAN},
         {"db6:27017", "SECONDARY", 1, 997, 3},
         {"db7:27017", "SECONDARY", 1, 997.5, 2.5},
@@ -220,6 +276,32 @@ START_TEST(test_members_and_lag)
     bson_t *bad = BCON_NEW("ok", BCON_DOUBLE(0), "code", BCON_INT32(76));
     ck_assert_int_eq(poh_mongo_members_parse(bad, m, 16), -EINVAL);
     bson_destroy(bad);
+}
+END_TEST
+
+/* The numeric state wins over stateStr, and is range-checked before any
+ * conversion: an absurd code is unknown, and then stateStr is what is left. */
+START_TEST(test_member_state_code)
+{
+    bson_t *doc = BCON_NEW("members", "[",
+        "{", "name", "a:1", "state", BCON_DOUBLE(2.01e14), "stateStr", "SECONDARY", "}",
+        "{", "name", "b:1", "state", BCON_DOUBLE(-1e300), "}",
+        "{", "name", "c:1", "state", BCON_DOUBLE(7.5), "stateStr", "weird", "}",
+        "{", "name", "d:1", "state", BCON_INT64(INT64_MAX), "}",
+        "{", "name", "e:1", "state", BCON_DOUBLE(8), "stateStr", "(not reachable/healthy)", "}",
+        "{", "name", "f:1", "state", BCON_INT32(7), "stateStr", "ARBITER", "}",
+        "]");
+    poh_mongo_member_t m[8];
+    ck_assert_int_eq(poh_mongo_members_parse(doc, m, 8), 6);
+    static const struct {
+        int state;
+        const char *str;
+    } want[] = {{-1, "SECONDARY"}, {-1, ""}, {-1, "weird"}, {-1, ""}, {8, "DOWN"}, {7, "ARBITER"}};
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(m[i].state, want[i].state);
+        ck_assert_str_eq(m[i].state_str, want[i].str);
+    }
+    bson_destroy(doc);
 }
 END_TEST
 
@@ -297,7 +379,9 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_scrub, 0, (int)(sizeof scrubs / sizeof *scrubs));
     tcase_add_loop_test(tc, test_rfc3339, 0, (int)(sizeof rfc3339 / sizeof *rfc3339));
     tcase_add_test(tc, test_time_value);
+    tcase_add_test(tc, test_time_value_range);
     tcase_add_test(tc, test_members_and_lag);
+    tcase_add_test(tc, test_member_state_code);
     tcase_add_test(tc, test_lag_clamp);
     tcase_add_test(tc, test_error_kind);
     tcase_add_test(tc, test_names);
