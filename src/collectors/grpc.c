@@ -79,6 +79,7 @@ typedef struct grpc_collector {
     uint8_t *health_req;
     size_t health_req_len;
     char *state_method; /* NULL: no state call */
+    size_t max_reply;   /* max_reply_size */
     uint8_t *state_req;
     size_t state_req_len;
     field_t *fields;
@@ -168,6 +169,7 @@ static grpc_collector_t *collector_new(const poh_config_grpc_group_t *g, poh_reg
     c->timeout = g->timeout;
     if (poh_grpc_health_request(g->health_service, &c->health_req, &c->health_req_len) < 0)
         goto err;
+    c->max_reply = g->max_reply_size;
     if (g->state.method) {
         c->state_method = xstrdup(g->state.method, &failed);
         if (poh_hex_decode(g->state.request_hex, &c->state_req, &c->state_req_len) < 0)
@@ -234,7 +236,8 @@ static grpc_collector_t *collector_new(const poh_config_grpc_group_t *g, poh_reg
     for (; c->ntargets < g->targets_count; c->ntargets++) {
         gtarget_t *t = &c->targets[c->ntargets];
         t->address = strdup(g->targets[c->ntargets]);
-        t->t = poh_grpc_target_new(g->targets[c->ntargets], c->use_tls ? &c->tls : NULL);
+        t->t = poh_grpc_target_new(g->targets[c->ntargets], c->use_tls ? &c->tls : NULL,
+                                   c->max_reply, c->state_method ? 2 : 1);
         if (c->nfields)
             t->field_errors = calloc(c->nfields * NREASONS, sizeof *t->field_errors);
         if (!t->address || !t->t || (c->nfields && !t->field_errors)) {
@@ -521,7 +524,8 @@ static int grpc_probe(void *state, const char *module, const char *target, poh_s
     for (size_t i = 0; i < c->ntargets && !t; i++)
         if (strcmp(c->targets[i].address, target) == 0)
             t = c->targets[i].t;
-    if (!t && !(t = own = poh_grpc_target_new(target, c->use_tls ? &c->tls : NULL)))
+    if (!t && !(t = own = poh_grpc_target_new(target, c->use_tls ? &c->tls : NULL, c->max_reply,
+                                              c->state_method ? 2 : 1)))
         return -ENOMEM;
     poh_grpc_call_t calls[2];
     call_span_t cs[2] = {0};

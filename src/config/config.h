@@ -141,6 +141,7 @@ typedef struct poh_config_grpc_group {
     poh_config_kv_t *metadata;     /* headers sent with every call; "x_file" reads x from a file */
     size_t metadata_count;
     poh_config_grpc_state_t state;
+    size_t max_reply_size;         /* largest reply accepted, bytes; default 4 MiB */
 } poh_config_grpc_group_t;
 
 typedef struct poh_config_memory {

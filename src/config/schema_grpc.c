@@ -274,6 +274,9 @@ static const poh_cfg_entry_t group_entries[] = {
     {.name = "metadata", .type = POH_CFG_STRING_MAP, .offset = GROUP(metadata),
      .count_offset = GROUP(metadata_count), .flags = POH_CFG_FILE_VALUES},
     {.name = "state", .type = POH_CFG_SECTION, .offset = GROUP(state), .section = &state_section},
+    /* Enforced while a reply arrives (grpc/channel_args.h), not once whole. */
+    {.name = "max_reply_size", .type = POH_CFG_SIZE, .offset = GROUP(max_reply_size),
+     .def = "4MiB", .min = 1024, .max = 1 << 30},
     {NULL},
 };
 #undef GROUP

@@ -1,6 +1,7 @@
 #include "grpc/grpc_probe.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -27,6 +28,7 @@
 #include <grpc/support/time.h>
 
 #include "core/log.h"
+#include "grpc/channel_args.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "poh_version.h"
 
@@ -35,15 +37,16 @@
 /* After every call has been cancelled at its deadline, how long gRPC gets to
  * report them before we give up on the queue (never seen; bounded). */
 #define CANCEL_GRACE_S 10.0
-/* Largest reply accepted: gRPC's own default receive limit, which its
- * message-size filter (not in the minimal stack) would otherwise apply. */
-#define MAX_RECV_BYTES (4u << 20)
+/* Largest read buffer of a probe connection: gRPC's default receive limit. */
+#define MAX_READ_CHUNK_BYTES (4u << 20)
 /* Read buffer sizes of a probe connection (common_args). */
 #define READ_CHUNK_BYTES 1024
 #define MIN_READ_CHUNK_BYTES 256
 
 struct poh_grpc_target {
     char *address;
+    size_t max_reply;            /* largest reply accepted, bytes */
+    grpc_resource_quota *budget; /* memory of the target's channels (channel_args.h) */
     bool tls;
     bool skip_verify;
     char *ca_file, *cert_file, *key_file, *server_name;
@@ -283,7 +286,8 @@ static bool parse_ip_literal(const char *address, struct sockaddr_storage *sa, s
     return ok;
 }
 
-poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t *tls)
+poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t *tls,
+                                       size_t max_reply, unsigned calls)
 {
     if (!address)
         return NULL;
@@ -307,10 +311,19 @@ poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t
         t->literal = parse_ip_literal(address, &t->sa, &t->salen);
         t->direct = t->literal || !poh_grpc_address_problem(address);
     }
+    t->max_reply = max_reply ? max_reply : POH_GRPC_DEFAULT_MAX_REPLY;
     if (failed || pthread_mutex_init(&t->mu, NULL) != 0)
         goto err;
     poh_grpc_runtime_init();
     grpc_init();
+    /* One budget per target, whatever channel it has at the time: a
+     * hostile target exhausts its own and no other target's. */
+    t->budget = poh_grpc_quota_new(address, poh_grpc_budget(t->max_reply, calls));
+    if (!t->budget) {
+        pthread_mutex_destroy(&t->mu);
+        grpc_shutdown();
+        goto err;
+    }
     return t;
 err:
     free(t->address);
@@ -328,6 +341,7 @@ void poh_grpc_target_free(poh_grpc_target_t *t)
         return;
     if (t->channel)
         grpc_channel_destroy(t->channel);
+    grpc_resource_quota_unref(t->budget);
     pthread_mutex_destroy(&t->mu);
     free(t->address);
     free(t->ca_file);
@@ -463,22 +477,8 @@ out:
     return creds;
 }
 
-static grpc_arg int_arg(const char *key, int v)
-{
-    grpc_arg a = {.type = GRPC_ARG_INTEGER, .key = (char *)key};
-    a.value.integer = v;
-    return a;
-}
-
-static grpc_arg str_arg(const char *key, const char *v)
-{
-    grpc_arg a = {.type = GRPC_ARG_STRING, .key = (char *)key};
-    a.value.string = (char *)v;
-    return a;
-}
-
-/* Arguments common to both kinds of channel; returns how many. */
-static size_t common_args(grpc_arg *args)
+/* Arguments common to both kinds of channel of t; returns how many. */
+static size_t common_args(const poh_grpc_target_t *t, grpc_arg *args)
 {
     size_t n = 0;
     /* gRPC's minimal filter stack: a probe call goes through about a fifth
@@ -486,20 +486,24 @@ static size_t common_args(grpc_arg *args)
      * message-size filter, so poh_grpc_run() cancels each call at its
      * deadline and finish_call() bounds the reply size itself; the deadline
      * still reaches the server (grpc-timeout). */
-    args[n++] = int_arg(GRPC_ARG_MINIMAL_STACK, 1);
+    args[n++] = poh_grpc_arg_int(GRPC_ARG_MINIMAL_STACK, 1);
     /* Our own bandwidth-estimation pings are no use for one small call per
      * scrape; the server's are still acknowledged. */
-    args[n++] = int_arg(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args[n++] = poh_grpc_arg_int(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     /* Per-call bookkeeping nobody reads here (~3% of a probe). */
-    args[n++] = int_arg(GRPC_ARG_ENABLE_CHANNELZ, 0);
-    args[n++] = str_arg(GRPC_ARG_PRIMARY_USER_AGENT_STRING, "poh_exporter/" POH_VERSION);
+    args[n++] = poh_grpc_arg_int(GRPC_ARG_ENABLE_CHANNELZ, 0);
+    args[n++] = poh_grpc_arg_str(GRPC_ARG_PRIMARY_USER_AGENT_STRING, "poh_exporter/" POH_VERSION);
     /* An idle connection keeps one read buffer posted: gRPC's default is
      * 8 KiB, 8 MiB for 1,000 kept connections, for replies of a few dozen
      * bytes. Start small; gRPC doubles it while reads fill it, up to the
      * largest reply we accept. */
-    args[n++] = int_arg(GRPC_ARG_TCP_READ_CHUNK_SIZE, READ_CHUNK_BYTES);
-    args[n++] = int_arg(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, MIN_READ_CHUNK_BYTES);
-    args[n++] = int_arg(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, MAX_RECV_BYTES);
+    args[n++] = poh_grpc_arg_int(GRPC_ARG_TCP_READ_CHUNK_SIZE, READ_CHUNK_BYTES);
+    args[n++] = poh_grpc_arg_int(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, MIN_READ_CHUNK_BYTES);
+    args[n++] = poh_grpc_arg_int(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE,
+                                 (int)(t->max_reply < MAX_READ_CHUNK_BYTES ? t->max_reply
+                                                                           : MAX_READ_CHUNK_BYTES));
+    /* Replies bounded while they arrive, not only once whole. */
+    args[n++] = poh_grpc_arg_quota(t->budget);
     return n;
 }
 
@@ -510,18 +514,18 @@ static grpc_channel *get_channel(poh_grpc_target_t *t, char *err, size_t errlen)
         grpc_channel_credentials *creds = make_creds(t, err, errlen);
         if (creds) {
             grpc_arg args[16];
-            size_t n = common_args(args);
+            size_t n = common_args(t, args);
             /* Probes must see a recovered target at the next scrape, not
              * after gRPC's default 2 minute backoff cap. */
-            args[n++] = int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 1000);
-            args[n++] = int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10000);
+            args[n++] = poh_grpc_arg_int(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 1000);
+            args[n++] = poh_grpc_arg_int(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10000);
             /* One connection per target, not shared by equal addresses:
              * the probe measures this target's own channel. */
-            args[n++] = int_arg(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+            args[n++] = poh_grpc_arg_int(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
             /* A probe reports what happened; it must not be retried. */
-            args[n++] = int_arg(GRPC_ARG_ENABLE_RETRIES, 0);
+            args[n++] = poh_grpc_arg_int(GRPC_ARG_ENABLE_RETRIES, 0);
             if (t->tls && t->server_name)
-                args[n++] = str_arg(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, t->server_name);
+                args[n++] = poh_grpc_arg_str(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, t->server_name);
             grpc_channel_args cargs = {n, args};
             t->channel = grpc_channel_create(t->address, creds, &cargs);
             grpc_channel_credentials_release(creds);
@@ -540,10 +544,10 @@ static grpc_channel *direct_channel(const poh_grpc_target_t *t, int fd)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     grpc_arg args[12];
-    size_t n = common_args(args);
+    size_t n = common_args(t, args);
     /* :authority, as a client channel would send it (gRPC's default for
      * channels from a descriptor is a placeholder). */
-    args[n++] = str_arg(GRPC_ARG_DEFAULT_AUTHORITY, t->address);
+    args[n++] = poh_grpc_arg_str(GRPC_ARG_DEFAULT_AUTHORITY, t->address);
     grpc_channel_args cargs = {n, args};
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     grpc_channel *ch = grpc_channel_create_from_fd(t->address, fd, creds, &cargs);
@@ -671,10 +675,17 @@ static void finish_call(poh_grpc_call_t *c, call_state_t *st, double now)
     size_t dlen = GRPC_SLICE_LENGTH(st->details);
     if (dlen)
         set_details(c, (const char *)GRPC_SLICE_START_PTR(st->details), dlen);
-    if (st->recv_buf && grpc_byte_buffer_length(st->recv_buf) > MAX_RECV_BYTES) {
+    if (c->code == GRPC_STATUS_RESOURCE_EXHAUSTED && dlen == 12 &&
+        !memcmp(GRPC_SLICE_START_PTR(st->details), "Buffers full", 12)) {
+        /* gRPC's words when the target's budget stopped a reply mid-way. */
+        snprintf(c->details, sizeof c->details,
+                 "reply exceeded the connection's memory budget (max_reply_size %zu bytes)",
+                 c->target->max_reply);
+    }
+    if (st->recv_buf && grpc_byte_buffer_length(st->recv_buf) > c->target->max_reply) {
         char msg[96];
-        snprintf(msg, sizeof msg, "received message larger than max (%zu vs. %u)",
-                 grpc_byte_buffer_length(st->recv_buf), MAX_RECV_BYTES);
+        snprintf(msg, sizeof msg, "received message larger than max (%zu vs. %zu)",
+                 grpc_byte_buffer_length(st->recv_buf), c->target->max_reply);
         fail_call(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
     } else if (st->recv_buf) {
         grpc_byte_buffer_reader reader;
@@ -1160,6 +1171,14 @@ int poh_grpc_run_window(poh_grpc_call_t *calls, size_t n, double deadline, size_
     }
     grpc_completion_queue_destroy(r.cq);
     run_free(&r);
+    /* A reply stopped at its budget leaves up to that budget freed in
+     * gRPC's threads' malloc arenas; give it back to the system. Only
+     * after such a reply (a hostile or broken peer), never per scrape. */
+    for (size_t i = 0; i < n; i++)
+        if (calls[i].code == GRPC_STATUS_RESOURCE_EXHAUSTED) {
+            malloc_trim(0);
+            break;
+        }
     free(md);
     return 0;
 nomem:

@@ -44,10 +44,20 @@ typedef struct poh_grpc_target poh_grpc_target_t;
  * creation calls it too, for tests). Idempotent. */
 void poh_grpc_runtime_init(void);
 
+/* Default largest reply: gRPC's own default receive limit. */
+#define POH_GRPC_DEFAULT_MAX_REPLY (4u << 20)
+
 /* address: "host:port", "[v6]:port" or any gRPC target URI ("dns:///h:p").
  * tls: NULL for plaintext; the strings are copied (files are read when the
- * channel is created). Returns NULL only when out of memory. */
-poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t *tls);
+ * channel is created). max_reply: the largest reply accepted (0 = the
+ * default); a larger one fails its call with RESOURCE_EXHAUSTED. calls: how
+ * many calls one probe makes to the target at once (health, state). The
+ * target's connection holds at most calls * max_reply + 1 MiB of replies
+ * and buffers, enforced while the bytes arrive (grpc/channel_args.h), so a
+ * peer streaming a huge message costs that much and no more. Returns NULL
+ * only when out of memory. */
+poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t *tls,
+                                       size_t max_reply, unsigned calls);
 void poh_grpc_target_free(poh_grpc_target_t *t); /* NULL is fine */
 const char *poh_grpc_target_address(const poh_grpc_target_t *t);
 

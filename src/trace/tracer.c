@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "grpc/channel_args.h"
 #include "grpc/grpc_probe.h"
 #include "metrics/metrics.h"
 #include "poh_version.h"
@@ -633,28 +634,29 @@ static int setup_grpc(poh_tracer_t *t, const poh_tracing_config_t *cfg)
     char agent[64];
     snprintf(agent, sizeof agent, "poh_exporter/%s", POH_VERSION);
     int max_backoff_ms = (int)fmin(fmax(t->retry_max_backoff * 1000, 1000), 120000);
-    grpc_arg args[5];
-    size_t nargs = 0;
-    args[nargs].type = GRPC_ARG_INTEGER;
-    args[nargs].key = (char *)GRPC_ARG_ENABLE_RETRIES; /* retries are ours */
-    args[nargs++].value.integer = 0;
-    args[nargs].type = GRPC_ARG_INTEGER;
-    args[nargs].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
-    args[nargs++].value.integer = max_backoff_ms;
-    args[nargs].type = GRPC_ARG_INTEGER;
-    args[nargs].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
-    args[nargs++].value.integer = max_backoff_ms < 1000 ? max_backoff_ms : 1000;
-    args[nargs].type = GRPC_ARG_STRING;
-    args[nargs].key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING;
-    args[nargs++].value.string = agent;
-    if (t->res.tls && cfg->tls.server_name && *cfg->tls.server_name) {
-        args[nargs].type = GRPC_ARG_STRING;
-        args[nargs].key = (char *)GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
-        args[nargs++].value.string = cfg->tls.server_name;
+    /* The collector's reply is a few bytes; whatever it streams, the
+     * channel holds at most gRPC's default receive limit and 1 MiB more
+     * (grpc/channel_args.h). */
+    grpc_resource_quota *budget =
+        poh_grpc_quota_new("otlp", poh_grpc_budget(POH_GRPC_DEFAULT_MAX_REPLY, 1));
+    if (!budget) {
+        grpc_channel_credentials_release(creds);
+        return -ENOMEM;
     }
+    grpc_arg args[6];
+    size_t nargs = 0;
+    args[nargs++] = poh_grpc_arg_int(GRPC_ARG_ENABLE_RETRIES, 0); /* retries are ours */
+    args[nargs++] = poh_grpc_arg_int(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
+    args[nargs++] = poh_grpc_arg_int(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                                     max_backoff_ms < 1000 ? max_backoff_ms : 1000);
+    args[nargs++] = poh_grpc_arg_str(GRPC_ARG_PRIMARY_USER_AGENT_STRING, agent);
+    args[nargs++] = poh_grpc_arg_quota(budget);
+    if (t->res.tls && cfg->tls.server_name && *cfg->tls.server_name)
+        args[nargs++] = poh_grpc_arg_str(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, cfg->tls.server_name);
     grpc_channel_args cargs = {nargs, args};
     t->channel = grpc_channel_create(t->res.target, creds, &cargs);
     grpc_channel_credentials_release(creds);
+    grpc_resource_quota_unref(budget); /* the channel holds its own reference */
     if (!t->channel)
         return -EINVAL;
     t->cq = grpc_completion_queue_create_for_next(NULL);

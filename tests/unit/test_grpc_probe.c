@@ -197,7 +197,7 @@ typedef struct probe {
 static void probe_init(probe_t *p, const char *address, const char *service, double timeout)
 {
     memset(p, 0, sizeof *p);
-    p->t = poh_grpc_target_new(address, NULL);
+    p->t = poh_grpc_target_new(address, NULL, 0, 1);
     ck_assert_ptr_nonnull(p->t);
     size_t len;
     ck_assert_int_eq(poh_grpc_health_request(service, &p->req, &len), 0);
@@ -297,14 +297,14 @@ END_TEST
 
 START_TEST(test_bad_arguments)
 {
-    ck_assert_ptr_null(poh_grpc_target_new(NULL, NULL));
+    ck_assert_ptr_null(poh_grpc_target_new(NULL, NULL, 0, 1));
     poh_grpc_target_free(NULL);
     poh_grpc_call_clear(NULL);
     ck_assert_int_eq(poh_grpc_run(NULL, 0, 0), 0);
     ck_assert_int_eq(poh_grpc_run(NULL, 1, 0), -EINVAL);
     poh_grpc_call_t c = {.method = "/x/y", .timeout = 1};
     ck_assert_int_eq(poh_grpc_run(&c, 1, 0), -EINVAL); /* no target */
-    poh_grpc_target_t *t = poh_grpc_target_new("127.0.0.1:1", NULL);
+    poh_grpc_target_t *t = poh_grpc_target_new("127.0.0.1:1", NULL, 0, 1);
     c.target = t;
     c.request_len = 3; /* length without bytes */
     ck_assert_int_eq(poh_grpc_run(&c, 1, 0), -EINVAL);
@@ -494,7 +494,7 @@ END_TEST
 
 START_TEST(test_state_call)
 {
-    poh_grpc_target_t *t = poh_grpc_target_new(g_addr[L_OK], NULL);
+    poh_grpc_target_t *t = poh_grpc_target_new(g_addr[L_OK], NULL, 0, 1);
     poh_grpc_call_t c = {.target = t, .method = "/poh.PoH/GetState", .timeout = 2.0};
     ck_assert_int_eq(poh_grpc_run(&c, 1, 0), 0);
     ck_assert_int_eq(c.code, GRPC_STATUS_OK);
@@ -561,7 +561,7 @@ START_TEST(test_many_calls)
     sim_reset();
     poh_grpc_target_t *t[TARGETS];
     for (int i = 0; i < TARGETS; i++)
-        t[i] = poh_grpc_target_new(g_addr[L_MANY], NULL);
+        t[i] = poh_grpc_target_new(g_addr[L_MANY], NULL, 0, 1);
     static poh_grpc_call_t calls[N];
     for (int i = 0; i < N; i++)
         calls[i] = (poh_grpc_call_t){.target = t[i % TARGETS],
@@ -606,7 +606,7 @@ START_TEST(test_window)
     enum { N = 24, TARGETS = 8, WINDOW = 6 };
     poh_grpc_target_t *t[TARGETS];
     for (int i = 0; i < TARGETS; i++)
-        t[i] = poh_grpc_target_new(g_addr[L_SLOW], NULL);
+        t[i] = poh_grpc_target_new(g_addr[L_SLOW], NULL, 0, 1);
     poh_grpc_call_t calls[N];
     for (int i = 0; i < N; i++)
         calls[i] = (poh_grpc_call_t){.target = t[i % TARGETS],
@@ -643,7 +643,7 @@ END_TEST
 START_TEST(test_window_deadline)
 {
     enum { N = 12, WINDOW = 4 };
-    poh_grpc_target_t *t = poh_grpc_target_new(g_addr[L_SLOW], NULL);
+    poh_grpc_target_t *t = poh_grpc_target_new(g_addr[L_SLOW], NULL, 0, 1);
     poh_grpc_call_t calls[N];
     for (int i = 0; i < N; i++)
         calls[i] = (poh_grpc_call_t){.target = t, .method = POH_GRPC_HEALTH_CHECK_METHOD,
@@ -674,7 +674,7 @@ END_TEST
 START_TEST(test_tls_failures)
 {
     poh_grpc_tls_t tls = {.ca_file = "/nonexistent/ca.pem"};
-    poh_grpc_target_t *t = poh_grpc_target_new(g_addr[L_OK], &tls);
+    poh_grpc_target_t *t = poh_grpc_target_new(g_addr[L_OK], &tls, 0, 1);
     poh_grpc_call_t c = {.target = t, .method = POH_GRPC_HEALTH_CHECK_METHOD, .timeout = 2,
                          .health = true};
     ck_assert_int_eq(poh_grpc_run(&c, 1, 0), 0);
@@ -683,7 +683,7 @@ START_TEST(test_tls_failures)
     poh_grpc_target_free(t);
 
     poh_grpc_tls_t half = {.cert_file = POH_SOURCE_DIR "/tests/sim/poh_node_sim/README.md"};
-    t = poh_grpc_target_new(g_addr[L_OK], &half);
+    t = poh_grpc_target_new(g_addr[L_OK], &half, 0, 1);
     c.target = t;
     ck_assert_int_eq(poh_grpc_run(&c, 1, 0), 0);
     ck_assert_int_eq(c.code, GRPC_STATUS_FAILED_PRECONDITION);
@@ -692,7 +692,7 @@ START_TEST(test_tls_failures)
 
     /* TLS towards a plaintext server: the handshake fails, the call says so. */
     poh_grpc_tls_t skip = {.insecure_skip_verify = true};
-    t = poh_grpc_target_new(g_addr[L_OK], &skip);
+    t = poh_grpc_target_new(g_addr[L_OK], &skip, 0, 1);
     c.target = t;
     ck_assert_int_eq(poh_grpc_run(&c, 1, 0), 0);
     ck_assert_int_eq(c.code, GRPC_STATUS_UNAVAILABLE);
@@ -903,7 +903,7 @@ START_TEST(test_concurrent_runs)
     enum { T = 8 };
     poh_grpc_target_t *t[T];
     for (int i = 0; i < T; i++)
-        t[i] = poh_grpc_target_new(g_addr[L_MANY], NULL);
+        t[i] = poh_grpc_target_new(g_addr[L_MANY], NULL, 0, 1);
     shared_run_t a = {t, T, 0}, b = {t, T, 0};
     pthread_t ta, tb;
     ck_assert_int_eq(pthread_create(&ta, NULL, run_thread, &a), 0);

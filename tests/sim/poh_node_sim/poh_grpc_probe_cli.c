@@ -163,7 +163,7 @@ int main(int argc, char **argv)
     if (!targets || !calls)
         return 1;
     for (size_t i = 0; i < n; i++) {
-        targets[i] = poh_grpc_target_new(argv[first_target + (int)i], use_tls ? &tls : NULL);
+        targets[i] = poh_grpc_target_new(argv[first_target + (int)i], use_tls ? &tls : NULL, 0, 2);
         if (!targets[i])
             return 1;
         calls[i] = (poh_grpc_call_t){
