@@ -115,17 +115,32 @@ typedef struct conn {
     grpc_channel *ch;     /* private channel, destroyed after the run */
 } conn_t;
 
-/* A name lookup on a thread of its own (getaddrinfo blocks): the run looks
- * at done without waiting, and whichever of the two lets go last frees it,
- * so a run that gives up at its deadline leaves nothing behind. */
+/* Name lookups (getaddrinfo blocks) run on a small pool of threads, so a
+ * slow or hostile DNS costs at most RESOLVE_THREADS threads however many
+ * targets and scrapes ask: the rest wait in a bounded queue, each within its
+ * own call's deadline. The run looks at done without waiting, and whichever
+ * of the run and the pool lets go last frees the lookup; a lookup its run
+ * gave up on before a thread took it is dropped unasked, so a stalled DNS
+ * does not leave a backlog behind it. */
+#define RESOLVE_THREADS 8
+#define RESOLVE_QUEUE_MAX 4096
 struct resolve {
     atomic_int refs;
     atomic_bool done;
     int rc;
     struct addrinfo *res;
+    resolve_t *next; /* queue link, under resolver.mu */
     char host[256];
     char port[8];
 };
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    resolve_t *head, *tail;
+    size_t queued;
+    int threads, idle;
+} resolver = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, 0};
 
 static void resolve_release(resolve_t *r)
 {
@@ -136,15 +151,69 @@ static void resolve_release(resolve_t *r)
     free(r);
 }
 
-static void *resolve_main(void *p)
+static void *resolve_main(void *arg)
 {
-    resolve_t *r = p;
-    struct addrinfo hints = {.ai_flags = AI_NUMERICSERV,
-                             .ai_socktype = SOCK_STREAM};
-    r->rc = getaddrinfo(r->host, r->port, &hints, &r->res);
-    atomic_store(&r->done, true);
-    resolve_release(r);
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&resolver.mu);
+        while (!resolver.head) {
+            resolver.idle++;
+            pthread_cond_wait(&resolver.cv, &resolver.mu);
+            resolver.idle--;
+        }
+        resolve_t *r = resolver.head;
+        resolver.head = r->next;
+        if (!resolver.head)
+            resolver.tail = NULL;
+        resolver.queued--;
+        pthread_mutex_unlock(&resolver.mu);
+        if (atomic_load(&r->refs) > 1) {
+            struct addrinfo hints = {.ai_flags = AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+            r->rc = getaddrinfo(r->host, r->port, &hints, &r->res);
+        } else {
+            r->rc = EAI_AGAIN; /* its run has gone: nobody to ask for */
+        }
+        atomic_store(&r->done, true);
+        resolve_release(r);
+    }
     return NULL;
+}
+
+/* Queue r for the pool, starting a thread when none is idle and the pool
+ * is not full. Returns 0, or an errno (queue full, no thread at all). */
+static int resolve_enqueue(resolve_t *r)
+{
+    int e = 0;
+    pthread_mutex_lock(&resolver.mu);
+    if (resolver.queued >= RESOLVE_QUEUE_MAX) {
+        e = EAGAIN;
+        goto out;
+    }
+    if (resolver.idle <= (int)resolver.queued && resolver.threads < RESOLVE_THREADS) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_t th;
+        e = pthread_create(&th, &attr, resolve_main, NULL);
+        pthread_attr_destroy(&attr);
+        if (e == 0)
+            resolver.threads++;
+        else if (resolver.threads > 0)
+            e = 0; /* the threads there are will get to it */
+        if (e)
+            goto out;
+    }
+    r->next = NULL;
+    if (resolver.tail)
+        resolver.tail->next = r;
+    else
+        resolver.head = r;
+    resolver.tail = r;
+    resolver.queued++;
+    pthread_cond_signal(&resolver.cv);
+out:
+    pthread_mutex_unlock(&resolver.mu);
+    return e;
 }
 
 /* A valid host:port or [v6]:port (poh_grpc_address_problem) into its host,
@@ -180,15 +249,11 @@ static resolve_t *resolve_start(const char *address, char *why, size_t whylen)
     }
     atomic_init(&r->refs, 2);
     atomic_init(&r->done, false);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t th;
-    int e = pthread_create(&th, &attr, resolve_main, r);
-    pthread_attr_destroy(&attr);
+    int e = resolve_enqueue(r);
     if (e) {
         free(r);
-        snprintf(why, whylen, "cannot start a name lookup: %s", strerror(e));
+        snprintf(why, whylen, "cannot start a name lookup: %s",
+                 e == EAGAIN ? "too many lookups waiting" : strerror(e));
         return NULL;
     }
     return r;

@@ -9,6 +9,7 @@ target's connection budget (max_reply_size per call, and 1 MiB) is used up,
 the memory comes back, and other targets are not touched. The OTLP exporter's
 channel has the same bound."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -211,6 +212,61 @@ class ConfiguredTargetTest(unittest.TestCase):
                     self.assertEqual(p.returncode, rc, p.stdout + p.stderr)
                     if rc:
                         self.assertIn("max_reply_size", p.stdout + p.stderr)
+
+
+def threads(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 0
+
+
+class SlowDnsTest(unittest.TestCase):
+    """Issue 14 item 5: 300 targets whose names never resolve (the slowdns
+    shim stalls each lookup 3 s, then fails) cost at most the lookup pool's
+    8 threads, scrape after scrape; targets given as addresses are probed as
+    usual in the same scrapes. Before, each lookup had a thread of its own:
+    300 more threads per scrape, piling up while the DNS stalled."""
+
+    def test_slow_dns_cannot_pile_up_threads(self):
+        shim = os.path.join(pohtest.BUILD, "tests", "sim", "slowdns", "libslowdns.so")
+        node = grpcsim.NodeSim([[]])
+        tmp = tempfile.mkdtemp(prefix="poh-slowdns-")
+        peak_file = os.path.join(tmp, "peak")
+        slow = ", ".join(f'"n{i}.slow.test:50051"' for i in range(300))
+        asan = os.environ.get("ASAN_OPTIONS", "detect_leaks=1")
+        exp = pohtest.Exporter(
+            "grpc:\n"
+            f"  - {{name: slow, timeout: 1s, targets: [{slow}]}}\n"
+            f"  - {{name: fast, timeout: 1s, targets: [\"{node.addr(0)}\"]}}\n",
+            env={"LD_PRELOAD": shim, "SLOWDNS_MS": "3000", "SLOWDNS_PEAK_FILE": peak_file,
+                 "ASAN_OPTIONS": asan + ":verify_asan_link_order=0"})
+        try:
+            base = threads(exp.proc.pid)
+            most = base
+            for _ in range(3):
+                t0 = time.monotonic()
+                m = exp.metrics()
+                took = time.monotonic() - t0
+                most = max(most, threads(exp.proc.pid))
+                self.assertLess(took, 3.0, "a scrape waited for the DNS")
+                self.assertEqual(pohtest.value(m, "poh_probe_success", group="fast",
+                                               target=node.addr(0)), 1)
+                ok = pohtest.find(m, "poh_probe_success", group="slow")
+                self.assertEqual(len(ok), 300)
+                self.assertEqual(sum(ok.values()), 0)
+            with open(peak_file) as f:
+                peak = int(f.read())
+            print(f"  300 stalled names x 3 scrapes: {peak} lookups at once, threads "
+                  f"{base} -> {most}")
+            self.assertGreaterEqual(peak, 1)
+            self.assertLessEqual(peak, 8)
+            self.assertLessEqual(most - base, 8 + 8)  # the pool, and gRPC's own growth
+        finally:
+            exp.stop()
+            node.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class OtlpFloodTest(unittest.TestCase):
