@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 
@@ -51,8 +52,57 @@ void poh_mongo_global_init(void)
 
 /* ------------------------------------------------------------ redaction */
 
+/* URI options whose values are credentials, lowercase as libmongoc spells
+ * them (mongoc-uri.h); any other option whose name says password, token or
+ * secret is hidden too. authMechanismProperties can carry an
+ * AWS_SESSION_TOKEN, so all of its value goes. */
+static const char *const secret_options[] = {
+    "tlscertificatekeyfilepassword",
+    "sslclientcertificatekeypassword",
+    "authmechanismproperties",
+};
+
+static bool has_word(const char *k, size_t n, const char *word)
+{
+    size_t w = strlen(word);
+    for (size_t i = 0; i + w <= n; i++)
+        if (!strncasecmp(k + i, word, w))
+            return true;
+    return false;
+}
+
+bool poh_mongo_secret_option(const char *k, size_t n)
+{
+    for (size_t i = 0; i < sizeof secret_options / sizeof *secret_options; i++)
+        if (strlen(secret_options[i]) == n && !strncasecmp(k, secret_options[i], n))
+            return true;
+    return has_word(k, n, "password") || has_word(k, n, "token") || has_word(k, n, "secret");
+}
+
+/* Append [p, end), the options part of a URI, with the value of every
+ * credential option replaced by "***". '?', '&' and ';' all separate
+ * options here, so a value is hidden wherever the query seems to start. */
+static void redact_options(poh_strbuf_t *out, const char *p, const char *end)
+{
+    while (p < end) {
+        const char *stop = p;
+        while (stop < end && *stop != '&' && *stop != ';' && *stop != '?')
+            stop++;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        if (eq && poh_mongo_secret_option(p, (size_t)(eq - p))) {
+            poh_strbuf_append(out, p, (size_t)(eq + 1 - p));
+            poh_strbuf_puts(out, "***");
+        } else {
+            poh_strbuf_append(out, p, (size_t)(stop - p));
+        }
+        if (stop < end)
+            poh_strbuf_append(out, stop, 1);
+        p = stop + (stop < end);
+    }
+}
+
 /* Append [p, end) with the password of a "scheme://user:pass@" prefix
- * hidden; p points just after "://". */
+ * hidden, and credential options after it; p points just after "://". */
 static void redact_authority(poh_strbuf_t *out, const char *p, const char *end)
 {
     const char *at = NULL;
@@ -60,13 +110,19 @@ static void redact_authority(poh_strbuf_t *out, const char *p, const char *end)
         if (*q == '@')
             at = q;
     const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
-    if (!colon) {
-        poh_strbuf_append(out, p, (size_t)(end - p));
+    if (colon) {
+        /* at may be in an option value: all of the rest goes through the
+         * option filter (a host has no '='). */
+        poh_strbuf_append(out, p, (size_t)(colon - p));
+        poh_strbuf_puts(out, ":***");
+        redact_options(out, at, end);
         return;
     }
-    poh_strbuf_append(out, p, (size_t)(colon - p));
-    poh_strbuf_puts(out, ":***");
-    poh_strbuf_append(out, at, (size_t)(end - at));
+    const char *qs = memchr(p, '?', (size_t)(end - p));
+    if (!qs)
+        qs = end;
+    poh_strbuf_append(out, p, (size_t)(qs - p));
+    redact_options(out, qs, end);
 }
 
 void poh_mongo_redact_uri(poh_strbuf_t *out, const char *uri)

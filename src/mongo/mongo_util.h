@@ -21,11 +21,18 @@ void poh_mongo_global_init(void);
  * check parses a URI and reports the error itself). */
 void poh_mongo_log_quiet(bool quiet);
 
-/* Append uri with the password of its userinfo replaced by "***". The
+/* Append uri with the password of its userinfo, and the value of every
+ * credential option (poh_mongo_secret_option), replaced by "***". The
  * userinfo is everything between "://" and the last '@', so a password with
  * unescaped '@', '/' or '?' is still hidden entirely. Text without "://" is
  * copied as is. */
 void poh_mongo_redact_uri(poh_strbuf_t *out, const char *uri);
+
+/* Whether URI option k (n bytes, any case) holds a credential:
+ * tlsCertificateKeyFilePassword, sslClientCertificateKeyPassword,
+ * authMechanismProperties (an AWS_SESSION_TOKEN), or any option whose name
+ * contains password, token or secret. Its value is shown as "***". */
+bool poh_mongo_secret_option(const char *k, size_t n);
 
 /* Append text with every "scheme://user:password@" redacted as above and
  * every occurrence of secret (when it is at least 3 bytes) replaced by

@@ -25,6 +25,21 @@ static const struct {
     {"mongodb://:secret@host", "mongodb://:***@host"},
     /* an '@' in an option hides too much, never too little */
     {"mongodb://u:pw@h/?appName=a@b", "mongodb://u:***@b"},
+    /* credential options, in any case, wherever they stand in the options */
+    {"mongodb://h/?tls=true&tlsCertificateKeyFile=/x.pem&tlsCertificateKeyFilePassword=k3y!",
+     "mongodb://h/?tls=true&tlsCertificateKeyFile=/x.pem&tlsCertificateKeyFilePassword=***"},
+    {"mongodb://u@h/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok"
+     "&appName=x",
+     "mongodb://u@h/?authMechanism=MONGODB-AWS&authMechanismProperties=***&appName=x"},
+    {"mongodb://h/?SSLCLIENTCERTIFICATEKEYPASSWORD=pw;replicaSet=rs0",
+     "mongodb://h/?SSLCLIENTCERTIFICATEKEYPASSWORD=***;replicaSet=rs0"},
+    {"mongodb://a:pw@h/?x=1&someFutureSecret=s&accessToken=t&password=p",
+     "mongodb://a:***@h/?x=1&someFutureSecret=***&accessToken=***&password=***"},
+    /* an '@' in an option value before the secret one: still hidden */
+    {"mongodb://h:27017/?appName=a@b&tlsCertificateKeyFilePassword=k",
+     "mongodb://h:***@b&tlsCertificateKeyFilePassword=***"},
+    {"mongodb://h/?tlsCertificateKeyFilePassword=", "mongodb://h/?tlsCertificateKeyFilePassword=***"},
+    {"mongodb://h/?tlsCertificateKeyFilePassword", "mongodb://h/?tlsCertificateKeyFilePassword"},
     {"not a uri", "not a uri"},
     {"", ""},
 };
@@ -48,6 +63,8 @@ static const struct {
     {"hunter22hunter22", "hunter22", "******"},
     {"short pw ab stays", "ab", "short pw ab stays"},
     {"nothing here", "zzz", "nothing here"},
+    {"bad URI mongodb://h/?authMechanismProperties=AWS_SESSION_TOKEN:t0k: x", NULL,
+     "bad URI mongodb://h/?authMechanismProperties=*** x"},
 };
 
 START_TEST(test_scrub)
