@@ -282,6 +282,8 @@ static double scrape_deadline(const poh_config_t *cfg, double timeout)
 {
     if (timeout <= 0)
         timeout = cfg->web.default_scrape_timeout;
+    if (timeout > cfg->web.max_scrape_timeout)
+        timeout = cfg->web.max_scrape_timeout;
     double budget = timeout - cfg->web.scrape_timeout_offset;
     if (budget < 0.05) /* a tiny or negative budget still lets fast collectors answer */
         budget = 0.05;

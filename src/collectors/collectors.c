@@ -205,9 +205,15 @@ const poh_collector_t *poh_collector_set_find_kind(const poh_collector_set_t *s,
 /* One run of one collector. Concurrent scrapes share it: a scrape that finds
  * the collector already running waits for that run (up to its own deadline)
  * and renders the same output, so two Prometheus servers scraping at once
- * probe each target once, and a hung collector never piles up threads. The
- * worker, the slot (while in flight) and every waiting scrape hold a
- * reference; the registry is read-only once done. */
+ * probe each target once, and a hung collector never piles up threads. A
+ * scrape never joins a run whose deadline is later than its own (a long
+ * X-Prometheus-Scrape-Timeout-Seconds would otherwise make every shorter
+ * scrape behind it miss): it runs the collector itself, on a thread of its
+ * own that ends with the run, so such runs are bounded by the HTTP
+ * connections. Collectors are written for that (mongodb.c gives a second run
+ * its own client; the gRPC engine its own connections). The worker, the
+ * slot (while in flight) and every waiting scrape hold a reference; the
+ * registry is read-only once done. */
 typedef struct run {
     atomic_int refs;
     pthread_mutex_t mu;
@@ -260,6 +266,12 @@ static bool execute_run(run_t *r)
     return set_release(set);      /* last: may destroy the collector */
 }
 
+static void *private_main(void *p)
+{
+    execute_run(p); /* the slot is not touched after it, whatever it returns */
+    return NULL;
+}
+
 static void *worker_main(void *p)
 {
     slot_t *sl = p;
@@ -288,11 +300,12 @@ static run_t *run_join_or_start(poh_collector_set_t *s, slot_t *sl, double deadl
 {
     pthread_mutex_lock(&sl->mu);
     run_t *r = sl->inflight;
-    if (r) {
+    if (r && r->deadline <= deadline) {
         atomic_fetch_add(&r->refs, 1);
         pthread_mutex_unlock(&sl->mu);
         return r;
     }
+    bool private = r != NULL; /* a run with a later deadline is in flight */
     r = calloc(1, sizeof *r);
     if (!r || !(r->reg = poh_registry_new())) {
         free(r);
@@ -308,8 +321,26 @@ static run_t *run_join_or_start(poh_collector_set_t *s, slot_t *sl, double deadl
     if (trace)
         r->trace = *trace;
     r->started = poh_now_mono();
-    atomic_init(&r->refs, 3); /* caller, slot, whoever executes it */
+    atomic_init(&r->refs, private ? 2 : 3); /* caller, slot (not a private run's), executor */
     poh_collector_set_ref(s);
+    if (private) {
+        pthread_mutex_unlock(&sl->mu);
+        pthread_attr_t attr;
+        pthread_t th;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int e = pthread_create(&th, &attr, private_main, r);
+        pthread_attr_destroy(&attr);
+        if (e) {
+            POH_ERROR("collectors", "cannot start a thread for %s: %s", sl->c.name, strerror(e));
+            poh_collector_set_unref(s);
+            atomic_store(&r->refs, 1);
+            run_release(r);
+            *err = -e;
+            return NULL;
+        }
+        return r;
+    }
     if (here) {
         /* The caller runs it (execute_run) as soon as it has started the
          * others; concurrent scrapes join it as they would a worker's. */

@@ -132,6 +132,8 @@ static void client_retire(mongoc_client_t *c)
 
 typedef struct status_run {
     mongo_cluster_t *cl;
+    mongoc_client_t *client;  /* this run's: the cluster's cached one, or its own */
+    int timeout_ms;           /* the client's connect/selection/socket timeout */
     poh_registry_t *out;
     double deadline;
     uint32_t server_id;
@@ -159,7 +161,7 @@ static bool run_cmd(status_run_t *r, const char *db, const bson_t *cmd, const ch
     /* A stalled server costs up to the client's socket timeout: only start
      * a command that can time out before the deadline. */
     double left = r->deadline - poh_now_mono() - DEADLINE_MARGIN;
-    if (r->gone || left * 1000 < r->cl->status_timeout_ms) {
+    if (r->gone || left * 1000 < r->timeout_ms) {
         bson_init(reply);
         if (!r->gone && !r->error[0])
             snprintf(r->error, sizeof r->error, "%s: skipped, too close to the scrape deadline",
@@ -175,7 +177,7 @@ static bool run_cmd(status_run_t *r, const char *db, const bson_t *cmd, const ch
     poh_span_set_str(span, "db.system", "mongodb");
     poh_span_set_str(span, "db.operation", op);
     poh_span_set_str(span, "db.name", db);
-    bool ok = mongoc_client_command_simple_with_server_id(r->cl->status, db, cmd, NULL,
+    bool ok = mongoc_client_command_simple_with_server_id(r->client, db, cmd, NULL,
                                                           r->server_id, reply, &err);
     bool server = err.domain == MONGOC_ERROR_SERVER || err.domain == MONGOC_ERROR_QUERY;
     if (ok || server)
@@ -369,12 +371,70 @@ static void server_status(status_run_t *r)
     bson_destroy(&cmd);
 }
 
-/* Up to five commands on one member; false when the cluster did not answer.
- * libmongoc fixes a client's timeouts when it is made, so the client is
- * made with just under half the scrape budget as connect, server selection and socket
- * timeout: selection plus one stalled command still end by the deadline,
- * and a command starts only while that much time is left. Prometheus sends
- * the same timeout every time, so the client is rarely remade. */
+/* The cached status client, taken for one run (NULL if another run holds
+ * it: mongoc clients are single-threaded, so that run makes its own). */
+static void status_client_take(mongo_cluster_t *cl, mongoc_client_t **c, int *timeout_ms)
+{
+    pthread_mutex_lock(&cl->mu);
+    *c = cl->status;
+    *timeout_ms = cl->status_timeout_ms;
+    cl->status = NULL;
+    pthread_mutex_unlock(&cl->mu);
+}
+
+/* Give a run's client back to the cache, or retire it if the cache was
+ * filled meanwhile. */
+static void status_client_give(mongo_cluster_t *cl, mongoc_client_t *c, int timeout_ms)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&cl->mu);
+    if (!cl->status) {
+        cl->status = c;
+        cl->status_timeout_ms = timeout_ms;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    if (c)
+        client_retire(c);
+}
+
+/* Up to five commands on one member, with r->client; false when the
+ * cluster did not answer. */
+static bool status_commands(status_run_t *r, char *error, size_t errlen)
+{
+    mongo_cluster_t *cl = r->cl;
+    /* Status can come from a secondary while the set has no primary, unless
+     * the URI says where to read. */
+    const char *raw = mongoc_uri_get_string(cl->uri);
+    mongoc_read_prefs_t *prefs = strcasestr(raw, "readpreference=")
+                                     ? mongoc_read_prefs_copy(mongoc_uri_get_read_prefs_t(cl->uri))
+                                     : mongoc_read_prefs_new(MONGOC_READ_PRIMARY_PREFERRED);
+    bson_error_t err;
+    mongoc_server_description_t *sd = mongoc_client_select_server(r->client, false, prefs, &err);
+    mongoc_read_prefs_destroy(prefs);
+    if (!sd) {
+        char msg[200];
+        mongo_cluster_scrub(cl, err.message, msg, sizeof msg);
+        snprintf(error, errlen, "server selection: %s", msg);
+        return false;
+    }
+    r->server_id = mongoc_server_description_id(sd);
+    mongoc_server_description_destroy(sd);
+    replset_status(r);
+    oplog_status(r);
+    server_status(r);
+    snprintf(error, errlen, "%s", r->error);
+    return r->answered;
+}
+
+/* libmongoc fixes a client's timeouts when it is made, so the client is
+ * made with just under half the scrape budget as connect, server selection
+ * and socket timeout: selection plus one stalled command still end by the
+ * deadline, and a command starts only while that much time is left.
+ * Prometheus sends the same timeout every time, so the client is rarely
+ * remade. Two scrapes with different deadlines can run at once (see
+ * collectors.c): the second makes a client of its own. */
 static bool status_scrape(mongo_cluster_t *cl, poh_scrape_t *sc, char *error, size_t errlen)
 {
     status_run_t r = {.cl = cl, .out = sc->out, .deadline = sc->deadline, .trace = sc->trace};
@@ -384,41 +444,22 @@ static bool status_scrape(mongo_cluster_t *cl, poh_scrape_t *sc, char *error, si
         snprintf(error, errlen, "no time left before the scrape deadline");
         return false;
     }
-    if (cl->status &&
-        (2 * cl->status_timeout_ms > left * 1000 || 2 * cl->status_timeout_ms < ms)) {
-        client_retire(cl->status);
-        cl->status = NULL;
+    status_client_take(cl, &r.client, &r.timeout_ms);
+    if (r.client && (2 * r.timeout_ms > left * 1000 || 2 * r.timeout_ms < ms)) {
+        client_retire(r.client);
+        r.client = NULL;
     }
-    if (!cl->status) {
-        cl->status = status_client_new(cl, ms);
-        cl->status_timeout_ms = ms;
+    if (!r.client) {
+        r.client = status_client_new(cl, ms);
+        r.timeout_ms = ms;
     }
-    if (!cl->status) {
+    if (!r.client) {
         snprintf(error, errlen, "cannot create a client (see the log)");
         return false;
     }
-    /* Status can come from a secondary while the set has no primary, unless
-     * the URI says where to read. */
-    const char *raw = mongoc_uri_get_string(cl->uri);
-    mongoc_read_prefs_t *prefs = strcasestr(raw, "readpreference=")
-                                     ? mongoc_read_prefs_copy(mongoc_uri_get_read_prefs_t(cl->uri))
-                                     : mongoc_read_prefs_new(MONGOC_READ_PRIMARY_PREFERRED);
-    bson_error_t err;
-    mongoc_server_description_t *sd = mongoc_client_select_server(cl->status, false, prefs, &err);
-    mongoc_read_prefs_destroy(prefs);
-    if (!sd) {
-        char msg[200];
-        mongo_cluster_scrub(cl, err.message, msg, sizeof msg);
-        snprintf(error, errlen, "server selection: %s", msg);
-        return false;
-    }
-    r.server_id = mongoc_server_description_id(sd);
-    mongoc_server_description_destroy(sd);
-    replset_status(&r);
-    oplog_status(&r);
-    server_status(&r);
-    snprintf(error, errlen, "%s", r.error);
-    return r.answered;
+    bool up = status_commands(&r, error, errlen);
+    status_client_give(cl, r.client, r.timeout_ms);
+    return up;
 }
 
 static int mongodb_collect(void *state, poh_scrape_t *sc)

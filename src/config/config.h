@@ -27,6 +27,7 @@ typedef struct poh_config_web {
     bool enable_reload;            /* POST /-/reload; default false */
     double scrape_timeout_offset;  /* seconds subtracted from X-Prometheus-Scrape-Timeout-Seconds; default 0.5 */
     double default_scrape_timeout; /* seconds when the header is absent; default 10 */
+    double max_scrape_timeout;     /* the header is capped at this; default 60 */
     unsigned max_connections;      /* default 64 */
     double idle_timeout;           /* seconds; default 30 */
     size_t max_request_bytes;      /* default 16384 */

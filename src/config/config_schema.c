@@ -35,6 +35,9 @@ static const poh_cfg_entry_t web_entries[] = {
      .offset = WEB(scrape_timeout_offset), .def = "500ms", .min = 0, .max = 60},
     {.name = "default_scrape_timeout", .type = POH_CFG_DURATION,
      .offset = WEB(default_scrape_timeout), .def = "10s", .min = 0.001, .max = 3600},
+    /* A client's header must not hold collectors for a day. */
+    {.name = "max_scrape_timeout", .type = POH_CFG_DURATION,
+     .offset = WEB(max_scrape_timeout), .def = "60s", .min = 0.001, .max = 3600},
     {.name = "max_connections", .type = POH_CFG_UINT, .offset = WEB(max_connections),
      .def = "64", .min = 1, .max = 65536},
     {.name = "idle_timeout", .type = POH_CFG_DURATION, .offset = WEB(idle_timeout),
