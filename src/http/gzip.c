@@ -32,11 +32,11 @@ bool poh_http_accepts_gzip(const char *ae)
                 if ((p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
                     char *end;
                     q = strtod(p + 2, &end);
-                    if (end == p + 2 || q < 0 || q > 1)
+                    if (end == p + 2 || !(q >= 0 && q <= 1))
                         q = 0;
                     p = end;
-                    continue;
                 }
+                continue; /* look at what follows (the end, ',' or ';') first */
             }
             p++;
         }
@@ -48,6 +48,17 @@ bool poh_http_accepts_gzip(const char *ae)
             q_star = q;
     }
     return q_gzip >= 0 ? q_gzip > 0 : q_star > 0;
+}
+
+double poh_http_parse_scrape_timeout(const char *v)
+{
+    if (!v)
+        return 0;
+    char *end;
+    double t = strtod(v, &end);
+    if (end == v || *end || !(t > 0) || t > 86400)
+        return 0;
+    return t;
 }
 
 int poh_gzip(const char *in, size_t len, poh_strbuf_t *out)

@@ -21,6 +21,9 @@ unsigned poh_http_port(const poh_http_t *h);
 
 /* gzip when the Accept-Encoding header allows it (q > 0 for gzip or *). */
 bool poh_http_accepts_gzip(const char *accept_encoding);
+/* X-Prometheus-Scrape-Timeout-Seconds: seconds, or 0 when absent or not a
+ * number in (0, 86400] (the caller then uses its default; the app caps it). */
+double poh_http_parse_scrape_timeout(const char *v);
 /* gzip-compress in into out (appends). 0 or a negative errno. */
 int poh_gzip(const char *in, size_t len, poh_strbuf_t *out);
 

@@ -62,13 +62,7 @@ static double scrape_timeout_header(struct MHD_Connection *c)
 {
     const char *v =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Prometheus-Scrape-Timeout-Seconds");
-    if (!v)
-        return 0;
-    char *end;
-    double t = strtod(v, &end);
-    if (end == v || *end || !(t > 0) || t > 86400)
-        return 0;
-    return t;
+    return poh_http_parse_scrape_timeout(v);
 }
 
 /* Send a rendered exposition, gzipped when the client accepts it. */

@@ -35,6 +35,21 @@ START_TEST(test_accept_encoding)
 }
 END_TEST
 
+/* "gzip;" at the end of the header: the parser must stop at its end. It
+ * used to step over the terminating NUL; what follows here in memory
+ * (";q=0") then turned gzip off, and ASan reported the read. */
+START_TEST(test_accept_encoding_ends_after_semicolon)
+{
+    static const char hdr[] = "gzip;\0;q=0, x";
+    ck_assert(poh_http_accepts_gzip(hdr));
+    static const char hdr2[] = "gzip;  \0;q=0";
+    ck_assert(poh_http_accepts_gzip(hdr2));
+    static const char hdr3[] = "*;\0;q=0";
+    ck_assert(poh_http_accepts_gzip(hdr3));
+    ck_assert(!poh_http_accepts_gzip("gzip;q=nan"));
+}
+END_TEST
+
 START_TEST(test_gzip_round_trip)
 {
     poh_strbuf_t in = POH_STRBUF_INIT, z = POH_STRBUF_INIT;
@@ -75,6 +90,7 @@ int main(void)
     TCase *tc = tcase_create("http");
     tcase_add_loop_test(tc, test_accept_encoding, 0,
                         (int)(sizeof ae_cases / sizeof ae_cases[0]));
+    tcase_add_test(tc, test_accept_encoding_ends_after_semicolon);
     tcase_add_test(tc, test_gzip_round_trip);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
