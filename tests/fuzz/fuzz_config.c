@@ -1,0 +1,17 @@
+/* The YAML configuration loader with every schema (web, log, memory,
+ * grpc, mongodb, tracing): any file gets a configuration or errors, never
+ * a crash, and a loaded configuration frees cleanly. */
+#include "config/config.h"
+#include "core/log.h"
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    poh_config_t *cfg = NULL;
+    poh_strbuf_t errors = POH_STRBUF_INIT;
+    int rc = poh_config_load_string("fuzz.yml", (const char *)data, size, &cfg, &errors);
+    FUZZ_CHECK(rc == 0 ? cfg != NULL : cfg == NULL);
+    poh_config_free(cfg);
+    poh_strbuf_free(&errors);
+    return 0;
+}
