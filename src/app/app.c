@@ -357,6 +357,11 @@ int poh_app_probe(poh_app_t *app, const char *module, const char *target, double
         rc = -EINVAL;
     } else if (rc == -EINVAL) {
         poh_strbuf_printf(body, "invalid target \"%s\"\n", target);
+    } else if (rc == -EACCES) {
+        poh_strbuf_printf(body,
+                          "target \"%s\" is not allowed for module \"%s\": /probe reaches the "
+                          "group's targets and what its probe.allow lists\n",
+                          target, module);
     } else if (rc == 0) {
         rc = poh_render(body, &reg, 1, fmt);
     }

@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <sys/resource.h>
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/netmatch.h"
 #include "grpc/grpc_probe.h"
 #include "grpc/pbwire.h"
 
@@ -88,6 +91,11 @@ typedef struct grpc_collector {
     size_t nmd;
     bool use_tls;
     poh_grpc_tls_t tls; /* strings owned */
+    /* /probe policy: the group's targets, and these (probe.allow) */
+    char **allow_src;             /* the patterns' strings (globs point into them) */
+    poh_netpattern_t *allow;
+    size_t nallow;
+    bool send_credentials;        /* probe.send_credentials */
     gtarget_t *targets;
     size_t ntargets;
     poh_family_t *f_failures, *f_field_errors;
@@ -133,6 +141,10 @@ static void collector_free(grpc_collector_t *c)
     free((char *)c->tls.cert_file);
     free((char *)c->tls.key_file);
     free((char *)c->tls.server_name);
+    for (size_t i = 0; i < c->nallow; i++)
+        free(c->allow_src[i]);
+    free(c->allow_src);
+    free(c->allow);
     free(c->state_method);
     free(c->state_req);
     free(c->health_req);
@@ -181,6 +193,22 @@ static grpc_collector_t *collector_new(const poh_config_grpc_group_t *g, poh_reg
     c->tls.key_file = xstrdup(g->tls.key_file, &failed);
     c->tls.server_name = xstrdup(g->tls.server_name, &failed);
     c->tls.insecure_skip_verify = g->tls.insecure_skip_verify;
+    c->send_credentials = g->probe.send_credentials;
+    if (g->probe.allow_count) {
+        c->allow_src = calloc(g->probe.allow_count, sizeof *c->allow_src);
+        c->allow = calloc(g->probe.allow_count, sizeof *c->allow);
+        if (!c->allow_src || !c->allow)
+            goto err;
+        for (; c->nallow < g->probe.allow_count; c->nallow++) {
+            const char *why;
+            size_t i = c->nallow;
+            if (!(c->allow_src[i] = strdup(g->probe.allow[i])) ||
+                poh_netpattern_parse(c->allow_src[i], &c->allow[i], &why) < 0) {
+                free(c->allow_src[i]);
+                goto err; /* the loader checked them: only out of memory */
+            }
+        }
+    }
 
     if (g->metadata_count && !(c->md = calloc(g->metadata_count, sizeof *c->md)))
         goto err;
@@ -511,6 +539,49 @@ out:
     return rc;
 }
 
+/* Whether /probe may reach target, a host:port not among the group's
+ * targets, and where: *to gets the address to connect to. A name allowed
+ * by a host-name pattern is probed as it is; any other host is resolved
+ * here, once, and probed at the first of its addresses that lies in an
+ * allowed network (IP:port), so the name cannot point elsewhere between
+ * the check and the connection. -EACCES when nothing allows it. */
+static int probe_allowed(const grpc_collector_t *c, const char *target, char *to, size_t tolen,
+                         char *host, size_t hostlen)
+{
+    char port[8];
+    if (!poh_grpc_split_host_port(target, host, hostlen, port, sizeof port))
+        return -EINVAL;
+    for (size_t i = 0; i < c->nallow; i++)
+        if (poh_netpattern_match_host(&c->allow[i], host)) {
+            snprintf(to, tolen, "%s", target);
+            return 0;
+        }
+    bool cidrs = false;
+    for (size_t i = 0; i < c->nallow; i++)
+        cidrs |= c->allow[i].cidr;
+    if (!cidrs)
+        return -EACCES;
+    struct addrinfo hints = {.ai_flags = AI_NUMERICSERV, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(host, port, &hints, &ai) != 0)
+        return -EACCES; /* nothing to check it against */
+    int rc = -EACCES;
+    for (const struct addrinfo *a = ai; a && rc < 0; a = a->ai_next)
+        for (size_t i = 0; i < c->nallow && rc < 0; i++) {
+            if (!poh_netpattern_match_addr(&c->allow[i], a->ai_addr))
+                continue;
+            char ip[INET6_ADDRSTRLEN];
+            const void *bin = a->ai_family == AF_INET6
+                                  ? (const void *)&((struct sockaddr_in6 *)(void *)a->ai_addr)->sin6_addr
+                                  : (const void *)&((struct sockaddr_in *)(void *)a->ai_addr)->sin_addr;
+            if (!inet_ntop(a->ai_family, bin, ip, sizeof ip))
+                continue;
+            snprintf(to, tolen, a->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s", ip, port);
+            rc = 0;
+        }
+    freeaddrinfo(ai);
+    return rc;
+}
+
 static int grpc_probe(void *state, const char *module, const char *target, poh_scrape_t *sc)
 {
     grpc_collector_t *c = state;
@@ -518,18 +589,38 @@ static int grpc_probe(void *state, const char *module, const char *target, poh_s
         return -ENOENT;
     if (!target || poh_grpc_address_problem(target))
         return -EINVAL;
-    /* A configured target reuses its channel; any other gets a fresh one,
-     * closed afterwards, so /probe cannot grow the set of kept channels. */
+    /* A configured target reuses its channel. Any other must be allowed
+     * (probe.allow) and gets a fresh channel, closed afterwards, so /probe
+     * can neither be aimed at the network nor grow the kept channels; it
+     * gets the group's metadata and client certificate only with
+     * probe.send_credentials. */
     poh_grpc_target_t *t = NULL, *own = NULL;
     for (size_t i = 0; i < c->ntargets && !t; i++)
         if (strcmp(c->targets[i].address, target) == 0)
             t = c->targets[i].t;
-    if (!t && !(t = own = poh_grpc_target_new(target, c->use_tls ? &c->tls : NULL, c->max_reply,
-                                              c->state_method ? 2 : 1)))
-        return -ENOMEM;
+    bool creds = true;
+    if (!t) {
+        char to[300], host[256];
+        int rc = probe_allowed(c, target, to, sizeof to, host, sizeof host);
+        if (rc < 0)
+            return rc;
+        creds = c->send_credentials;
+        poh_grpc_tls_t tls = c->tls;
+        if (!creds)
+            tls.cert_file = tls.key_file = NULL;
+        if (!tls.server_name && strcmp(to, target) != 0)
+            tls.server_name = host; /* pinned to an address: verify the name asked for */
+        if (!(t = own = poh_grpc_target_new(to, c->use_tls ? &tls : NULL, c->max_reply,
+                                            c->state_method ? 2 : 1)))
+            return -ENOMEM;
+    }
     poh_grpc_call_t calls[2];
     call_span_t cs[2] = {0};
     size_t n = fill_calls(c, t, calls);
+    for (size_t i = 0; i < n && !creds; i++) {
+        calls[i].metadata = NULL;
+        calls[i].nmetadata = 0;
+    }
     spans_start(&sc->trace, target, calls, n, cs);
     double t0 = poh_now_mono();
     int rc = poh_grpc_run(calls, n, run_deadline(sc->deadline));

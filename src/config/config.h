@@ -29,6 +29,7 @@ typedef struct poh_config_web {
     double default_scrape_timeout; /* seconds when the header is absent; default 10 */
     double max_scrape_timeout;     /* the header is capped at this; default 60 */
     unsigned max_connections;      /* default 64 */
+    unsigned max_concurrent_probes; /* /probe requests at once; default 16 */
     double idle_timeout;           /* seconds; default 30 */
     size_t max_request_bytes;      /* default 16384 */
 } poh_config_web_t;
@@ -132,6 +133,13 @@ typedef struct poh_config_grpc_tls {
     bool insecure_skip_verify;
 } poh_config_grpc_tls_t;
 
+/* What /probe?module=<group> may reach besides the group's own targets. */
+typedef struct poh_config_grpc_probe {
+    char **allow;                  /* CIDRs and host-name globs (core/netmatch.h); default none */
+    size_t allow_count;
+    bool send_credentials;         /* metadata and client certificate to allowed targets too */
+} poh_config_grpc_probe_t;
+
 typedef struct poh_config_grpc_group {
     char *name;                    /* label group="..."; /probe module */
     char **targets;                /* "host:port", "[v6]:port" */
@@ -143,6 +151,7 @@ typedef struct poh_config_grpc_group {
     size_t metadata_count;
     poh_config_grpc_state_t state;
     size_t max_reply_size;         /* largest reply accepted, bytes; default 4 MiB */
+    poh_config_grpc_probe_t probe;
 } poh_config_grpc_group_t;
 
 typedef struct poh_config_memory {

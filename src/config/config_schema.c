@@ -40,6 +40,8 @@ static const poh_cfg_entry_t web_entries[] = {
      .offset = WEB(max_scrape_timeout), .def = "60s", .min = 0.001, .max = 3600},
     {.name = "max_connections", .type = POH_CFG_UINT, .offset = WEB(max_connections),
      .def = "64", .min = 1, .max = 65536},
+    {.name = "max_concurrent_probes", .type = POH_CFG_UINT,
+     .offset = WEB(max_concurrent_probes), .def = "16", .min = 1, .max = 65536},
     {.name = "idle_timeout", .type = POH_CFG_DURATION, .offset = WEB(idle_timeout),
      .def = "30s", .min = 1, .max = 86400},
     {.name = "max_request_bytes", .type = POH_CFG_SIZE, .offset = WEB(max_request_bytes),

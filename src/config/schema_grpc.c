@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "config/schema.h"
+#include "core/netmatch.h"
 #include "grpc/grpc_probe.h"
 #include "grpc/pbwire.h"
 #include "metrics/metrics.h"
@@ -193,6 +194,30 @@ static const poh_cfg_entry_t tls_entries[] = {
 static const poh_cfg_section_t tls_section = {sizeof(poh_config_grpc_tls_t), tls_entries,
                                               validate_tls, NULL};
 
+static int check_netpattern(const char *v, poh_strbuf_t *why)
+{
+    poh_netpattern_t p;
+    const char *reason = NULL;
+    if (poh_netpattern_parse(v, &p, &reason) < 0) {
+        poh_strbuf_puts(why, reason);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+#define PROBE(f) offsetof(poh_config_grpc_probe_t, f)
+static const poh_cfg_entry_t probe_entries[] = {
+    {.name = "allow", .type = POH_CFG_STRING_LIST, .offset = PROBE(allow),
+     .count_offset = PROBE(allow_count), .check = check_netpattern},
+    {.name = "send_credentials", .type = POH_CFG_BOOL, .offset = PROBE(send_credentials),
+     .def = "false"},
+    {NULL},
+};
+#undef PROBE
+
+static const poh_cfg_section_t probe_section = {sizeof(poh_config_grpc_probe_t), probe_entries,
+                                                NULL, NULL};
+
 /* gRPC header names: lowercase token characters, not reserved by the
  * protocol (grpc-*, pseudo headers, hop-by-hop), not binary (-bin). */
 static const char *bad_header_name(const char *k)
@@ -275,6 +300,7 @@ static const poh_cfg_entry_t group_entries[] = {
      .count_offset = GROUP(metadata_count), .flags = POH_CFG_FILE_VALUES},
     {.name = "state", .type = POH_CFG_SECTION, .offset = GROUP(state), .section = &state_section},
     /* Enforced while a reply arrives (grpc/channel_args.h), not once whole. */
+    {.name = "probe", .type = POH_CFG_SECTION, .offset = GROUP(probe), .section = &probe_section},
     {.name = "max_reply_size", .type = POH_CFG_SIZE, .offset = GROUP(max_reply_size),
      .def = "4MiB", .min = 1024, .max = 1 << 30},
     {NULL},

@@ -216,10 +216,8 @@ out:
     return e;
 }
 
-/* A valid host:port or [v6]:port (poh_grpc_address_problem) into its host,
- * without brackets, and port; false when either does not fit. */
-static bool split_host_port(const char *address, char *host, size_t hostlen, char *port,
-                            size_t portlen)
+bool poh_grpc_split_host_port(const char *address, char *host, size_t hostlen, char *port,
+                              size_t portlen)
 {
     if (poh_grpc_address_problem(address))
         return false;
@@ -242,7 +240,7 @@ static bool split_host_port(const char *address, char *host, size_t hostlen, cha
 static resolve_t *resolve_start(const char *address, char *why, size_t whylen)
 {
     resolve_t *r = calloc(1, sizeof *r);
-    if (!r || !split_host_port(address, r->host, sizeof r->host, r->port, sizeof r->port)) {
+    if (!r || !poh_grpc_split_host_port(address, r->host, sizeof r->host, r->port, sizeof r->port)) {
         free(r);
         snprintf(why, whylen, "cannot resolve %s", address);
         return NULL;
@@ -335,7 +333,7 @@ static char *dup_or_null(const char *s, bool *failed)
 static bool parse_ip_literal(const char *address, struct sockaddr_storage *sa, socklen_t *salen)
 {
     char host[64], port[8];
-    if (!split_host_port(address, host, sizeof host, port, sizeof port))
+    if (!poh_grpc_split_host_port(address, host, sizeof host, port, sizeof port))
         return false;
     struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
                              .ai_socktype = SOCK_STREAM};

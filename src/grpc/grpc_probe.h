@@ -66,6 +66,11 @@ const char *poh_grpc_target_address(const poh_grpc_target_t *t);
  * takes any gRPC target string. */
 const char *poh_grpc_address_problem(const char *address);
 
+/* A valid host:port or [v6]:port (see above) into its host, without
+ * brackets, and port; false when it is not valid or either does not fit. */
+bool poh_grpc_split_host_port(const char *address, char *host, size_t hostlen, char *port,
+                              size_t portlen);
+
 typedef struct poh_grpc_md {
     const char *key;   /* lowercase ASCII header name */
     const char *value; /* printable ASCII */

@@ -18,6 +18,8 @@ struct poh_http {
     struct MHD_Daemon *d;
     unsigned port;
     size_t max_request_bytes;
+    unsigned max_probes;          /* web.max_concurrent_probes */
+    atomic_uint probes;           /* /probe requests in progress */
 };
 
 /* Per-request state across the access handler's calls. */
@@ -114,10 +116,19 @@ static enum MHD_Result handle_probe(poh_http_t *h, struct MHD_Connection *c)
         return send_text(c, 400, "module parameter is missing\n", NULL);
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     poh_format_t fmt = poh_format_negotiate(accept);
+    /* Probes have their own limit, below the connection limit, so they
+     * cannot take every connection from /metrics and /-/healthy. */
+    if (atomic_fetch_add(&h->probes, 1) >= h->max_probes) {
+        atomic_fetch_sub(&h->probes, 1);
+        return send_text(c, 503, "too many /probe requests in progress "
+                                 "(web.max_concurrent_probes)\n", NULL);
+    }
     poh_strbuf_t body = POH_STRBUF_INIT;
     int rc = poh_app_probe(h->app, module, target, scrape_timeout_header(c), fmt, &body);
-    if (rc == -EINVAL) {
-        enum MHD_Result ret = send_text(c, 400, body.data ? body.data : "bad request\n", NULL);
+    atomic_fetch_sub(&h->probes, 1);
+    if (rc == -EINVAL || rc == -EACCES) {
+        enum MHD_Result ret = send_text(c, rc == -EACCES ? 403 : 400,
+                                        body.data ? body.data : "bad request\n", NULL);
         poh_strbuf_free(&body);
         return ret;
     }
@@ -253,6 +264,8 @@ poh_http_t *poh_http_start(poh_app_t *app)
         goto err;
     h->app = app;
     h->max_request_bytes = web->max_request_bytes;
+    h->max_probes = web->max_concurrent_probes;
+    atomic_init(&h->probes, 0);
 
     char host[256];
     unsigned port;

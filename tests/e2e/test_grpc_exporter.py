@@ -225,6 +225,7 @@ grpc:
   - name: poh
     targets: [%s]
     timeout: 800ms
+    probe: {allow: ["127.0.0.0/8"]}   # the other listeners: unlisted targets
     state:
       method: /poh.PoH/GetState
       fields: [{path: "1", metric: poh_node_tick_height, type: uint64}]

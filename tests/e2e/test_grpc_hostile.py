@@ -104,6 +104,7 @@ class HugeReplyTest(unittest.TestCase):
         self.flood = Flood()
         self.exp = pohtest.Exporter(
             "grpc:\n  - name: poh\n    timeout: 10s\n"
+            "    probe: {allow: [\"127.0.0.0/8\"]}\n"
             f"    targets: [\"{self.node.addr(0)}\"]\n", env={
                 "ASAN_OPTIONS": "quarantine_size_mb=4:detect_leaks=1"})
         # warm up: one ordinary probe, so gRPC's own start-up memory is in the baseline

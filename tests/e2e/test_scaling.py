@@ -53,8 +53,10 @@ class ScalingOutTest(unittest.TestCase):
             nodes = grpcsim.NodeSim([["--ports", str(N_TARGETS)]])
             stack.append(nodes.stop)
             targets = [f"127.0.0.1:{p}" for p in nodes.listener_ports(0)]
+            # Prometheus holds the target list: the group allows the nodes' network.
             config = (f"grpc:\n  - name: {group}\n    targets: [{targets[0]}]\n"
-                      "    health_service: poh.PoH\n    timeout: 500ms\n")
+                      "    health_service: poh.PoH\n    timeout: 500ms\n"
+                      "    probe: {allow: [\"127.0.0.0/8\"]}\n")
             exporters = []
             for _ in range(modulus):
                 ex = pohtest.Exporter(config)
