@@ -198,7 +198,8 @@ static int read_counts(bson_iter_t *it, poh_mongo_count_t *arr, size_t *n)
             return -EBADMSG;
         *slot = (uint64_t)bson_iter_int64(&sub);
     }
-    return 0;
+    /* bson_iter_next() also ends at a corrupt element: that is no end */
+    return sub.err_off ? -EBADMSG : 0;
 }
 
 static int read_u64(bson_iter_t *it, uint64_t *out)
@@ -248,6 +249,8 @@ static int parse_state(const uint8_t *data, size_t len, poh_mongo_state_t *st)
             rc = read_u64(&it, &st->history_lost);
         }
     }
+    if (rc == 0 && it.err_off)
+        rc = -EBADMSG; /* iteration stopped at a corrupt element, not at the end */
     if (rc == -EINVAL)
         rc = -EBADMSG;
     return rc == 0 && !version ? -EBADMSG : rc;
