@@ -30,6 +30,8 @@ typedef struct poh_config_web {
     double max_scrape_timeout;     /* the header is capped at this; default 60 */
     unsigned max_connections;      /* default 64 */
     unsigned max_concurrent_probes; /* /probe requests at once; default 16 */
+    unsigned max_connections_per_client; /* from one address; default 16 */
+    double request_timeout;        /* seconds to send a whole request; default 10 */
     double idle_timeout;           /* seconds; default 30 */
     size_t max_request_bytes;      /* default 16384 */
 } poh_config_web_t;

@@ -3,6 +3,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "http/http.h"
 
@@ -20,7 +22,27 @@ struct poh_http {
     size_t max_request_bytes;
     unsigned max_probes;          /* web.max_concurrent_probes */
     atomic_uint probes;           /* /probe requests in progress */
+    /* Whole-request deadline (web.request_timeout): libmicrohttpd's own
+     * timeout is an idle one, reset by every byte, so a client sending a
+     * header line every few seconds held its connection for ever. Every
+     * connection is listed; the reaper shuts down one whose request is not
+     * in by its deadline. */
+    double request_timeout, idle_timeout;
+    pthread_mutex_t mu;
+    struct conn *conns;           /* under mu */
+    pthread_t reaper;
+    bool reaper_started, stopping; /* stopping under mu */
+    pthread_cond_t cv;
 };
+
+/* One TCP connection (libmicrohttpd's socket context). */
+typedef struct conn {
+    int fd;
+    bool armed;                   /* a request is due by deadline */
+    bool cut;
+    double deadline;
+    struct conn *prev, *next;
+} conn_t;
 
 /* Per-request state across the access handler's calls. */
 typedef struct req {
@@ -37,6 +59,7 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     if (encoding)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
     if (allow)
@@ -139,8 +162,26 @@ static enum MHD_Result handle_probe(poh_http_t *h, struct MHD_Connection *c)
     return send_metrics(c, &body, fmt);
 }
 
+/* Whether a request comes from a browser on another site: it says so in
+ * Sec-Fetch-Site, or its Origin is not this server. Scripts and curl send
+ * neither; a page cannot forge them. */
+static bool cross_site(struct MHD_Connection *c)
+{
+    const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+    if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+        return true;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin)
+        return false;
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    const char *sep = strstr(origin, "://");
+    return !host || !sep || strcasecmp(sep + 3, host) != 0;
+}
+
 static enum MHD_Result handle_reload(poh_http_t *h, struct MHD_Connection *c)
 {
+    if (cross_site(c))
+        return send_text(c, 403, "cross-site request refused\n", NULL);
     poh_app_view_t *v = poh_app_acquire(h->app);
     bool enabled = poh_app_view_config(v)->web.enable_reload;
     poh_app_release(v);
@@ -162,9 +203,101 @@ static enum MHD_Result handle_reload(poh_http_t *h, struct MHD_Connection *c)
     return ret;
 }
 
+static conn_t *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The request on c must be in by now + within (never later than an earlier
+ * deadline already set), or none is due (within < 0). */
+static void conn_arm(poh_http_t *h, struct MHD_Connection *c, double within, bool keep_earlier)
+{
+    conn_t *cn = conn_of(c);
+    if (!cn)
+        return;
+    pthread_mutex_lock(&h->mu);
+    double d = poh_now_mono() + within;
+    if (within < 0)
+        cn->armed = false;
+    else if (!cn->armed || !keep_earlier || d < cn->deadline) {
+        cn->deadline = keep_earlier && cn->armed && cn->deadline < d ? cn->deadline : d;
+        cn->armed = true;
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    poh_http_t *h = cls;
+    conn_t *cn = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || !(cn = calloc(1, sizeof *cn)))
+            return;
+        cn->fd = ci->connect_fd;
+        cn->armed = true;
+        pthread_mutex_lock(&h->mu);
+        cn->deadline = poh_now_mono() + h->request_timeout;
+        cn->next = h->conns;
+        if (h->conns)
+            h->conns->prev = cn;
+        h->conns = cn;
+        pthread_mutex_unlock(&h->mu);
+        *socket_context = cn;
+    } else if (cn) {
+        pthread_mutex_lock(&h->mu);
+        if (cn->prev)
+            cn->prev->next = cn->next;
+        else
+            h->conns = cn->next;
+        if (cn->next)
+            cn->next->prev = cn->prev;
+        pthread_mutex_unlock(&h->mu);
+        free(cn);
+        *socket_context = NULL;
+    }
+}
+
+/* Called when a request line has arrived: the rest of it is due within
+ * the request timeout. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)uri;
+    poh_http_t *h = cls;
+    conn_arm(h, c, h->request_timeout, true);
+    return NULL;
+}
+
+static void *reaper_main(void *arg)
+{
+    poh_http_t *h = arg;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stopping) {
+        double now = poh_now_mono();
+        for (conn_t *cn = h->conns; cn; cn = cn->next)
+            if (cn->armed && !cn->cut && now > cn->deadline) {
+                /* libmicrohttpd sees the error and closes it; the descriptor
+                 * stays its own (shutdown, not close). */
+                shutdown(cn->fd, SHUT_RDWR);
+                cn->cut = true;
+                POH_DEBUG("http", "dropped a client that did not send its request within %.1fs",
+                          h->request_timeout);
+            }
+        struct timespec ts = poh_mono_to_abs_realtime(now + 0.25);
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
 static enum MHD_Result route(poh_http_t *h, struct MHD_Connection *c, const char *url,
                              const char *method)
 {
+    conn_arm(h, c, -1, false); /* the request is in: no deadline while it is served */
     poh_app_view_t *v = poh_app_acquire(h->app);
     bool is_metrics = strcmp(url, poh_app_view_config(v)->web.telemetry_path) == 0;
     poh_app_release(v);
@@ -235,9 +368,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
+    poh_http_t *h = cls;
     (void)toe;
+    /* kept alive: the next request is due within the idle timeout and then
+     * the request timeout */
+    conn_arm(h, c, h->idle_timeout + h->request_timeout, false);
     free(*con_cls);
     *con_cls = NULL;
 }
@@ -266,6 +401,10 @@ poh_http_t *poh_http_start(poh_app_t *app)
     h->max_request_bytes = web->max_request_bytes;
     h->max_probes = web->max_concurrent_probes;
     atomic_init(&h->probes, 0);
+    h->request_timeout = web->request_timeout;
+    h->idle_timeout = web->idle_timeout;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
 
     char host[256];
     unsigned port;
@@ -302,12 +441,21 @@ poh_http_t *poh_http_start(poh_app_t *app)
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(web->idle_timeout + 0.5),
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            (unsigned int)web->max_connections_per_client,
                             MHD_OPTION_END);
     if (!h->d) {
         POH_ERROR("http", "cannot listen on %s: %s", web->listen_address,
                   errno ? strerror(errno) : "libmicrohttpd failed to start");
         goto err;
     }
+    if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+        POH_ERROR("http", "cannot start the request deadline thread");
+        goto err;
+    }
+    h->reaper_started = true;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di ? di->port : port;
     char shown[300];
@@ -323,7 +471,7 @@ err:
     if (ai)
         freeaddrinfo(ai);
     poh_app_release(v);
-    free(h);
+    poh_http_stop(h);
     return NULL;
 }
 
@@ -331,8 +479,17 @@ void poh_http_stop(poh_http_t *h)
 {
     if (!h)
         return;
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->mu);
+        h->stopping = true;
+        pthread_cond_signal(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+        pthread_join(h->reaper, NULL);
+    }
     if (h->d)
         MHD_stop_daemon(h->d);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
     free(h);
 }
 
