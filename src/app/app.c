@@ -334,8 +334,9 @@ done:
 }
 
 int poh_app_probe(poh_app_t *app, const char *module, const char *target, double timeout,
-                  poh_format_t fmt, poh_strbuf_t *body)
+                  poh_format_t fmt, bool debug, poh_strbuf_t *body)
 {
+    poh_strbuf_t log = POH_STRBUF_INIT, mod = POH_STRBUF_INIT;
     runtime_t *rt = runtime_get(app);
     int rc = -ENOENT;
     poh_span_t *root = poh_span_start(app->tracer, "probe", POH_SPAN_KIND_SERVER, NULL);
@@ -346,7 +347,8 @@ int poh_app_probe(poh_app_t *app, const char *module, const char *target, double
         goto done;
     }
     poh_scrape_t sc = {.out = reg, .deadline = scrape_deadline(rt->cfg, timeout),
-                       .trace = poh_span_parent_ref(root)};
+                       .trace = poh_span_parent_ref(root),
+                       .debug_log = debug ? &log : NULL, .debug_module = debug ? &mod : NULL};
     for (size_t i = 0; i < poh_collector_set_len(rt->set) && rc == -ENOENT; i++) {
         const poh_collector_t *c = poh_collector_set_get(rt->set, i);
         if (c->ops->probe)
@@ -362,10 +364,19 @@ int poh_app_probe(poh_app_t *app, const char *module, const char *target, double
                           "target \"%s\" is not allowed for module \"%s\": /probe reaches the "
                           "group's targets and what its probe.allow lists\n",
                           target, module);
+    } else if (rc == 0 && debug) {
+        poh_strbuf_puts(body, "Logs for the probe:\n");
+        poh_strbuf_append(body, log.data ? log.data : "", log.len);
+        poh_strbuf_puts(body, "\n\nMetrics that would have been returned:\n");
+        rc = poh_render(body, &reg, 1, POH_FMT_TEXT);
+        poh_strbuf_puts(body, "\n\nModule configuration:\n");
+        poh_strbuf_append(body, mod.data ? mod.data : "", mod.len);
     } else if (rc == 0) {
         rc = poh_render(body, &reg, 1, fmt);
     }
 done:
+    poh_strbuf_free(&log);
+    poh_strbuf_free(&mod);
     if (rc < 0)
         poh_span_set_status(root, POH_SPAN_STATUS_ERROR, strerror(-rc));
     poh_span_end(root);

@@ -49,8 +49,11 @@ int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_
 void poh_app_landing_page(poh_app_t *app, poh_strbuf_t *html);
 
 /* /probe?target=&module=: 0 with the body, -EINVAL (bad request, reason in
- * body as text) or another negative errno. */
+ * body as text), -EACCES (target not allowed, reason in body) or another
+ * negative errno. debug: the body is text as blackbox_exporter's
+ * debug=true: the probe's log, the metrics it would have returned (text
+ * format) and the module's configuration. */
 int poh_app_probe(poh_app_t *app, const char *module, const char *target, double timeout,
-                  poh_format_t fmt, poh_strbuf_t *body);
+                  poh_format_t fmt, bool debug, poh_strbuf_t *body);
 
 #endif

@@ -23,6 +23,9 @@ typedef struct poh_scrape {
     double deadline;       /* CLOCK_MONOTONIC seconds (poh_now_mono()); finish before it */
     poh_trace_parent_t trace; /* parent for spans: the scrape's root span, by value
                                  (tracer NULL when tracing is off) */
+    /* /probe?debug=true: the probe's log lines and the module's
+     * configuration (no secrets), as text; NULL otherwise. */
+    poh_strbuf_t *debug_log, *debug_module;
 } poh_scrape_t;
 
 typedef struct poh_collector_ops {

@@ -4,6 +4,7 @@
 #include "trace/trace.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -546,7 +548,7 @@ out:
  * allowed network (IP:port), so the name cannot point elsewhere between
  * the check and the connection. -EACCES when nothing allows it. */
 static int probe_allowed(const grpc_collector_t *c, const char *target, char *to, size_t tolen,
-                         char *host, size_t hostlen)
+                         char *host, size_t hostlen, const char **by)
 {
     char port[8];
     if (!poh_grpc_split_host_port(target, host, hostlen, port, sizeof port))
@@ -554,6 +556,7 @@ static int probe_allowed(const grpc_collector_t *c, const char *target, char *to
     for (size_t i = 0; i < c->nallow; i++)
         if (poh_netpattern_match_host(&c->allow[i], host)) {
             snprintf(to, tolen, "%s", target);
+            *by = c->allow_src[i];
             return 0;
         }
     bool cidrs = false;
@@ -576,10 +579,53 @@ static int probe_allowed(const grpc_collector_t *c, const char *target, char *to
             if (!inet_ntop(a->ai_family, bin, ip, sizeof ip))
                 continue;
             snprintf(to, tolen, a->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s", ip, port);
+            *by = c->allow_src[i];
             rc = 0;
         }
     freeaddrinfo(ai);
     return rc;
+}
+
+/* A line of a /probe?debug=true log, logfmt as blackbox_exporter's. */
+__attribute__((format(printf, 2, 3))) static void dlog(poh_scrape_t *sc, const char *fmt, ...)
+{
+    if (!sc->debug_log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if (*p == '"')
+            *p = '\'';
+    double now = poh_now_real();
+    time_t secs = (time_t)now;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    poh_strbuf_printf(sc->debug_log, "ts=%s.%03dZ level=info msg=\"%s\"\n", ts,
+                      (int)((now - (double)secs) * 1000), msg);
+}
+
+/* The module's settings for /probe?debug=true: never a metadata value. */
+static void describe_module(const grpc_collector_t *c, poh_strbuf_t *out)
+{
+    if (!out)
+        return;
+    poh_strbuf_printf(out, "prober: grpc\nmodule: %s\ntimeout: %gs\nmax_reply_size: %zu\n",
+                      c->group, c->timeout, c->max_reply);
+    poh_strbuf_printf(out, "state_method: %s\ntls: %s\n",
+                      c->state_method ? c->state_method : "(none)", c->use_tls ? "on" : "off");
+    poh_strbuf_puts(out, "metadata:");
+    for (size_t i = 0; i < c->nmd; i++)
+        poh_strbuf_printf(out, " %s=<secret>", c->md[i].key);
+    poh_strbuf_printf(out, "\ntargets: %zu listed\nprobe.allow:", c->ntargets);
+    for (size_t i = 0; i < c->nallow; i++)
+        poh_strbuf_printf(out, " %s", c->allow_src[i]);
+    poh_strbuf_printf(out, "\nprobe.send_credentials: %s\n",
+                      c->send_credentials ? "true" : "false");
 }
 
 static int grpc_probe(void *state, const char *module, const char *target, poh_scrape_t *sc)
@@ -599,11 +645,19 @@ static int grpc_probe(void *state, const char *module, const char *target, poh_s
         if (strcmp(c->targets[i].address, target) == 0)
             t = c->targets[i].t;
     bool creds = true;
+    describe_module(c, sc->debug_module);
+    dlog(sc, "Beginning probe of %s with module %s, timeout %gs", target, module, c->timeout);
+    if (t)
+        dlog(sc, "%s is one of the group's targets: its kept connection is used", target);
     if (!t) {
         char to[300], host[256];
-        int rc = probe_allowed(c, target, to, sizeof to, host, sizeof host);
+        const char *by = NULL;
+        int rc = probe_allowed(c, target, to, sizeof to, host, sizeof host, &by);
         if (rc < 0)
             return rc;
+        dlog(sc, "%s is allowed by probe.allow entry %s: connecting to %s, %s", target, by, to,
+             c->send_credentials ? "with the group's metadata and client certificate"
+                                 : "without the group's metadata and client certificate");
         creds = c->send_credentials;
         poh_grpc_tls_t tls = c->tls;
         if (!creds)
@@ -627,6 +681,14 @@ static int grpc_probe(void *state, const char *module, const char *target, poh_s
     double took = poh_now_mono() - t0;
     if (rc < 0)
         goto out;
+    for (size_t i = 0; i < n; i++)
+        dlog(sc, "%s: %s (%d) after %.3f ms%s%s%s%s", calls[i].method,
+             poh_grpc_code_name(calls[i].code), calls[i].code, calls[i].latency * 1e3,
+             calls[i].details[0] ? ": " : "", calls[i].details,
+             calls[i].health && calls[i].code == 0 ? ", serving status " : "",
+             calls[i].health && calls[i].code == 0
+                 ? poh_grpc_serving_status_name(calls[i].serving_status)
+                 : "");
     rc = -ENOMEM;
     poh_family_t *f_success = poh_registry_family(
         sc->out, POH_GAUGE, "poh_probe_success", "1 if the gRPC probe succeeded.", 0, NULL,
@@ -656,6 +718,7 @@ static int grpc_probe(void *state, const char *module, const char *target, poh_s
         write_fields(c, &calls[1], sc->out, 0, NULL, NULL, NULL);
     poh_gauge_set(poh_family_series(f_success, NULL), ok ? 1 : 0);
     poh_gauge_set(poh_family_series(f_dur, NULL), took);
+    dlog(sc, "Probe %s in %.3f s", ok ? "succeeded" : "failed", took);
     rc = 0;
 out:
     for (size_t i = 0; i < n; i++) {

@@ -147,7 +147,9 @@ static enum MHD_Result handle_probe(poh_http_t *h, struct MHD_Connection *c)
                                  "(web.max_concurrent_probes)\n", NULL);
     }
     poh_strbuf_t body = POH_STRBUF_INIT;
-    int rc = poh_app_probe(h->app, module, target, scrape_timeout_header(c), fmt, &body);
+    const char *dbg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "debug");
+    bool debug = dbg && strcmp(dbg, "true") == 0;
+    int rc = poh_app_probe(h->app, module, target, scrape_timeout_header(c), fmt, debug, &body);
     atomic_fetch_sub(&h->probes, 1);
     if (rc == -EINVAL || rc == -EACCES) {
         enum MHD_Result ret = send_text(c, rc == -EACCES ? 403 : 400,
@@ -158,6 +160,11 @@ static enum MHD_Result handle_probe(poh_http_t *h, struct MHD_Connection *c)
     if (rc < 0 || body.failed) {
         poh_strbuf_free(&body);
         return send_text(c, 500, "probe failed\n", NULL);
+    }
+    if (debug) {
+        size_t len = body.len;
+        return send_buf(c, 200, "text/plain; charset=utf-8", poh_strbuf_steal(&body), len, NULL,
+                        NULL);
     }
     return send_metrics(c, &body, fmt);
 }

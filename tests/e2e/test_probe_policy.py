@@ -149,6 +149,36 @@ class PolicyTest(unittest.TestCase):
                 t.join(30)
             self.assertEqual(sorted(out), [200, 200, 503], out)
 
+    def test_debug(self):
+        cfg = config(self.node, "    probe: {allow: [\"127.0.0.0/8\"]}\n")
+        with pohtest.Exporter(cfg) as exp:
+            def dbg(target):
+                st, hdrs, body = exp.request("/probe?" + urllib.parse.urlencode(
+                    {"module": "poh", "target": target, "debug": "true"}))
+                return st, hdrs.get("content-type", ""), body.decode()
+
+            st, ctype, body = dbg(self.node.addr(0))
+            self.assertEqual(st, 200)
+            self.assertTrue(ctype.startswith("text/plain"), ctype)
+            for want in ("Logs for the probe:\n", "msg=\"Beginning probe of " + self.node.addr(0),
+                         "is one of the group's targets",
+                         "/grpc.health.v1.Health/Check: OK (0) after ",
+                         "serving status SERVING", "Probe succeeded in ",
+                         "Metrics that would have been returned:\n", "\npoh_probe_success 1\n",
+                         "Module configuration:\n", "metadata: authorization=<secret>",
+                         "probe.allow: 127.0.0.0/8"):
+                self.assertIn(want, body)
+            self.assertNotIn("s3cret", body)
+            st, _, body = dbg(self.node.addr(1))
+            self.assertEqual(st, 200)
+            self.assertIn("allowed by probe.allow entry 127.0.0.0/8: connecting to "
+                          f"{self.node.addr(1)}, without the group's metadata", body)
+            st, _, body = dbg("127.0.0.1:1")
+            self.assertIn("UNAVAILABLE (14)", body)
+            self.assertIn("Probe failed", body)
+            st, _, body = dbg("10.0.0.1:1")
+            self.assertEqual(st, 403)
+
     def test_bad_patterns_are_config_errors(self):
         for bad in ("10.0.0.0/33", "::1/129", "10.0.0.0/x", "a b", "http://x", ""):
             with self.subTest(pattern=bad):
