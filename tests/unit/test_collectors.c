@@ -54,12 +54,19 @@ static fake_t *fake_new(int rc, unsigned sleep_ms, atomic_int *destroyed)
     return f;
 }
 
+/* The value of a series that must have been emitted: looking it up must
+ * not create it (a missing series fails the test instead of reading 0). */
 static double gauge_of(poh_registry_t *r, const char *family, const char *collector)
 {
+    size_t before = poh_registry_series_count(r);
     poh_family_t *f = poh_registry_family(r, POH_GAUGE, family, "", 1,
                                           (const char *const[]){"collector"}, NULL, 0);
     ck_assert_ptr_nonnull(f);
-    return poh_series_value(poh_family_series(f, (const char *const[]){collector}));
+    poh_series_t *s = poh_family_series(f, (const char *const[]){collector});
+    ck_assert_ptr_nonnull(s);
+    ck_assert_msg(poh_registry_series_count(r) == before, "%s{collector=\"%s\"} was not emitted",
+                  family, collector);
+    return poh_series_value(s);
 }
 
 static int rendered_contains(poh_registry_t **regs, size_t n, const char *needle)
