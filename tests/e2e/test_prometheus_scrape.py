@@ -40,6 +40,18 @@ def query(base, q):
     return d["data"]["result"]
 
 
+def target_metadata(base, metric):
+    """Prometheus's metadata of metric as scraped from job poh ([] if none)."""
+    url = f"{base}/api/v1/targets/metadata?" + urllib.parse.urlencode(
+        {"match_target": '{job="poh"}', "metric": metric})
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            d = json.load(r)
+    except OSError:
+        return []
+    return d.get("data") or []
+
+
 class PrometheusScrapeTest(unittest.TestCase):
     def test_up(self):
         tmp = tempfile.mkdtemp(prefix="poh-prom-")
@@ -58,9 +70,20 @@ class PrometheusScrapeTest(unittest.TestCase):
                     t = json.load(r)["data"]["activeTargets"][0]
                 self.assertEqual(t["health"], "up")
                 self.assertEqual(t["lastError"], "")
-                # Prometheus asked for OpenMetrics and got it (counter TYPE without _total).
                 res = query(base, "process_cpu_seconds_total")
                 self.assertTrue(res)
+                # Prometheus asked for OpenMetrics and got it: only an OpenMetrics
+                # exposition names a counter's family without _total
+                # ("# TYPE process_cpu_seconds counter"), and Prometheus keeps the
+                # metadata under the name it read. In the text format it would be
+                # process_cpu_seconds_total.
+                meta = pohtest.wait_until(
+                    lambda: target_metadata(base, "process_cpu_seconds"), timeout=30,
+                    interval=0.5)
+                self.assertTrue(meta, "no metadata for the OpenMetrics family name")
+                self.assertEqual(meta[0]["type"], "counter")
+                self.assertFalse(target_metadata(base, "process_cpu_seconds_total"),
+                                 "the text format's name: OpenMetrics was not negotiated")
             finally:
                 proc.terminate()
                 proc.wait(20)
