@@ -18,5 +18,14 @@ run_suite() {
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo || status=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -DPOH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug || status=1
+# Skipped tests and why (their "SKIPPED: ..." line), above the verdict.
+skipped() {
+  local log=$1/Testing/Temporary/LastTest.log
+  [ -f "$log" ] || return 0
+  awk -v dir="$1" '/^[0-9]+\/[0-9]+ Testing: / {name = $3}
+                   /^SKIPPED: / {print "  " dir ": " name ": " substr($0, 10)}' "$log"
+}
+skips=$(skipped build; skipped build-asan)
+if [ -n "$skips" ]; then echo "=== skipped:"; echo "$skips"; else echo "=== skipped: none"; fi
 if [ $status -eq 0 ]; then echo "=== ALL SUITES PASSED (plain and ASan+UBSan)"; else echo "=== SUITE FAILED"; fi
 exit $status

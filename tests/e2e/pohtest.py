@@ -23,11 +23,34 @@ SANITIZER_RE = re.compile(r"runtime error:|ERROR: (Address|Leak|UndefinedBehavio
 LISTEN_RE = re.compile(r'listening on ([^"]+):(\d+)"')
 
 
+def in_ci():
+    """CI is set (.ci/run sets it): every tool scripts/deps.sh installs must be there."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
 def skip(reason):
-    """Skip the whole test program: one line, exit code 77 (CTest SKIP_RETURN_CODE)."""
+    """Skip the whole test program because a tool is missing: one line, exit
+    code 77 (CTest SKIP_RETURN_CODE). In CI, where scripts/deps.sh installs
+    every such tool, a missing one is a failure instead (exit 1). A real
+    mongod, which no Debian package provides, is the one allowed skip in CI
+    (mongosim.skip_no_mongod)."""
+    if in_ci():
+        print(f"FAILED: {reason}; CI is set, and scripts/deps.sh installs it")
+        sys.stdout.flush()
+        sys.exit(1)
     print(f"SKIPPED: {reason}")
     sys.stdout.flush()
     sys.exit(77)
+
+
+def require(testcase, present, reason):
+    """Inside a test: skip it (outside CI) or fail it (in CI) when a tool is
+    missing, as skip() does for a whole program."""
+    if present:
+        return
+    if in_ci():
+        testcase.fail(f"{reason}; CI is set, and scripts/deps.sh installs it")
+    testcase.skipTest(reason)
 
 
 class Exporter:

@@ -52,7 +52,8 @@ class PromtoolTest(unittest.TestCase):
         try:
             from prometheus_client.openmetrics import parser
         except ImportError:
-            self.skipTest("python3-prometheus-client absent")
+            parser = None
+        pohtest.require(self, parser, "python3-prometheus-client absent")
         text = self.ex.scrape(openmetrics=True)
         fams = {f.name: f for f in parser.text_string_to_metric_families(text)}
         self.assertEqual(fams["process_cpu_seconds"].type, "counter")
