@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers shared by the Python drivers of bench/ (grpc_fanout, soak)."""
 import os
 import re

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Build the poh-exporter Debian package: the one documented command.
 #
 #   packaging/build-deb.sh [OUTDIR]        (default OUTDIR: ./dist)

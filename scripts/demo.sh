@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The main job: install what is missing, build, start the bundled demo stack
 # (simulators, when built) on loopback and run poh_exporter in the foreground
 # on $PROMETHEUS_BIND (default 0.0.0.0:8000). Ctrl-C stops everything.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sourced by scripts/demo.sh: starts the bundled simulators on loopback and
 # appends their sections to "$config". Uses start() and $work from demo.sh.
 

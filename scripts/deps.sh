@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Install what poh_exporter needs to build, test and run its demo (Debian 12).
 # Only calls apt-get when something is missing.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Run every libFuzzer target of tests/fuzz for a while, and keep what it finds.
 # Usage: bash scripts/fuzz.sh [SECONDS]   (default 60 per target)
 # Builds the targets with clang + libFuzzer + ASan + UBSan in build-fuzz/, runs

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole test suite: plain build, then AddressSanitizer + UBSan build, each
 # running every unit, simulator and end-to-end test. Exit status is non-zero
 # if anything fails. Usage: bash scripts/test.sh

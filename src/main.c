@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* poh_exporter: flags, config load, signals, start and stop. */
 #include <errno.h>
 #include <getopt.h>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """gRPC health probe fan-out: poh_exporter vs prometheus-blackbox-exporter.
 
 For 10, 100 and 1,000 targets (distinct ports of one poh_node_sim) it

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # gRPC probe fan-out: poh_exporter (one scrape probing 10, 100, 1,000 targets)
 # side by side with prometheus-blackbox-exporter's grpc prober via /probe,
 # same targets (poh_node_sim ports), same run; prints wall time per scrape,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # HTTP throughput of /metrics: poh_exporter against prometheus-node-exporter,
 # side by side in one run, with payloads of similar size.
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """MongoDB change stream ingest benchmark (issue 5).
 
 1. Backlog drain: the simulator holds N change events the exporter has not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_mongo_raw_watch: the plainest libmongoc change stream consumer
  * (mongoc_collection_watch and mongoc_change_stream_next, nothing else),
  * the peer poh_exporter's change stream ingest is compared with.

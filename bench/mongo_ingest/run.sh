@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # MongoDB change stream ingest: events/s poh_exporter consumes and its CPU
 # per event (backlog drain and live), side by side with a bare libmongoc
 # change stream consumer on the same events, against the 200,000 events per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Change events per second that mongo_rs_sim delivers to one libmongoc change
  * stream consumer, against the 200,000/s goal, side by side with a plain find
  * cursor reading the same documents through the same driver and connection

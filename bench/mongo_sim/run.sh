@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # mongo_rs_sim change-stream throughput: events/s delivered to one libmongoc
 # consumer (drain and live), the ratio to the 200,000/s goal, and a plain find
 # cursor over the same documents as the peer.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Baseline for bench/otlp: the same scrape-shaped spans built, encoded and
 shipped from Python (python3-protobuf's upb C backend + python3-grpcio), as
 the in-process library poh_exporter replaces did. Stubs are generated from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* OTLP span pipeline benchmark.
  *
  *   encode    spans already ended, encoded into ExportTraceServiceRequest

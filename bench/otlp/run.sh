@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # OTLP span pipeline benchmark, side by side in one run:
 #   1. encode only (protobuf-c), one thread
 #   2. the real tracer shipping to otlp_sink over gRPC (loopback)

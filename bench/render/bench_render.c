@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Rendering benchmark: poh_render() on registries of 10k and 100k series
  * (60% counters with 3 labels, 30% gauges with 2 labels, 10% histograms with
  * 2 labels and the 11 default buckets), in both formats, side by side with a

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Rendering benchmark: poh_render() on 10k and 100k series in both formats,
 # side by side with a naive snprintf renderer and gzip, in one run.
 # Usage: bench/render/run.sh [iterations-for-100k]   (default 20; 10k runs 10x)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Memory over time: poh_exporter under the production load (1,000 gRPC
 # targets with the GetState call, 10 change streams at 2,000 tx/s, scraped
 # every second) side by side with prometheus-blackbox-exporter probing the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Memory over time: poh_exporter under the production load, side by side
 with prometheus-blackbox-exporter probing the same gRPC targets.
 

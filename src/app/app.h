@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The running exporter: configuration, the persistent registry, the current
  * collector set, scrapes and reloads. HTTP calls into this; it knows nothing
  * of HTTP. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The collector vtable. A collector knows nothing of HTTP: at each scrape the
  * framework runs collect() of every collector concurrently, each in its own
  * thread, into a registry of its own for that scrape, before a deadline.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Collector framework: building sets of collectors from config and running a
  * scrape across them concurrently with a deadline. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The grpc collector: see collectors/grpc.h for the metrics it writes. */
 #include "collectors/grpc.h"
 #include "core/hex.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The grpc collector (issue 3): one collector "grpc/<group>" per configured
  * group. At each scrape it probes every target of its group at once (a
  * grpc.health.v1 Check, plus the optional unary state call) on one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* MongoDB collectors: clusters and their scrape-time status (see mongodb.h).
  * The change stream threads live in mongodb_stream.c. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* MongoDB collectors (issue 5): one collector "mongodb/<cluster>" per
  * configured cluster.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private structures shared by mongodb.c (cluster, scrape-time status) and
  * mongodb_stream.c (change stream threads). */
 #ifndef POH_COLLECTOR_MONGODB_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Change stream threads of the MongoDB collectors.
  *
  * The stream is driven with plain aggregate/getMore commands pinned to one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The exporter's own metrics: poh_exporter_build_info and the standard
  * process_* metrics of the Prometheus client libraries, read from /proc. */
 #ifndef POH_SELF_H

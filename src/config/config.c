@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Table-driven YAML → struct engine (nginx style: key → type → offsetof).
  *
  * How to add a configuration section (e.g. `grpc`, a list of groups):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Configuration: YAML (libyaml) → typed structs, driven by tables of keys
  * (see config_schema.c). Every error names file:line:column and the dotted key
  * path and, for unknown keys, suggests the nearest valid key.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The root of the configuration schema: top-level keys and the foundation's
  * sections (web, log). Later sections live in schema_<name>.c and are hooked
  * in here with one entry each (recipe at the top of config.c). Defaults are

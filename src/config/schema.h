@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The table-driven configuration engine (config.c) and the types its schema
  * tables are written in. Only config.c and the src/config/schema_*.c files
  * need this header; everyone else reads the typed structs of config.h.

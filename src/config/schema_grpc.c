@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Schema of the `grpc` section (issue 3): a list of probe groups.
  *
  *   grpc:

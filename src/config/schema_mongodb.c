@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Schema of the `mongodb` section: a list of clusters, each with change
  * streams and their latencies (issue 5). Hooked into the root in
  * config_schema.c; documented in etc/poh_exporter.yml and the README. */

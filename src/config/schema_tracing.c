@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Schema of the `tracing` section (issue 6): OTLP/gRPC span export. The
  * environment fallbacks (OTEL_* and OTLP_GRPC_ENDPOINT) are applied by the
  * tracer itself, so that they follow the OpenTelemetry rules (several

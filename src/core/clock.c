@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "core/clock.h"
 
 static double ts_sec(const struct timespec *ts)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Clocks: monotonic for deadlines and durations, realtime for timestamps. */
 #ifndef POH_CLOCK_H
 #define POH_CLOCK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Hex strings to bytes (request_hex of gRPC state calls, test tools). */
 #ifndef POH_HEX_H
 #define POH_HEX_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Structured logging to stderr in logfmt (default) or JSON, one line per call:
  *   ts=2026-11-25T15:42:15.123Z level=info module=http msg="listening on 127.0.0.1:8000"
  * Thread-safe; a line is written with a single write(2). Never pass secrets. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Allow-list patterns (netmatch.h). */
 #include "core/netmatch.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Address and host-name patterns of an allow-list: a CIDR ("10.0.0.0/8",
  * "fd00::/8", a bare address meaning /32 or /128) or a host-name glob
  * ("*.poh.internal", "poh-?.example", matched without regard to case).

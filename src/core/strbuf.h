@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Growable byte buffer. The buffer owns its memory; poh_strbuf_free() releases it,
  * poh_strbuf_steal() hands it to the caller (who then free()s it).
  * On allocation failure the buffer sets ->failed and further appends are no-ops,

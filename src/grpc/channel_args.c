@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Channel arguments shared by the gRPC clients (channel_args.h). */
 #include "grpc/channel_args.h"
 

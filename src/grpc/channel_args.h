@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Channel arguments shared by every gRPC client of the exporter (the probe
  * engine and the OTLP exporter), and the memory budget that bounds what a
  * peer can make a channel hold.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gRPC probe engine (gRPC C core): runs many unary calls concurrently on one
  * completion queue, each with its own deadline, over persistent channels.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Protobuf wire-format reader: one scalar at a field path ("1", "5.2") read
  * straight from encoded bytes, so the exporter needs no .proto of the node.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* HTTP front end (libmicrohttpd): /metrics, /probe, /, /-/healthy, /-/ready,
  * /-/reload. Thread per connection, bounded by connection count, request
  * size and idle timeout. Knows the app, nothing about collectors. */

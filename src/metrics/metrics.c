@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Metric model: registries, families, series, lock-free updates, exemplars.
  * See metrics_impl.h for the locking scheme. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Metric model: registries of families of series (counters, gauges, histograms).
  *
  * Threading: creating families and series takes a mutex (cold path; callers keep

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private structures of the metric model, shared by metrics.c (model and
  * updates), render.c (exposition) and numfmt.c (number formatting). Nothing
  * outside src/metrics/ includes this header.

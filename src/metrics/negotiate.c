@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Content negotiation (RFC 9110 Accept) between the two formats we produce.
  *
  * Each media range is parsed with its parameters (token or quoted-string

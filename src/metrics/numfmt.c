@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Number formatting for the exposition formats.
  *
  * Sample values use the shortest decimal that parses back to the same double,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Exposition: Prometheus text 0.0.4 and OpenMetrics 1.0.0.
  *
  * Order: families sorted by name (by the OpenMetrics family name, i.e. counters

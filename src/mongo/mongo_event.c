@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Change events → counts and latency observations (see mongo_event.h). */
 #include "mongo/mongo_event.h"
 

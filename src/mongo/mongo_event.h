@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Change events → counts and latency observations, without I/O.
  *
  * A stream's configuration is compiled once into a poh_mongo_stream_spec_t.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Change stream state files (see mongo_state.h). */
 #include "mongo/mongo_state.h"
 

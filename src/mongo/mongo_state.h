@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Persistent state of one change stream: the resume token and the stream's
  * cumulative counters, saved together in one BSON file so that a restart
  * (even after kill -9) resumes exactly after the last counted event with the

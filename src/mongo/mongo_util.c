@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Pure helpers of the MongoDB collectors (see mongo_util.h). */
 #include "mongo/mongo_util.h"
 

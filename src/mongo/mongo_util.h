@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Pure helpers of the MongoDB collectors: libmongoc set-up, URI redaction,
  * time values of documents, replica-set member status and replication lag,
  * error classification for change streams. Nothing here

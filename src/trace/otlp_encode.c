@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* OTLP messages: ExportTraceServiceRequest encoding with protobuf-c, the
  * response's partial_success, and RetryInfo from gRPC status details. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Parent-based sampler with a trace-id ratio sampler for new traces, and the
  * span rate limiter. */
 #include <math.h>

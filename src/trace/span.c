@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Span model: ids, attributes, status and timing; end hands the span over. */
 #include <errno.h>
 #include <stdlib.h>

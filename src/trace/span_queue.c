@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Bounded multi-producer single-consumer queue of spans (Dmitry Vyukov's
  * bounded MPMC queue with the consumer side simplified). Producers claim a
  * position with one CAS and publish with a release store; nobody ever waits,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tracing: spans exported as OpenTelemetry OTLP over gRPC.
  *
  *   poh_tracer_t *t = poh_tracer_create(&cfg);          // main.c, once

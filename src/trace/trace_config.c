@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tracing configuration: defaults and config > environment > default
  * resolution of endpoint, service name, resource and headers. */
 #include <ctype.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* W3C traceparent parsing/formatting and random ids. */
 #include <errno.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The tracer: span queue, export thread and the OTLP/gRPC Export call.
  *
  * Producers only touch the lock-free queue, a few atomics and a semaphore

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the gRPC end-to-end tests.
 
 NodeSim       runs tests/sim/poh_node_sim (the project's C server) and talks to

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """A hostile gRPC server for the reply-size tests (issue 14, item 1).
 
 It speaks just enough HTTP/2 by hand to answer every call with response

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the exporter's MongoDB end-to-end tests: an exporter
 configuration for a cluster, waiting for exact metric values, and servers
 that misbehave at the TCP level (refuse, accept and never answer)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Test helpers for MongoDB: the project's replica-set simulator and a real mongod.
 
 MongoSim starts tests/sim/mongo_rs_sim on ephemeral ports, reads the wire port
@@ -12,7 +13,7 @@ cleanly, failing if it crashed or a sanitizer reported an error.
 
 real_mongod() yields the URI of a real single-node replica set when `mongod`
 is on PATH (started here) or POH_TEST_MONGODB_URI is set, else None; callers
-then print one line "SKIPPED: no mongod" (skip_no_mongod() does that).
+then skip with pohtest.require(uri, ..., allowed_in_ci=...): one SKIPPED line.
 """
 
 import contextlib
@@ -27,7 +28,6 @@ import sys
 import tempfile
 import time
 
-SKIP_EXIT = 77
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "ERROR: ThreadSanitizer")
 
@@ -424,8 +424,3 @@ def check_conformance(uri, timeout=30.0):
         client.close()
 
 
-def skip_no_mongod():
-    """Print the one skip line and exit with the skip code."""
-    print("SKIPPED: no mongod")
-    sys.stdout.flush()
-    sys.exit(SKIP_EXIT)

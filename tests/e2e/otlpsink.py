@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the OTLP end-to-end tests: the otlp_sink simulator (gRPC C core
 receiver), the otlp_emit driver of the exporter's tracer, and Python stubs
 generated from proto/ at test time with grpc_tools.protoc. Every wait is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared helpers for end-to-end tests: start the real poh_exporter on a
 loopback port, scrape it, parse the exposition, find real peers (promtool,
 prometheus). Every wait is bounded."""
@@ -24,33 +25,44 @@ LISTEN_RE = re.compile(r'listening on ([^"]+):(\d+)"')
 
 
 def in_ci():
-    """CI is set (.ci/run sets it): every tool scripts/deps.sh installs must be there."""
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+    """CI is set to a true value (.ci/run sets CI=true; so do GitHub Actions and
+    most CI services): there scripts/deps.sh has installed every tool the
+    tests use, so none may be missing."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def skip(reason):
-    """Skip the whole test program because a tool is missing: one line, exit
-    code 77 (CTest SKIP_RETURN_CODE). In CI, where scripts/deps.sh installs
-    every such tool, a missing one is a failure instead (exit 1). A real
-    mongod, which no Debian package provides, is the one allowed skip in CI
-    (mongosim.skip_no_mongod)."""
-    if in_ci():
-        print(f"FAILED: {reason}; CI is set, and scripts/deps.sh installs it")
+def require(present, reason, testcase=None, allowed_in_ci=None):
+    """The one skip policy of the end-to-end tests. Returns present when it is
+    truthy (a tool's path, an imported module...). When it is not:
+
+    - in CI (in_ci()), the test FAILS: "FAILED: <reason>; ..." and exit 1,
+      or testcase.fail() inside a test, because scripts/deps.sh installs
+      every tool there and a missing one is a broken environment, not a pass;
+    - outside CI, or when allowed_in_ci gives why this requirement can never
+      be met in CI (only a real mongod: no Debian package provides one), it
+      skips visibly: one line "SKIPPED: <reason>" and exit 77 (CTest's
+      SKIP_RETURN_CODE, set for every e2e test in CMakeLists.txt), or
+      testcase.skipTest() inside a test, which main() turns into the same
+      SKIPPED line and exit 77.
+
+    testcase: the unittest.TestCase to skip or fail (one test of a program);
+    without it the whole program stops here."""
+    if present:
+        return present
+    if in_ci() and not allowed_in_ci:
+        why = f"{reason}; CI is set, and scripts/deps.sh installs it there"
+        if testcase is not None:
+            testcase.fail(why)
+        print(f"FAILED: {why}")
         sys.stdout.flush()
         sys.exit(1)
+    if allowed_in_ci:
+        reason = f"{reason} (a skip allowed in CI: {allowed_in_ci})"
+    if testcase is not None:
+        testcase.skipTest(reason)
     print(f"SKIPPED: {reason}")
     sys.stdout.flush()
     sys.exit(77)
-
-
-def require(testcase, present, reason):
-    """Inside a test: skip it (outside CI) or fail it (in CI) when a tool is
-    missing, as skip() does for a whole program."""
-    if present:
-        return
-    if in_ci():
-        testcase.fail(f"{reason}; CI is set, and scripts/deps.sh installs it")
-    testcase.skipTest(reason)
 
 
 class Exporter:
@@ -212,9 +224,21 @@ def wait_until(fn, timeout=10, interval=0.05):
 
 
 def main():
-    """unittest main that prints a one-line summary and exits non-zero on failure."""
+    """unittest main that prints a one-line summary; exits 1 on a failure, 77
+    (a skip, with one SKIPPED line per skipped test) when a test was skipped
+    (require()), 0 when every test ran and passed."""
     prog = unittest.main(exit=False, verbosity=2)
     r = prog.result
     print(f"SUMMARY: {r.testsRun} tests, {len(r.failures)} failures, {len(r.errors)} errors, "
           f"{len(r.skipped)} skipped")
-    sys.exit(0 if r.wasSuccessful() else 1)
+    sys.stdout.flush()
+    if not r.wasSuccessful():
+        sys.exit(1)
+    if r.skipped:
+        # A skipped test must not read as a pass: the program reports a skip
+        # (CTest's SKIP_RETURN_CODE) with one line per skipped test saying why.
+        for test, reason in r.skipped:
+            print(f"SKIPPED: {test.id()}: {reason}")
+        sys.stdout.flush()
+        sys.exit(77)
+    sys.exit(0)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The alert rules in docs/observability: `promtool check rules` is clean,
 `promtool test rules` passes, every alert carries summary, description and a
 runbook_url whose anchor is a section of runbook.md, and every alert has a
@@ -114,6 +115,5 @@ class AlertRulesTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not PROMTOOL:
-        pohtest.skip("no promtool on PATH (Debian package prometheus)")
+    pohtest.require(PROMTOOL, "no promtool on PATH (Debian package prometheus)")
     pohtest.main()

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Command line of the real binary: --version, --help, --config.check, flag errors."""
 import os
 import subprocess

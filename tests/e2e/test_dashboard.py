@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Grafana dashboard and the alert rules against a live demo stack.
 
 The stack: mongo_rs_sim generating transactions and approvals, poh_node_sim
@@ -364,6 +365,5 @@ tracing:
 
 
 if __name__ == "__main__":
-    if not PROMETHEUS:
-        pohtest.skip("no prometheus on PATH (Debian package prometheus)")
+    pohtest.require(PROMETHEUS, "no prometheus on PATH (Debian package prometheus)")
     pohtest.main()

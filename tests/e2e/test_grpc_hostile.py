@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile gRPC peers (issue 14, item 1): a reply is bounded while it
 arrives, not once whole.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Interoperability: the exporter's C probe engine against a gRPC server the
 project did not write (python3-grpcio, stubs generated at test time with
 grpc_tools.protoc from the upstream-numbered health.proto)."""

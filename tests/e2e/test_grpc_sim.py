@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """poh_node_sim fault modes, checked by two independent clients: python3-grpcio
 and the exporter's C probe engine (poh_grpc_probe_cli). Both must see the same
 codes and statuses, and the simulator's exact per-method counts must match

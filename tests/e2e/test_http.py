@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """HTTP surface of the real exporter: routes, methods, negotiation, gzip,
 limits, reload and shutdown."""
 import gzip

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Limits no single client can exhaust, and small hardenings of the front
 door (issue 15, item 3).
 

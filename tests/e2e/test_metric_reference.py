@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The README's metric reference cannot drift from the code: run the exporter
 with every collector (gRPC groups with a state call, a MongoDB cluster with a
 change stream, tracing), scrape /metrics and /probe, and check that every

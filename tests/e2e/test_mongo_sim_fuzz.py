@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Malformed, truncated, oversized and random messages over real sockets: each
 bad connection is closed with a log line, and the simulator keeps serving a
 normal client (and a change stream opened before the abuse) throughout."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pymongo (an independent driver) against mongo_rs_sim, and pymongo side by
 side with libmongoc (tests/sim/mongo_rs_sim/tools/mongo_sim_watch): both must
 see exactly the same change events."""

@@ -1,11 +1,14 @@
+# SPDX-License-Identifier: Apache-2.0
 """The conformance checks of mongosim.check_conformance against a real
 single-node replica set: started here when `mongod` is on PATH, or taken from
-POH_TEST_MONGODB_URI. Without either, prints one SKIPPED line (exit 77)."""
+POH_TEST_MONGODB_URI. Without either, prints one SKIPPED line (exit 77), in CI
+too: no Debian package provides mongod (pohtest.require)."""
 
 import sys
 import unittest
 
 import mongosim
+import pohtest
 
 
 class TestRealMongod(unittest.TestCase):
@@ -17,8 +20,8 @@ class TestRealMongod(unittest.TestCase):
 
 if __name__ == "__main__":
     with mongosim.real_mongod() as uri:
-        if uri is None:
-            mongosim.skip_no_mongod()
+        pohtest.require(uri, "no mongod on PATH and POH_TEST_MONGODB_URI unset",
+                        allowed_in_ci="no Debian package provides mongod")
         TestRealMongod.uri = uri
         result = unittest.main(exit=False, verbosity=2).result
     print("SUMMARY: %d run, %d failures, %d errors, %d skipped" % (

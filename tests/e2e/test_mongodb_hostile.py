@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile input to the MongoDB collectors (issue 14, items 2 and 3), end to
 end through the replica-set simulator and the real binary:
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """MongoDB collectors end to end: the real poh_exporter against the project's
 replica-set simulator (tests/sim/mongo_rs_sim, real wire protocol, real
 libmongoc), with exact expectations: every event counted once through

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Secrets in MongoDB URIs (issue 15, item 4): every option libmongoc knows
 is walked from its own header (mongoc-uri.h), one exporter per option, and a
 value that is a credential never appears on the landing page, in the log or

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A blackholed collector (accepts TCP, never answers) must not slow the
 producers (the scrape path): spans are dropped and counted, memory stays
 bounded by the queue, the log says so once per interval, and shutdown is

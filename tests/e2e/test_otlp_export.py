@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """OTLP export end to end: the exporter's tracer (driven by otlp_emit) sends
 to otlp_sink (gRPC C core + protobuf-c); assert span names, kinds,
 attributes, parent/child links, timing, resource, headers, the traceparent

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Interoperability with an implementation nobody here wrote: Python protobuf
 stubs generated from proto/ at test time by grpc_tools.protoc, and a
 python3-grpcio server receiving the exporter's Export call. The same request

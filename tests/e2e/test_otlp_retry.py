@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Export retries against otlp_sink's injected faults: only the OTLP-retryable
 codes are retried (RESOURCE_EXHAUSTED only with RetryInfo, whose delay is
 honoured), with capped exponential backoff and a bounded total; spans are

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """OTLP over TLS: otlp_sink with a self-signed certificate made by openssl
 at test time; the exporter verifies it with tracing.tls.ca_file and
 server_name, refuses it without, and accepts it with insecure_skip_verify."""
@@ -6,7 +7,7 @@ import tempfile
 import unittest
 
 from otlpsink import Sink, emit, make_cert
-from pohtest import main, skip
+from pohtest import main, require
 
 QUICK = ("--scenario", "types", "--retry-initial-ms", "50", "--retry-max-ms", "100",
          "--retry-max-elapsed-ms", "300", "--export-timeout-ms", "3000")
@@ -61,6 +62,5 @@ class TlsTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not shutil.which("openssl"):
-        skip("openssl is not installed (apt-get install openssl)")
+    require(shutil.which("openssl"), "no openssl on PATH (Debian package openssl)")
     main()

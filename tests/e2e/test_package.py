@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Debian package: packaging/build-deb.sh builds it (DEB_BUILD_OPTIONS=nocheck,
 so it is quick), its contents and conffiles are right, the binary extracted
 with `dpkg -x` into a scratch root runs --version and --config.check on the
@@ -186,7 +187,7 @@ class PackageTest(unittest.TestCase):
             self.assertRegex(f.read(), r"(?m)^state_dir: /var/lib/poh_exporter$")
 
         analyze = pohtest.which("systemd-analyze")
-        pohtest.require(self, analyze, "no systemd-analyze (Debian package systemd)")
+        pohtest.require(analyze, "no systemd-analyze on PATH (Debian package systemd)", self)
         # systemd-analyze checks ExecStart= exists: point it at the extracted binary.
         vdir = os.path.join(self.tmp, "unit")
         os.makedirs(vdir, exist_ok=True)
@@ -206,7 +207,7 @@ class PackageTest(unittest.TestCase):
 
     def test_lintian_no_errors(self):
         lintian = pohtest.which("lintian")
-        pohtest.require(self, lintian, "no lintian (Debian package lintian)")
+        pohtest.require(lintian, "no lintian on PATH (Debian package lintian)", self)
         r = run([lintian, "--tag-display-limit", "0", self.deb], timeout=300)
         out = r.stdout + r.stderr
         print(out.strip())
@@ -237,14 +238,14 @@ class PackageTest(unittest.TestCase):
             self.assertRegex(man, rf"(?m)^\.SH {section}$")
         for sig in ("SIGHUP", "SIGTERM", "SIGINT"):
             self.assertIn(sig, flat)
-        groff = pohtest.which("groff")
-        if groff:
-            g = run([groff, "-man", "-Tutf8", "-ww", "-z", MAN])
-            self.assertEqual((g.stdout + g.stderr).strip(), "", "groff warnings")
+        groff = pohtest.require(pohtest.which("groff"),
+                                "no groff on PATH (Debian package groff-base)", self)
+        g = run([groff, "-man", "-Tutf8", "-ww", "-z", MAN])
+        self.assertEqual((g.stdout + g.stderr).strip(), "", "groff warnings")
 
 
 if __name__ == "__main__":
     for tool in ("dpkg-buildpackage", "dpkg-deb", "dh"):
-        if not pohtest.which(tool):
-            pohtest.skip(f"no {tool} (Debian packages dpkg-dev, debhelper)")
+        pohtest.require(pohtest.which(tool), f"no {tool} on PATH (Debian packages dpkg-dev, "
+                        "debhelper)")
     pohtest.main()

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The /probe policy (issue 15, item 2): /probe cannot be aimed at the network.
 
 By default a module probes only the targets its group lists: anything else

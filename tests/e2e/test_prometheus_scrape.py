@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real Prometheus server (Debian package prometheus) scrapes the real
 exporter on loopback; its HTTP API must show up == 1 and our samples."""
 import json
@@ -90,6 +91,5 @@ class PrometheusScrapeTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not PROMETHEUS:
-        pohtest.skip("no prometheus on PATH (Debian package prometheus)")
+    pohtest.require(PROMETHEUS, "no prometheus on PATH (Debian package prometheus)")
     pohtest.main()

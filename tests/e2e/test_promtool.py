@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """promtool (Debian package prometheus) lints /metrics of the real exporter in
 both exposition formats, and an independent OpenMetrics parser
 (python3-prometheus-client) parses the OpenMetrics output strictly.
@@ -53,7 +54,8 @@ class PromtoolTest(unittest.TestCase):
             from prometheus_client.openmetrics import parser
         except ImportError:
             parser = None
-        pohtest.require(self, parser, "python3-prometheus-client absent")
+        pohtest.require(parser, "no prometheus_client module (Debian package "
+                        "python3-prometheus-client)", self)
         text = self.ex.scrape(openmetrics=True)
         fams = {f.name: f for f in parser.text_string_to_metric_families(text)}
         self.assertEqual(fams["process_cpu_seconds"].type, "counter")
@@ -62,6 +64,5 @@ class PromtoolTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not PROMTOOL:
-        pohtest.skip("no promtool on PATH (Debian package prometheus)")
+    pohtest.require(PROMTOOL, "no promtool on PATH (Debian package prometheus)")
     pohtest.main()

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A reload that drops a target, group, cluster or stream drops its series
 too; what stays keeps counting from where it was (no reset)."""
 import signal

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The README's "Scaling out" example works: the hashmod relabel_configs block,
 copied from the README with only the addresses replaced, makes a real
 Prometheus send each PoH target to exactly one of three real exporters
@@ -131,6 +132,5 @@ class ScalingOutTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not PROMETHEUS:
-        pohtest.skip("no prometheus on PATH (Debian package prometheus)")
+    pohtest.require(PROMETHEUS, "no prometheus on PATH (Debian package prometheus)")
     pohtest.main()

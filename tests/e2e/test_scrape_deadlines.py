@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Scrape deadlines a client cannot abuse (issue 15, item 3): the scrape
 timeout header is capped at web.max_scrape_timeout, and a scrape never joins
 a collector run whose deadline is later than its own.

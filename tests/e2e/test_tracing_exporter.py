@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tracing through the real exporter: a root span per scrape and a CLIENT span
 per gRPC probe arrive at otlp_sink with the right names, kinds, attributes and
 parent links; a blackholed collector costs scrapes nothing and drops are

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """MongoDB tracing through the real exporter and mongo_rs_sim: a CLIENT span
 per scrape-time command under the scrape span, and a storage.commit span per
 traced document joined to the document's own trace (its traceparent), from
@@ -101,6 +102,5 @@ class MongoTracingTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if pymongo is None:
-        pohtest.skip("python3-pymongo is not installed")
+    pohtest.require(pymongo, "python3-pymongo is not installed (Debian package python3-pymongo)")
     pohtest.main()

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz targets of the exporter's parsers of others' bytes (issue 14).
  *
  * Each fuzz_<name>.c defines LLVMFuzzerTestOneInput. It is linked two ways:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Change-event mapping (mongo/mongo_event.c): a change event as the
  * server's cursor hands it over, through a stream with a commit latency,
  * a to_field latency and an operations filter, as the stream thread does

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The YAML configuration loader with every schema (web, log, memory,
  * grpc, mongodb, tracing): any file gets a configuration or errors, never
  * a crash, and a loaded configuration frees cleanly. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Request headers the exporter interprets: Accept (exposition format),
  * Accept-Encoding (gzip) and X-Prometheus-Scrape-Timeout-Seconds. The input
  * is one header value, in a buffer of exactly its size plus the NUL, so a

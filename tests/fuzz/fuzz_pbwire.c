@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The protobuf wire reader (grpc/pbwire.c) on a state reply, at paths and
  * types as configured, and protobuf-c's decoding of a health reply as the
  * probe does it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Replies of a MongoDB server as the status scrape and the streams read
  * them: replSetGetStatus members (and replication lag), time fields of
  * every type, and the error classification of a failed command's reply. */

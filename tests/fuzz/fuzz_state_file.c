@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A stream's state file (mongo/mongo_state.c) as found on disk: loaded,
  * and when valid, saved and loaded back to the same counters. */
 #include <fcntl.h>

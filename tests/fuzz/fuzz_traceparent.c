@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* W3C traceparent, as read from documents and from scrape requests: a
  * parsed context formats back to a traceparent that parses to the same. */
 #include <string.h>

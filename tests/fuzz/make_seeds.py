@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes the seed corpora of tests/fuzz/corpus/ (committed; rerun only to
 change the seeds): real-shaped inputs for each target. BSON from pymongo's
 bson module; protobuf bytes by hand. Inputs found by scripts/fuzz.sh are

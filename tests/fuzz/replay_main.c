@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Replays corpus files through a fuzz target: the CTest side of tests/fuzz.
  * Usage: fuzz_<name>_replay FILE|DIR...; a directory is read entry by entry
  * (sorted, dot files skipped). Exits 1 when no input was found (a missing

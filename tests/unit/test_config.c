@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config: the table-driven YAML engine and the foundation schema.
  * Error classes are a table of {YAML, exact messages}; a test-only schema
  * exercises what later sections will use (lists of sections, nested lists,

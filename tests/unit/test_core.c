@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core: strbuf growth and formatting, log level/format parsing, clocks. */
 #include <check.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The grpc collector without HTTP: its schema (schema_grpc.c) parsed through
  * the config engine with a test root holding only `grpc`, error cases as a
  * table, then the collector built from a parsed config and run against
@@ -17,6 +18,7 @@
 #include "collectors/grpc.h"
 #include "config/schema.h"
 #include "core/clock.h"
+#include "series_lookup.h"
 
 extern const poh_cfg_section_t poh_cfg_grpc_section;
 
@@ -214,29 +216,17 @@ static const char *const L_GTM[] = {"group", "target", "method"};
 static const char *const L_GTMC[] = {"group", "target", "method", "code"};
 static const char *const L_GT[] = {"group", "target"};
 
-/* The value of a series that must have been emitted: looking it up must
- * not create it (a missing series fails the test instead of reading 0). */
-static double emitted(poh_registry_t *r, poh_metric_type_t type, const char *name, size_t nl,
-                      const char *const *ln, const char *const *lv)
-{
-    size_t before = poh_registry_series_count(r);
-    poh_family_t *f = poh_registry_family(r, type, name, "", nl, ln, NULL, 0);
-    ck_assert_ptr_nonnull(f);
-    poh_series_t *s = poh_family_series(f, lv);
-    ck_assert_ptr_nonnull(s);
-    ck_assert_msg(poh_registry_series_count(r) == before, "series of %s was not emitted", name);
-    return poh_series_value(s);
-}
-
+/* Values of series the collector must have emitted; a series it never
+ * emitted fails the test (series_lookup.h creates nothing). */
 static double counter(poh_registry_t *r, const char *name, int nl, const char *const *ln,
                       const char *const *lv)
 {
-    return emitted(r, POH_COUNTER, name, (size_t)nl, ln, lv);
+    return series_value(r, POH_COUNTER, name, (size_t)nl, ln, lv);
 }
 
 static double gauge(poh_registry_t *r, const char *name, const char *const *lv)
 {
-    return emitted(r, POH_GAUGE, name, lv ? 2 : 0, lv ? L_GT : NULL, lv);
+    return series_value(r, POH_GAUGE, name, lv ? 2 : 0, lv ? L_GT : NULL, lv);
 }
 
 START_TEST(test_collector_counts)

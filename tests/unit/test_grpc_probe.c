@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Probe engine against a real gRPC server: poh_node_sim (started once per
  * test case, ports read from its first stdout line, exact call counts read
  * from its control port). Also the status-name table and argument checks.

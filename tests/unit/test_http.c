@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http helpers: Accept-Encoding negotiation and gzip output. */
 #include <check.h>
 #include <stdlib.h>

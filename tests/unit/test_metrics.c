@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Metric model: name validation, family get-or-create rules, bucket
  * validation and math, series identity and removal, exemplar validation, and
  * exact totals under concurrent updates. */

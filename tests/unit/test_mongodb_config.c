@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config/schema_mongodb: the `mongodb` section. A full example parses into
  * the typed structs with the documented defaults; every rule has a row in
  * the error table with its exact message and position; passwords never

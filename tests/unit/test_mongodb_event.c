@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mongo/mongo_event: change events → operation counts, latency values and
  * field errors, exactly as the configuration says (to: commit on inserts,
  * to_field on the event that sets the field, filters, units, exemplars). */

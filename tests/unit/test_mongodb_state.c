@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mongo/mongo_state: the change stream state file (resume token + totals):
  * round trip, atomic replacement, what a crash can leave behind, corrupt
  * and hostile files. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mongo/mongo_util: URI redaction, time values of documents (BSON Date,
  * epoch ms/s, RFC 3339), replica set members and lag clamping, change stream
  * error classes. Table-driven (traceparent parsing is tested with trace/). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* core/netmatch: the /probe allow-list patterns (CIDRs, host-name globs). */
 #include <arpa/inet.h>
 #include <check.h>

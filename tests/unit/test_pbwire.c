@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Protobuf wire reader: table-driven decode cases (hand-encoded bytes), path
  * and type parsing, a seeded random round trip and bounded random-input runs
  * (under ASan every read past the input is caught: inputs are exact-size

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Exposition: golden files for both formats, number formatting, content
  * negotiation, rendering under concurrent updates, and the real parsers
  * (promtool for text 0.0.4, Prometheus' OpenMetrics parser through promtool

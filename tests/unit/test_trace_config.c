@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tracing configuration: endpoint precedence and parsing, service name,
  * resource attributes and headers from config and environment. */
 #include <check.h>

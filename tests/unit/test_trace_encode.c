@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* OTLP encoding round trip through protobuf-c, span attribute rules,
  * partial_success and RetryInfo decoding, the retry policy table. */
 #include <check.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Bounded MPSC span queue, and the tracer's never-block / drop-count rules. */
 #include <check.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Sampler: trace-id ratio for roots, parent-based for joined spans; and the
  * span API's behaviour for sampled and unsampled spans. */
 #include <check.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* W3C traceparent parsing and formatting, hex and random ids. */
 #include <check.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* BSON helpers of the MongoDB simulator: structural validation with a depth
  * limit, MongoDB's canonical value order, a small query matcher, sort and
  * top-level projection. Everything here is pure: no locks, no globals. */

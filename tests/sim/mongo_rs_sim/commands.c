@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Command handlers of the simulator and the dispatcher that runs them:
  * counting, fault injection, stalls, error replies and $clusterTime. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The control channel: one command per line, one reply line each.
  * Replies start with "OK", "{" (a JSON object) or "ERR <message>".
  * The protocol is documented in README.md; keep both in step. */

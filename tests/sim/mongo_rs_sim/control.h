@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Control channel of the simulator (protocol in README.md). */
 #ifndef MONGO_SIM_CONTROL_H
 #define MONGO_SIM_CONTROL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Transaction generator: inserts into dag.transactions at --rate per second
  * (and in bursts on request), each document carrying created_at = commit
  * wall time - commit_delay_ms and a W3C traceparent; with approve_after_ms,

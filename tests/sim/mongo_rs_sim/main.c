@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mongo_rs_sim: a MongoDB replica-set primary that speaks the wire protocol,
  * for tests, demos and benchmarks. See README.md. */
 #include <errno.h>

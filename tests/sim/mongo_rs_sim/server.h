@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* TCP listener with one thread per connection. The simulator runs two: the
  * MongoDB wire listener and the control channel. */
 #ifndef MONGO_SIM_SERVER_H

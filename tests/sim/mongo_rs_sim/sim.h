@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mongo_rs_sim: shared state of the MongoDB replica-set simulator.
  *
  * One mutex (mu) guards the store, the replica-set view, cursors and fault

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* In-memory data of the simulator: documents, collections, one bounded oplog
  * that every write goes through, change-stream rendering and cursors.
  * Nothing here locks: every function expects the caller to hold sim->mu. */

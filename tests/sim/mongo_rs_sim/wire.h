@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* MongoDB wire protocol framing: parse OP_QUERY and OP_MSG requests, frame
  * OP_REPLY and OP_MSG replies. Pure functions over byte buffers. */
 #ifndef MONGO_SIM_WIRE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otlp_emit: drives the exporter's real tracer (pohcore's src/trace) for the
  * end-to-end tests, the way the exporter's collectors will: start spans, set
  * attributes, end them, destroy the tracer. It prints one JSON line per thing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* otlp_sink: an OTLP/gRPC trace receiver for tests and benchmarks.
  *
  * A gRPC C core server implementing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* poh_grpc_probe_cli: drives the exporter's probe engine (src/grpc) from the
  * command line, so end-to-end tests can compare it with an independent client
  * (python3-grpcio) against the same servers. One line per call:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* poh_node_sim: a PoH / Presence node for tests and benchmarks.
  *
  * Serves grpc.health.v1.Health/Check and /poh.PoH/GetState with gRPC C core on

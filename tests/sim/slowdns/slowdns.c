@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* slowdns: an LD_PRELOAD shim that makes name lookups of hosts ending in
  * ".slow.test" take SLOWDNS_MS milliseconds (default 3000) and then fail
  * with EAI_AGAIN, as a stalled or hostile DNS server would; every other

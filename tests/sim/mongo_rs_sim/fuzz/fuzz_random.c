@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A bounded fuzz run without libFuzzer: valid seed messages for every command
  * are mutated at random (bit flips, interesting integers, truncation,
  * duplication, splicing) or replaced by random bytes, then fed to the same

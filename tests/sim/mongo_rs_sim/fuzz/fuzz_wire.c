@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target: a byte string is one wire message. It is parsed and, if
  * well formed, dispatched against an in-process simulator, exercising the
  * framing, BSON validation and every command handler with hostile input.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #ifndef MONGO_SIM_FUZZ_WIRE_H
 #define MONGO_SIM_FUZZ_WIRE_H
 

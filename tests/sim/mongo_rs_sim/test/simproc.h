@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Run mongo_rs_sim as a child process from C tests: start it on ephemeral
  * ports, talk to its control channel, stop it and check it exited cleanly. */
 #ifndef MONGO_SIM_SIMPROC_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libmongoc against mongo_rs_sim: every test starts the real simulator binary
  * on ephemeral loopback ports and drives it with the real driver. */
 #include <check.h>

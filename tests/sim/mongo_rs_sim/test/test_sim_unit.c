@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* In-process tests of the simulator's parts: wire framing, the matcher,
  * store/oplog/change-stream semantics and the control protocol. */
 #include <check.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mongo_sim_watch: open a change stream with libmongoc and print each event as
  * canonical extended JSON, one per line. Used by the pymongo tests to show
  * that two independent drivers see the same events.
