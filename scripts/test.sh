@@ -10,23 +10,30 @@ JOBS=$(nproc)
 status=0
 run_suite() {
   local dir=$1; shift
+  rm -f "$dir/ctest.out" # the skip list below reads this run's summary only
   echo "=== build $dir ($*)"
   cmake -S . -B "$dir" -DPOH_WERROR=ON "$@" >/dev/null || return 1
   cmake --build "$dir" -j"$JOBS" || return 1
   echo "=== test $dir"
-  (cd "$dir" && ctest -j"$JOBS" --output-on-failure --timeout 600)
+  (cd "$dir" && ctest -j"$JOBS" --output-on-failure --timeout 600) | tee "$dir/ctest.out"
 }
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo || status=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -DPOH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug || status=1
-# Skipped tests and why (their "SKIPPED: ..." line), above the verdict.
+# Skipped tests and why, above the verdict: the names from CTest's summary
+# ("The following tests did not run: ... (Skipped)") of this run, the reason
+# from each one's "SKIPPED: ..." lines (pohtest.require) in LastTest.log.
 skipped() {
-  local log=$1/Testing/Temporary/LastTest.log
-  [ -f "$log" ] || return 0
-  awk -v dir="$1" '/^[0-9]+\/[0-9]+ Testing: / {name = $3}
-                   /^SKIPPED: / {print "  " dir ": " name ": " substr($0, 10)}' "$log"
+  local dir=$1 out=$1/ctest.out log=$1/Testing/Temporary/LastTest.log
+  [ -f "$out" ] || return 0
+  sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) (Skipped)$/\1/p' "$out" | while read -r name; do
+    local why=""
+    [ -f "$log" ] && why=$(awk -v t="$name" '/^[0-9]+\/[0-9]+ Testing: / {cur = $3}
+        cur == t && /^SKIPPED: / {printf "%s%s", sep, substr($0, 10); sep = "; "}' "$log")
+    echo "  $dir: $name: ${why:-no SKIPPED line in its output}"
+  done
 }
 skips=$(skipped build; skipped build-asan)
-if [ -n "$skips" ]; then echo "=== skipped:"; echo "$skips"; else echo "=== skipped: none"; fi
+if [ -n "$skips" ]; then echo "=== skipped tests:"; echo "$skips"; else echo "=== skipped tests: none"; fi
 if [ $status -eq 0 ]; then echo "=== ALL SUITES PASSED (plain and ASan+UBSan)"; else echo "=== SUITE FAILED"; fi
 exit $status
