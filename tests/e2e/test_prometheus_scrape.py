@@ -42,14 +42,17 @@ def query(base, q):
 
 
 def target_metadata(base, metric):
-    """Prometheus's metadata of metric as scraped from job poh ([] if none)."""
+    """Prometheus's metadata of metric as scraped from job poh ([] if none,
+    None if the API did not answer)."""
     url = f"{base}/api/v1/targets/metadata?" + urllib.parse.urlencode(
         {"match_target": '{job="poh"}', "metric": metric})
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
             d = json.load(r)
     except OSError:
-        return []
+        return None
+    if d.get("status") != "success":
+        return None
     return d.get("data") or []
 
 
@@ -83,7 +86,8 @@ class PrometheusScrapeTest(unittest.TestCase):
                     interval=0.5)
                 self.assertTrue(meta, "no metadata for the OpenMetrics family name")
                 self.assertEqual(meta[0]["type"], "counter")
-                self.assertFalse(target_metadata(base, "process_cpu_seconds_total"),
+                # [] (not None: an API error must not pass as "absent").
+                self.assertEqual(target_metadata(base, "process_cpu_seconds_total"), [],
                                  "the text format's name: OpenMetrics was not negotiated")
             finally:
                 proc.terminate()
