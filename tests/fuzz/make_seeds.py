@@ -172,7 +172,43 @@ tracing: {enabled: false, sample_ratio: 0.5, headers: {authorization: secret}}
     put("config", "anchors", "a: &x {b: *x}\nweb: *x\n")
 
 
+def seeds_otlp_reply():
+    def ld(num, payload):
+        return field(num, 2, varint(len(payload)) + payload)
+
+    def status(code, message, *details):
+        return field(1, 0, varint(code)) + ld(2, message.encode()) + b"".join(ld(3, d) for d in details)
+
+    def any_(type_url, value):
+        return ld(1, type_url.encode()) + ld(2, value)
+
+    def retry_info(secs, nanos=0):
+        dur = field(1, 0, varint(secs & (2**64 - 1))) + (field(2, 0, varint(nanos & (2**64 - 1))) if nanos else b"")
+        return any_("type.googleapis.com/google.rpc.RetryInfo", ld(1, dur))
+
+    error_info = any_("type.googleapis.com/google.rpc.ErrorInfo", ld(1, b"QUOTA") + ld(2, b"otel.example"))
+    put("otlp_reply", "response_empty", b"")
+    put("otlp_reply", "response_partial", ld(1, field(1, 0, varint(3)) + ld(2, b"3 spans had no name")))
+    put("otlp_reply", "response_negative", ld(1, field(1, 0, varint(2**64 - 7))))
+    put("otlp_reply", "status_retry_2s", status(8, "slow down", retry_info(2, 500000000)))
+    put("otlp_reply", "status_retry_after_other", status(14, "unavailable", error_info, retry_info(1)))
+    put("otlp_reply", "status_retry_negative", status(8, "", retry_info(-5, -1)))
+    put("otlp_reply", "status_retry_huge", status(8, "", retry_info(2**63 - 1, 999999999)))
+    put("otlp_reply", "status_no_retry", status(3, "bad request", error_info))
+    put("otlp_reply", "status_truncated", status(8, "x", retry_info(2))[:-3])
+
+
+def seeds_probe_target():
+    for i, v in enumerate([
+            "127.0.0.1:50051", "[::1]:50052", "node-1.poh.internal:443", "POH-A.example:8080",
+            "[fe80::1%eth0]:1", "host:0", "host:65536", "a:b:80", "[::1]", "x.poh.internal:00443",
+            "10.1.2.3:1", "[]:1", ":80", "user@host:80", "host:80/path", "10.0.0.0/8",
+            "fd00::/129", "*.poh.internal", "poh-?.example", "[a]b]:1"]):
+        put("probe_target", f"t{i:02d}", v)
+
+
 if __name__ == "__main__":
     for fn in (seeds_pbwire, seeds_traceparent, seeds_change_event, seeds_replset,
-               seeds_state_file, seeds_http_headers, seeds_config):
+               seeds_state_file, seeds_http_headers, seeds_config, seeds_otlp_reply,
+               seeds_probe_target):
         fn()
