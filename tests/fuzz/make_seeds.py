@@ -113,6 +113,12 @@ def seeds_replset():
     put("replset", "state_huge", bson.encode({"members": [{"name": "a:1", "state": 2.01e14, "health": 1e308}], "ok": 1.0}))
     put("replset", "times", bson.encode({"d": T0, "i": Int64(1795621335123), "f": 1795621335.5, "s": "2026-11-25T15:42:15Z", "t": Timestamp(1795621335, 1)}))
     put("replset", "error_history_lost", bson.encode({"ok": 0.0, "errmsg": "Resume of change stream was not possible", "code": 286, "codeName": "ChangeStreamHistoryLost"}))
+    put("replset", "optime_forms", bson.encode({"members": [
+        {"_id": 0, "name": "db0:27017", "state": 1, "health": 1, "optime": Timestamp(1795621335, 7)},
+        {"_id": 1, "name": "d" * 300, "stateStr": "S" * 40, "state": 99, "health": 0.5,
+         "optimeDate": datetime.datetime(1960, 1, 1, tzinfo=UTC)},
+        {"_id": 2, "state": 2}, "not a document"], "ok": 1.0}))
+    put("replset", "rfc3339_offset", "2026-11-25t15:42:15.123456789-09:30")
     put("replset", "error_labels", bson.encode({"ok": 0.0, "code": 91, "errorLabels": ["ResumableChangeStreamError"]}))
 
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* http helpers: Accept-Encoding negotiation and gzip output. */
+/* http helpers: Accept-Encoding negotiation, the scrape-timeout header and
+ * gzip output. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,26 @@ START_TEST(test_accept_encoding_ends_after_semicolon)
 }
 END_TEST
 
+/* X-Prometheus-Scrape-Timeout-Seconds: a positive number up to a day, the
+ * whole value; anything else is "no header" (0). */
+static const struct {
+    const char *value;
+    double seconds;
+} timeout_cases[] = {
+    {NULL, 0},      {"", 0},         {"10", 10},    {"9.5", 9.5},  {"0.25", 0.25},
+    {"86400", 86400}, {"86400.5", 0}, {"0", 0},     {"-1", 0},     {"nan", 0},
+    {"inf", 0},     {"1e400", 0},    {"10s", 0},    {"10 ", 0},    {"1e-3", 0.001},
+};
+
+START_TEST(test_scrape_timeout_header)
+{
+    ck_assert_msg(poh_http_parse_scrape_timeout(timeout_cases[_i].value) ==
+                      timeout_cases[_i].seconds,
+                  "X-Prometheus-Scrape-Timeout-Seconds: %s",
+                  timeout_cases[_i].value ? timeout_cases[_i].value : "(none)");
+}
+END_TEST
+
 START_TEST(test_gzip_round_trip)
 {
     poh_strbuf_t in = POH_STRBUF_INIT, z = POH_STRBUF_INIT;
@@ -92,6 +113,8 @@ int main(void)
     tcase_add_loop_test(tc, test_accept_encoding, 0,
                         (int)(sizeof ae_cases / sizeof ae_cases[0]));
     tcase_add_test(tc, test_accept_encoding_ends_after_semicolon);
+    tcase_add_loop_test(tc, test_scrape_timeout_header, 0,
+                        (int)(sizeof timeout_cases / sizeof timeout_cases[0]));
     tcase_add_test(tc, test_gzip_round_trip);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
