@@ -3,9 +3,12 @@
  * server's cursor hands it over, through a stream with a commit latency,
  * a to_field latency and an operations filter, as the stream thread does
  * (a batch of events, then reset). Observed latencies must be finite and
- * inside the plausible window. */
+ * inside the plausible window; exemplars and commit spans carry valid trace
+ * context; the batch's pointer into the reply stays inside it. */
 #include <bson/bson.h>
 #include <math.h>
+#include <stddef.h>
+#include <string.h>
 
 #include "config/config.h"
 #include "fuzz.h"
@@ -45,11 +48,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bson_t doc;
     if (bson_init_static(&doc, data, size) && bson_validate(&doc, BSON_VALIDATE_NONE, NULL))
         (void)poh_mongo_batch_add(&batch, &spec, data, (uint32_t)size);
-    for (size_t l = 0; l < spec.nlat; l++)
+    uint64_t counted = 0;
+    for (int o = 0; o < POH_OP_COUNT; o++)
+        counted += batch.ops[o];
+    FUZZ_CHECK(counted <= batch.events && batch.events <= 2);
+    /* the last _id is kept as a pointer into the reply: it must lie inside */
+    FUZZ_CHECK(!batch.last_id || (batch.last_id >= data && batch.last_id_len <= size &&
+                                  batch.last_id - data <= (ptrdiff_t)(size - batch.last_id_len)));
+    FUZZ_CHECK(isfinite(batch.newest_wall));
+    for (size_t l = 0; l < spec.nlat; l++) {
         for (size_t i = 0; i < batch.lat[l].n; i++) {
             double v = batch.lat[l].v[i];
             FUZZ_CHECK(isfinite(v) && v >= 0 && v <= 86400.0);
         }
+        const poh_mongo_exemplar_t *ex[8];
+        FUZZ_CHECK(spec.nbounds + 1 <= sizeof ex / sizeof *ex);
+        size_t nex = poh_mongo_batch_exemplars(&batch, &spec, l, ex);
+        FUZZ_CHECK(nex <= spec.nbounds + 1);
+        for (size_t k = 0; k < nex; k++) {
+            FUZZ_CHECK(ex[k]->idx >= 0 && (size_t)ex[k]->idx < batch.lat[l].n);
+            FUZZ_CHECK(strlen(ex[k]->trace_id) == 32 && strlen(ex[k]->span_id) == 16);
+            FUZZ_CHECK(strspn(ex[k]->trace_id, "0123456789abcdef") == 32 &&
+                       strspn(ex[k]->span_id, "0123456789abcdef") == 16);
+        }
+    }
+    FUZZ_CHECK(batch.nspans <= POH_MONGO_MAX_COMMIT_SPANS);
+    for (size_t i = 0; i < batch.nspans; i++) {
+        FUZZ_CHECK(poh_span_context_valid(&batch.spans[i].parent));
+        FUZZ_CHECK(isfinite(batch.spans[i].from_ms) && isfinite(batch.spans[i].commit_ms));
+    }
     poh_mongo_batch_reset(&batch, &spec);
     return 0;
 }

@@ -31,6 +31,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t u;
     size_t n = poh_pb_varint_decode(data, size, &u);
     FUZZ_CHECK(n <= size && n <= 10);
+    if (n) { /* what decodes encodes back to the same value */
+        uint8_t enc[10];
+        uint64_t again;
+        size_t m = poh_pb_varint_encode(u, enc);
+        FUZZ_CHECK(m >= 1 && m <= n && poh_pb_varint_decode(enc, m, &again) == m && again == u);
+    }
     Grpc__Health__V1__HealthCheckResponse *r =
         grpc__health__v1__health_check_response__unpack(NULL, size, data);
     if (r)
