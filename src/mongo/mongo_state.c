@@ -26,8 +26,10 @@ int poh_mongo_state_set_token(poh_mongo_state_t *st, const uint8_t *data, uint32
     bson_t *t = NULL;
     if (data && len) {
         t = bson_new_from_data(data, len);
-        if (!t)
+        if (!t || !bson_validate(t, BSON_VALIDATE_NONE, NULL)) {
+            bson_destroy(t);
             return -EINVAL;
+        }
     }
     if (st->token)
         bson_destroy(st->token);

@@ -211,6 +211,32 @@ START_TEST(test_corrupt_files)
 }
 END_TEST
 
+/* A resume token whose bytes are no BSON document (its terminator comes
+ * first, garbage follows) is refused, from the stream and from a file.
+ * libbson's bson_validate() stops at a string of invalid UTF-8 and reports
+ * the document valid, so a file with such a string before a broken token
+ * used to load; the state saved back then no longer did (fuzz_state_file,
+ * tests/fuzz/corpus/state_file/crash-a7716858...). */
+START_TEST(test_corrupt_token)
+{
+    uint8_t tok[16] = {sizeof tok, 0, 0, 0, 0, 0xb7, 'd', 'a', 't', 'a', 0, 1, 0, 0, 0, 0};
+    poh_mongo_state_t st = {0};
+    ck_assert_int_eq(poh_mongo_state_set_token(&st, tok, sizeof tok), -EINVAL);
+    ck_assert_ptr_null(st.token);
+
+    bson_t *doc = bson_new();
+    BSON_APPEND_INT32(doc, "v", 1);
+    bson_append_utf8(doc, "note", -1, "a\xe3" "b", -1); /* invalid UTF-8 */
+    bson_t bad;
+    ck_assert(bson_init_static(&bad, tok, sizeof tok));
+    ck_assert(!bson_validate(&bad, BSON_VALIDATE_NONE, NULL));
+    BSON_APPEND_DOCUMENT(doc, "token", &bad);
+    ck_assert(bson_validate(doc, BSON_VALIDATE_NONE, NULL)); /* libbson's blind spot */
+    expect_bad("hidden_token", bson_get_data(doc), doc->len);
+    bson_destroy(doc);
+}
+END_TEST
+
 /* A symlink where the state file should be is not followed. */
 START_TEST(test_symlink_refused)
 {
@@ -361,6 +387,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_atomic_replace);
     tcase_add_test(tc, test_failed_save_keeps_old);
     tcase_add_test(tc, test_corrupt_files);
+    tcase_add_test(tc, test_corrupt_token);
     tcase_add_test(tc, test_symlink_refused);
     tcase_add_test(tc, test_fifo_refused);
     tcase_add_test(tc, test_device_refused);
