@@ -47,15 +47,31 @@ int poh_mongo_state_set_ns(poh_mongo_state_t *st, const char *ns)
     return 0;
 }
 
+/* name cut to fit a counter's name, at a character boundary, so that a name
+ * that is valid UTF-8 stays so (a state file is a BSON document, whose keys
+ * must be; one saved with a split character would not load again). */
+static size_t name_len(const char *name)
+{
+    size_t len = strnlen(name, POH_MONGO_STATE_NAME_MAX);
+    if (len < POH_MONGO_STATE_NAME_MAX)
+        return len;
+    len = POH_MONGO_STATE_NAME_MAX - 1;
+    while (len > 0 && ((unsigned char)name[len] & 0xC0) == 0x80)
+        len--; /* name[len] continues a character: cut before its lead byte */
+    return len;
+}
+
 uint64_t *poh_mongo_count_slot(poh_mongo_count_t *arr, size_t *n, const char *name)
 {
+    size_t len = name_len(name);
     for (size_t i = 0; i < *n; i++)
-        if (strncmp(arr[i].name, name, sizeof arr[i].name - 1) == 0)
+        if (strncmp(arr[i].name, name, len) == 0 && arr[i].name[len] == '\0')
             return &arr[i].n;
     if (*n == POH_MONGO_STATE_MAX_COUNTS)
         return NULL;
     poh_mongo_count_t *c = &arr[(*n)++];
-    snprintf(c->name, sizeof c->name, "%s", name);
+    memcpy(c->name, name, len);
+    c->name[len] = '\0';
     c->n = 0;
     return &c->n;
 }
@@ -194,9 +210,15 @@ static int read_counts(bson_iter_t *it, poh_mongo_count_t *arr, size_t *n)
     if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &sub))
         return -EBADMSG;
     while (bson_iter_next(&sub)) {
-        if (!BSON_ITER_HOLDS_INT64(&sub) || bson_iter_int64(&sub) < 0)
+        const char *key = bson_iter_key(&sub);
+        size_t len = strlen(key);
+        /* bson_validate() stops at the first string that is not UTF-8 and
+         * calls the whole document valid, so what is kept is checked here:
+         * a key that could not be saved back is a corrupt file. */
+        if (!BSON_ITER_HOLDS_INT64(&sub) || bson_iter_int64(&sub) < 0 ||
+            len >= POH_MONGO_STATE_NAME_MAX || !bson_utf8_validate(key, len, false))
             return -EBADMSG;
-        uint64_t *slot = poh_mongo_count_slot(arr, n, bson_iter_key(&sub));
+        uint64_t *slot = poh_mongo_count_slot(arr, n, key);
         if (!slot)
             return -EBADMSG;
         *slot = (uint64_t)bson_iter_int64(&sub);
@@ -229,8 +251,10 @@ static int parse_state(const uint8_t *data, size_t len, poh_mongo_state_t *st)
             version = BSON_ITER_HOLDS_INT32(&it) && bson_iter_int32(&it) == STATE_VERSION;
             rc = version ? 0 : -EBADMSG;
         } else if (!strcmp(k, "ns")) {
-            rc = BSON_ITER_HOLDS_UTF8(&it) ? poh_mongo_state_set_ns(st, bson_iter_utf8(&it, NULL))
-                                           : -EBADMSG;
+            uint32_t nslen = 0;
+            const char *ns = BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, &nslen) : NULL;
+            rc = ns && bson_utf8_validate(ns, nslen, false) ? poh_mongo_state_set_ns(st, ns)
+                                                          : -EBADMSG;
         } else if (!strcmp(k, "token")) {
             const uint8_t *d;
             uint32_t n;

@@ -58,7 +58,8 @@ int poh_mongo_state_set_token(poh_mongo_state_t *st, const uint8_t *data, uint32
 int poh_mongo_state_set_ns(poh_mongo_state_t *st, const char *ns);
 
 /* The counter called name in arr (creating it when there is room), or NULL
- * when the array is full. Names longer than the limit are truncated. */
+ * when the array is full. Names longer than the limit are truncated, at a
+ * UTF-8 character boundary. */
 uint64_t *poh_mongo_count_slot(poh_mongo_count_t *arr, size_t *n, const char *name);
 
 /* What a negative return of this module means, for messages: the two

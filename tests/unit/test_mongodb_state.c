@@ -237,6 +237,68 @@ START_TEST(test_corrupt_token)
 }
 END_TEST
 
+/* What is kept from a file must save back to a file that loads: a counter
+ * name or namespace that is not UTF-8 makes the file corrupt, even where
+ * libbson's bson_validate() (which stops at the first string that is not
+ * UTF-8) calls the document valid. Found by scripts/fuzz.sh. */
+START_TEST(test_corrupt_names)
+{
+    bson_t *doc = bson_new(), sub;
+    BSON_APPEND_INT32(doc, "v", 1);
+    bson_append_utf8(doc, "note", -1, "a\xe3" "b", -1);
+    bson_append_document_begin(doc, "changes", -1, &sub);
+    bson_append_int64(&sub, "ins\xf5" "ert", -1, 12);
+    bson_append_document_end(doc, &sub);
+    ck_assert(bson_validate(doc, BSON_VALIDATE_NONE, NULL)); /* libbson's blind spot */
+    expect_bad("hidden_key", bson_get_data(doc), doc->len);
+    bson_destroy(doc);
+
+    doc = bson_new();
+    BSON_APPEND_INT32(doc, "v", 1);
+    bson_append_utf8(doc, "ns", -1, "dag.tran\xe3" "ctions", -1);
+    expect_bad("bad_ns", bson_get_data(doc), doc->len);
+    bson_destroy(doc);
+
+    char long_key[POH_MONGO_STATE_NAME_MAX + 8];
+    memset(long_key, 'k', sizeof long_key);
+    long_key[sizeof long_key - 1] = '\0';
+    doc = bson_new();
+    BSON_APPEND_INT32(doc, "v", 1);
+    bson_append_document_begin(doc, "field_errors", -1, &sub);
+    bson_append_int64(&sub, long_key, -1, 1);
+    bson_append_document_end(doc, &sub);
+    expect_bad("long_key", bson_get_data(doc), doc->len);
+    bson_destroy(doc);
+}
+END_TEST
+
+/* A name cut to fit is cut between characters, so the state saves and
+ * loads back; the same long name finds the same counter. */
+START_TEST(test_long_name_cut)
+{
+    /* "xy" then "é" (2 bytes) repeated: the limit falls inside a character */
+    char name[2 + 2 * POH_MONGO_STATE_NAME_MAX] = "xy";
+    for (size_t i = 2; i + 2 < sizeof name; i += 2)
+        memcpy(name + i, "\xc3\xa9", 3);
+    poh_mongo_state_t st = {0}, again = {0};
+    uint64_t *c = poh_mongo_count_slot(st.field_errors, &st.nfield_errors, name);
+    ck_assert_ptr_nonnull(c);
+    *c = 5;
+    ck_assert_ptr_eq(poh_mongo_count_slot(st.field_errors, &st.nfield_errors, name), c);
+    size_t kept = strlen(st.field_errors[0].name);
+    ck_assert_uint_lt(kept, POH_MONGO_STATE_NAME_MAX);
+    ck_assert_uint_ge(kept, POH_MONGO_STATE_NAME_MAX - 3);
+    ck_assert(bson_utf8_validate(st.field_errors[0].name, kept, false));
+    ck_assert_int_eq(poh_mongo_state_save(dirfd_, "long", &st), 0);
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, "long", &again), 0);
+    ck_assert_uint_eq(again.nfield_errors, 1);
+    ck_assert_str_eq(again.field_errors[0].name, st.field_errors[0].name);
+    ck_assert_uint_eq(again.field_errors[0].n, 5);
+    poh_mongo_state_clear(&st);
+    poh_mongo_state_clear(&again);
+}
+END_TEST
+
 /* A symlink where the state file should be is not followed. */
 START_TEST(test_symlink_refused)
 {
@@ -388,6 +450,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_failed_save_keeps_old);
     tcase_add_test(tc, test_corrupt_files);
     tcase_add_test(tc, test_corrupt_token);
+    tcase_add_test(tc, test_corrupt_names);
+    tcase_add_test(tc, test_long_name_cut);
     tcase_add_test(tc, test_symlink_refused);
     tcase_add_test(tc, test_fifo_refused);
     tcase_add_test(tc, test_device_refused);
