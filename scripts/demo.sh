@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The main job: install what is missing, build, start the bundled demo stack
-# (simulators, when built) on loopback and run poh_exporter in the foreground
-# on $PROMETHEUS_BIND (default 0.0.0.0:8000). Ctrl-C stops everything.
+# (simulators) on loopback, poh_exporter on $PROMETHEUS_BIND (default
+# 0.0.0.0:8000) and a real Prometheus (Debian's) on 127.0.0.1:9090 scraping
+# it every 5 s with the alert and recording rules of docs/observability.
+# A minute in, one PoH node turns NOT_SERVING: PohNodeDown goes pending, and
+# firing two minutes later. Ctrl-C stops everything.
+#
+# Environment: PROMETHEUS_BIND (exporter), DEMO_PROMETHEUS_PORT (9090; 0 =
+# no Prometheus), DEMO_FAULT_AFTER (seconds, 60; 0 = no fault),
+# DEMO_NO_BUILD=1 (use the build as it is: the tests do), DEMO_BUILD_DIR (build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)"
+bdir=${DEMO_BUILD_DIR:-build}
+if [ "${DEMO_NO_BUILD:-}" != 1 ]; then
+  bash scripts/deps.sh
+  cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$bdir" -j"$(nproc)"
+fi
 
 work=$(mktemp -d /tmp/poh-demo.XXXXXX)
 pids=()
@@ -31,6 +41,7 @@ start() {
 }
 
 bind=${PROMETHEUS_BIND:-0.0.0.0:8000}
+port=${bind##*:}
 config="$work/poh_exporter.yml"
 cat >"$config" <<YAML
 web:
@@ -42,7 +53,49 @@ if [ -f scripts/demo_stack.sh ]; then
   # Simulators of the later issues append their sections to the config.
   source scripts/demo_stack.sh
 fi
-echo "demo: poh_exporter on $bind; open http://127.0.0.1:${bind##*:}/ (Ctrl-C stops)"
-build/poh_exporter --config.file="$config" &
-pids+=($!)
-wait "${pids[-1]}"
+"$bdir"/poh_exporter --config.file="$config" &
+exporter=$!
+pids+=("$exporter")
+echo "demo: poh_exporter on $bind: http://127.0.0.1:$port/"
+
+# A real Prometheus, with the shipped rules, scraping every 5 s.
+prom_port=${DEMO_PROMETHEUS_PORT:-9090}
+if [ "$prom_port" != 0 ]; then
+  if ! command -v prometheus >/dev/null; then
+    echo "demo: no prometheus on PATH (Debian package prometheus); running without it" >&2
+  else
+    cat >"$work/prometheus.yml" <<YAML
+global:
+  scrape_interval: 5s
+  evaluation_interval: 5s
+rule_files:
+  - $PWD/docs/observability/alerts.yml
+  - $PWD/docs/observability/recording_rules.yml
+scrape_configs:
+  - job_name: poh_exporter
+    static_configs:
+      - targets: ["127.0.0.1:$port"]
+YAML
+    prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prometheus" \
+      --web.listen-address="127.0.0.1:$prom_port" --storage.tsdb.retention.time=1d \
+      >"$work/prometheus.log" 2>&1 &
+    pids+=($!)
+    echo "demo: Prometheus on http://127.0.0.1:$prom_port/ (alerts: http://127.0.0.1:$prom_port/alerts)"
+  fi
+fi
+
+# One fault a minute in: the first PoH node says NOT_SERVING.
+fault_after=${DEMO_FAULT_AFTER:-60}
+if [ "$fault_after" != 0 ] && [ -n "${simctl:-}" ]; then
+  (
+    sleep "$fault_after"
+    exec 3<>"/dev/tcp/127.0.0.1/$simctl"
+    echo "HEALTH 0 NOT_SERVING poh.PoH" >&3
+    read -r _ <&3
+    echo "demo: PoH node 127.0.0.1:$poh1 now answers NOT_SERVING: PohNodeDown goes pending," \
+         "then firing 2 minutes later"
+  ) &
+  pids+=($!)
+  echo "demo: in ${fault_after}s the PoH node on :$poh1 turns NOT_SERVING (Ctrl-C stops everything)"
+fi
+wait "$exporter"

@@ -3,12 +3,13 @@
 # appends their sections to "$config". Uses start() and $work from demo.sh.
 
 # PoH x2 and Presence x1 from one poh_node_sim (gRPC health + PoH state).
-sim=build/tests/sim/poh_node_sim/poh_node_sim
+sim="$bdir"/tests/sim/poh_node_sim/poh_node_sim
 "$sim" --listen 127.0.0.1:0 --listen 127.0.0.1:0 --listen 127.0.0.1:0 \
   --service presence.Presence=SERVING >"$work/poh_node_sim.out" 2>"$work/poh_node_sim.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/poh_node_sim.out" ] && break; sleep 0.1; done
 IFS=, read -r poh1 poh2 presence < <(head -n1 "$work/poh_node_sim.out" | sed -E 's/^ports=([0-9,]+) .*/\1/')
+simctl=$(head -n1 "$work/poh_node_sim.out" | sed -E 's/.*control=([0-9]+).*/\1/')
 cat >>"$config" <<YAML
 grpc:
   - name: poh
@@ -31,7 +32,7 @@ echo "demo: PoH nodes on :$poh1 and :$poh2, Presence on :$presence (poh_node_sim
 # MongoDB: a replica-set simulator (primary + 2 simulated secondaries) whose
 # generator writes 200 transactions/s into dag.transactions and approves each
 # 500 ms later, so Tx/s, storage and approval latency move in the demo.
-msim=build/tests/sim/mongo_rs_sim/mongo_rs_sim
+msim="$bdir"/tests/sim/mongo_rs_sim/mongo_rs_sim
 "$msim" --port 0 --control-port 0 --secondaries 2 --rate 200 --approve-after 500 \
   >"$work/mongo_rs_sim.out" 2>"$work/mongo_rs_sim.log" &
 pids+=($!)
@@ -58,7 +59,7 @@ echo "demo: MongoDB replica set simulator on :$mport (control :$mctl), 200 tx/s"
 
 # OpenTelemetry: otlp_sink receives the exporter's spans over OTLP/gRPC and
 # writes them as JSON lines to $work/spans.jsonl.
-"build/tests/sim/otlp_sink/otlp_sink" --out "$work/spans.jsonl" \
+"$bdir/tests/sim/otlp_sink/otlp_sink" --out "$work/spans.jsonl" \
   >"$work/otlp_sink.out" 2>"$work/otlp_sink.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/otlp_sink.out" ] && break; sleep 0.1; done

@@ -2,7 +2,8 @@
 """The alert rules in docs/observability: `promtool check rules` is clean,
 `promtool test rules` passes, every alert carries summary, description and a
 runbook_url whose anchor is a section of runbook.md, and every alert has a
-unit test in which it fires."""
+unit test in which it fires. The recording rules likewise: clean, each with
+a hand-worked expected value in recording_rules_test.yml."""
 import os
 import re
 import shutil
@@ -18,6 +19,8 @@ PROMTOOL = pohtest.which("promtool")
 OBS = os.path.join(pohtest.SOURCE, "docs", "observability")
 ALERTS = os.path.join(OBS, "alerts.yml")
 ALERTS_TEST = os.path.join(OBS, "alerts_test.yml")
+RECORDING = os.path.join(OBS, "recording_rules.yml")
+RECORDING_TEST = os.path.join(OBS, "recording_rules_test.yml")
 RUNBOOK = os.path.join(OBS, "runbook.md")
 RUNBOOK_PREFIX = "file:///usr/share/doc/poh-exporter/observability/runbook.md#"
 
@@ -112,6 +115,52 @@ class AlertRulesTest(unittest.TestCase):
         names = {r["alert"] for r in load_rules()}
         self.assertEqual(names - fired, set(), "alerts without a firing test")
         self.assertEqual(names - quiet, set(), "alerts without a not-firing test")
+
+
+class RecordingRulesTest(unittest.TestCase):
+    def promtool(self, *args, cwd=OBS):
+        return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, cwd=cwd,
+                              timeout=120)
+
+    def records(self):
+        with open(RECORDING) as f:
+            doc = yaml.safe_load(f)
+        return [r for g in doc["groups"] for r in g["rules"]]
+
+    def test_check_rules_clean(self):
+        r = self.promtool("check", "rules", RECORDING)
+        out = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 0, out)
+        self.assertIn(f"SUCCESS: {len(self.records())} rules found", out)
+        self.assertNotRegex(out.lower(), r"warn|error|fail")
+
+    def test_every_record_tested(self):
+        rules = self.records()
+        self.assertTrue(all("record" in r and "alert" not in r for r in rules))
+        with open(RECORDING_TEST) as f:
+            doc = yaml.safe_load(f)
+        tested = {c["expr"] for t in doc["tests"] for c in t.get("promql_expr_test", [])}
+        self.assertEqual({r["record"] for r in rules} - tested, set())
+        r = self.promtool("test", "rules", RECORDING_TEST)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("SUCCESS", r.stdout + r.stderr)
+
+    def test_unit_tests_catch_a_broken_rule(self):
+        """A p99 rule computing p95 fails its test."""
+        tmp = tempfile.mkdtemp(prefix="poh-records-")
+        try:
+            with open(RECORDING) as f:
+                text = f.read()
+            needle = "histogram_quantile(0.99, sum by (cluster, stream, le) (rate(poh_storage"
+            self.assertIn(needle, text)
+            with open(os.path.join(tmp, "recording_rules.yml"), "w") as f:
+                f.write(text.replace(needle, needle.replace("0.99", "0.95"), 1))
+            shutil.copy(RECORDING_TEST, tmp)
+            r = self.promtool("test", "rules", "recording_rules_test.yml", cwd=tmp)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("p99_rate5m", r.stdout + r.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
