@@ -92,15 +92,19 @@ START_TEST(test_success_failure_and_deadline)
     double t0 = poh_now_mono();
     ck_assert_int_eq(poh_collector_set_scrape(set, t0 + 0.3, NULL, self, &out), 0);
     double took = poh_now_mono() - t0;
-    /* The slow collector costs the deadline, not its own 1.5 s. */
-    ck_assert(took >= 0.29 && took < 0.8);
+    /* The slow collector costs the deadline, not its own 1.5 s. The upper
+     * bound only has to tell those apart: 0.8 s flaked on a loaded 2-core
+     * machine (two CPU hogs beside it: 0.3 s deadline, 0.8+ s reported). */
+    ck_assert_msg(took >= 0.29 && took < 1.4, "took %.3f s", took);
     ck_assert_double_eq(gauge_of(self, "poh_exporter_collector_success", "fake/ok"), 1);
     ck_assert_double_eq(gauge_of(self, "poh_exporter_collector_success", "fake/bad"), 0);
     ck_assert_double_eq(gauge_of(self, "poh_exporter_collector_success", "fake/slow"), 0);
     double d = gauge_of(self, "poh_exporter_collector_duration_seconds", "fake/ok");
     ck_assert(d >= 0.009 && d < 0.3);
     d = gauge_of(self, "poh_exporter_collector_duration_seconds", "fake/slow");
-    ck_assert(d >= 0.29 && d < 0.8);
+    /* counted from the collector's own start, which a loaded machine delays
+     * (0.289 s seen): it only has to be the deadline's, not 0 or 1.5 s */
+    ck_assert_msg(d >= 0.15 && d < 1.4, "slow: %.3f s", d);
     /* Output of finished collectors (even failed ones) is kept; the straggler's is not. */
     ck_assert_uint_eq(out.n, 2);
     ck_assert(rendered_contains(out.regs, out.n, "fake_value 42"));
