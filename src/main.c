@@ -31,12 +31,35 @@ static void usage(FILE *out)
             "      --web.listen-address=ADDR  Address to listen on (host:port), overrides\n"
             "                                 web.listen_address.\n"
             "      --web.telemetry-path=PATH  Path of the metrics endpoint (default /metrics).\n"
+            "      --web.config.file=PATH     Web config for TLS and basic auth, in the format of\n"
+            "                                 prometheus/exporter-toolkit; overrides\n"
+            "                                 web.config_file. Re-read when it changes.\n"
             "      --log.level=LEVEL          debug, info, warn or error (default info).\n"
             "      --log.format=FORMAT        logfmt or json (default logfmt).\n\n"
-            "Signals: SIGHUP reloads the configuration; SIGTERM and SIGINT stop cleanly.\n");
+            "Signals: SIGHUP reloads the configuration and the web config; SIGTERM and SIGINT\n"
+            "stop cleanly.\n");
 }
 
-enum { OPT_VERSION = 256, OPT_CONFIG, OPT_CHECK, OPT_LISTEN, OPT_PATH, OPT_LEVEL, OPT_FORMAT };
+enum {
+    OPT_VERSION = 256,
+    OPT_CONFIG,
+    OPT_CHECK,
+    OPT_LISTEN,
+    OPT_PATH,
+    OPT_LEVEL,
+    OPT_FORMAT,
+    OPT_WEB_CONFIG
+};
+
+static char checked_web_config[4096]; /* for --config.check's verdict */
+
+static int check_web_config(const poh_config_t *cfg, poh_strbuf_t *err)
+{
+    if (!cfg->web.config_file)
+        return 0;
+    snprintf(checked_web_config, sizeof checked_web_config, "%s", cfg->web.config_file);
+    return poh_http_check_web_config(cfg->web.config_file, err);
+}
 
 /* glibc's allocator: two arenas, not eight per core. Our threads (scrapes,
  * change streams, gRPC's pollers) allocate in one arena and free in
@@ -61,6 +84,7 @@ int main(int argc, char **argv)
         {"config.check", no_argument, NULL, OPT_CHECK},
         {"web.listen-address", required_argument, NULL, OPT_LISTEN},
         {"web.telemetry-path", required_argument, NULL, OPT_PATH},
+        {"web.config.file", required_argument, NULL, OPT_WEB_CONFIG},
         {"log.level", required_argument, NULL, OPT_LEVEL},
         {"log.format", required_argument, NULL, OPT_FORMAT},
         {NULL, 0, NULL, 0},
@@ -80,6 +104,7 @@ int main(int argc, char **argv)
         case OPT_CHECK: check = true; break;
         case OPT_LISTEN: ov.listen_address = optarg; break;
         case OPT_PATH: ov.telemetry_path = optarg; break;
+        case OPT_WEB_CONFIG: ov.web_config_file = optarg; break;
         case OPT_LEVEL: ov.log_level = optarg; break;
         case OPT_FORMAT: ov.log_format = optarg; break;
         default:
@@ -96,12 +121,14 @@ int main(int argc, char **argv)
 
     poh_strbuf_t err = POH_STRBUF_INIT;
     if (check) {
-        int rc = poh_app_check_config(config_path, &ov, &err);
+        int rc = poh_app_check_config(config_path, &ov, &err, check_web_config);
         if (rc < 0) {
             fprintf(stderr, "%s", err.data ? err.data : "invalid configuration\n");
             fprintf(stderr, "FAILED: %s is not valid\n", config_path ? config_path : "<embedded>");
         } else {
-            printf("SUCCESS: %s is valid\n", config_path ? config_path : "<embedded>");
+            printf("SUCCESS: %s is valid%s%s%s\n", config_path ? config_path : "<embedded>",
+                   checked_web_config[0] ? " (and its web config " : "", checked_web_config,
+                   checked_web_config[0] ? ")" : "");
         }
         poh_strbuf_free(&err);
         return rc < 0 ? 1 : 0;
@@ -140,6 +167,7 @@ int main(int argc, char **argv)
             POH_INFO("main", "SIGHUP: reloading configuration");
             poh_strbuf_t rerr = POH_STRBUF_INIT;
             poh_app_reload(app, &rerr);
+            poh_http_reload_web_config(http);
             poh_strbuf_free(&rerr);
             continue;
         }

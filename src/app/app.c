@@ -25,7 +25,7 @@ typedef struct runtime {
 
 struct poh_app {
     char *config_path;                /* NULL: embedded default */
-    char *ov_listen, *ov_path, *ov_level, *ov_format;
+    char *ov_listen, *ov_path, *ov_level, *ov_format, *ov_web_config;
     poh_registry_t *persistent;       /* lives across reloads */
     poh_series_t *reload_ok, *reload_ts;
     pthread_mutex_t mu;               /* guards rt */
@@ -66,9 +66,10 @@ static int replace_str(char **field, const char *v)
 }
 
 /* Flags win over the file; they are validated like file values. */
-static int apply_overrides(poh_config_t *cfg, const char *listen, const char *path,
-                           const char *level, const char *format, poh_strbuf_t *err)
+static int apply_overrides(poh_config_t *cfg, const poh_overrides_t *ov, poh_strbuf_t *err)
 {
+    const char *listen = ov->listen_address, *path = ov->telemetry_path,
+               *level = ov->log_level, *format = ov->log_format;
     char host[256];
     unsigned port;
     poh_log_level_t lv;
@@ -91,21 +92,44 @@ static int apply_overrides(poh_config_t *cfg, const char *listen, const char *pa
         poh_strbuf_printf(err, "--log.format: want logfmt or json, not \"%s\"\n", format);
         return -EINVAL;
     }
-    if (replace_str(&cfg->web.listen_address, listen) < 0 ||
+    if (ov->web_config_file && !ov->web_config_file[0]) {
+        poh_strbuf_puts(err, "--web.config.file: empty path\n");
+        return -EINVAL;
+    }
+    if (replace_str(&cfg->web.config_file, ov->web_config_file) < 0 ||
+        replace_str(&cfg->web.listen_address, listen) < 0 ||
         replace_str(&cfg->web.telemetry_path, path) < 0 ||
         replace_str(&cfg->log.level, level) < 0 || replace_str(&cfg->log.format, format) < 0)
         return -ENOMEM;
     return 0;
 }
 
-static int load_config(const char *path, const char *listen, const char *tpath,
-                       const char *level, const char *format, poh_config_t **out,
+/* web.config_file as written is relative to the config file's directory. */
+static int resolve_web_config(poh_config_t *cfg, const char *path)
+{
+    const char *f = cfg->web.config_file, *slash = path ? strrchr(path, '/') : NULL;
+    if (!f || f[0] == '/' || !slash)
+        return 0;
+    size_t dl = (size_t)(slash - path) + 1, n = dl + strlen(f) + 1;
+    char *full = malloc(n);
+    if (!full)
+        return -ENOMEM;
+    memcpy(full, path, dl);
+    strcpy(full + dl, f);
+    free(cfg->web.config_file);
+    cfg->web.config_file = full;
+    return 0;
+}
+
+static int load_config(const char *path, const poh_overrides_t *ov, poh_config_t **out,
                        poh_strbuf_t *err)
 {
     int rc = path ? poh_config_load_file(path, out, err) : poh_config_load_default(out, err);
     if (rc < 0)
         return rc;
-    rc = apply_overrides(*out, listen, tpath, level, format, err);
+    rc = resolve_web_config(*out, path);
+    if (rc == 0)
+        rc = apply_overrides(*out, ov, err);
     if (rc < 0) {
         poh_config_free(*out);
         *out = NULL;
@@ -128,8 +152,10 @@ static runtime_t *runtime_build(poh_app_t *app, poh_strbuf_t *err)
     if (!rt)
         return NULL;
     atomic_init(&rt->refs, 1);
-    if (load_config(app->config_path, app->ov_listen, app->ov_path, app->ov_level,
-                    app->ov_format, &rt->cfg, err) < 0)
+    poh_overrides_t ov = {.listen_address = app->ov_listen, .telemetry_path = app->ov_path,
+                          .log_level = app->ov_level, .log_format = app->ov_format,
+                          .web_config_file = app->ov_web_config};
+    if (load_config(app->config_path, &ov, &rt->cfg, err) < 0)
         goto err;
     apply_logging(rt->cfg);
     /* Tracing is set up once, from the first configuration: a reload does
@@ -155,13 +181,20 @@ err:
     return NULL;
 }
 
-int poh_app_check_config(const char *config_path, const poh_overrides_t *ov, poh_strbuf_t *err)
+int poh_app_check_config(const char *config_path, const poh_overrides_t *ov, poh_strbuf_t *err,
+                         int (*extra)(const poh_config_t *cfg, poh_strbuf_t *err))
 {
     poh_config_t *cfg = NULL;
-    int rc = load_config(config_path, ov->listen_address, ov->telemetry_path, ov->log_level,
-                         ov->log_format, &cfg, err);
+    int rc = load_config(config_path, ov, &cfg, err);
+    if (rc == 0 && extra)
+        rc = extra(cfg, err);
     poh_config_free(cfg);
     return rc;
+}
+
+poh_registry_t *poh_app_registry(poh_app_t *app)
+{
+    return app->persistent;
 }
 
 static char *dup_or_null(const char *s)
@@ -181,6 +214,7 @@ poh_app_t *poh_app_create(const char *config_path, const poh_overrides_t *ov, po
     app->ov_path = dup_or_null(ov->telemetry_path);
     app->ov_level = dup_or_null(ov->log_level);
     app->ov_format = dup_or_null(ov->log_format);
+    app->ov_web_config = dup_or_null(ov->web_config_file);
     app->persistent = poh_registry_new();
     if (!app->persistent)
         goto err;
@@ -227,6 +261,7 @@ void poh_app_destroy(poh_app_t *app)
     free(app->ov_path);
     free(app->ov_level);
     free(app->ov_format);
+    free(app->ov_web_config);
     pthread_mutex_destroy(&app->mu);
     pthread_mutex_destroy(&app->reload_mu);
     free(app);

@@ -17,6 +17,7 @@ typedef struct poh_overrides {
     const char *telemetry_path;
     const char *log_level;
     const char *log_format;
+    const char *web_config_file;
 } poh_overrides_t;
 
 /* Load the configuration (path NULL = embedded default), apply overrides and
@@ -32,8 +33,14 @@ void poh_app_destroy(poh_app_t *app); /* NULL is fine */
 int poh_app_reload(poh_app_t *app, poh_strbuf_t *err);
 
 /* Load and validate a configuration with overrides applied, without running
- * it (--config.check). Returns 0 or a negative errno with reasons in err. */
-int poh_app_check_config(const char *config_path, const poh_overrides_t *ov, poh_strbuf_t *err);
+ * it (--config.check); then extra(cfg, err) when not NULL (the web layer's
+ * own files). Returns 0 or a negative errno with reasons in err. */
+int poh_app_check_config(const char *config_path, const poh_overrides_t *ov, poh_strbuf_t *err,
+                         int (*extra)(const poh_config_t *cfg, poh_strbuf_t *err));
+
+/* The registry that lives as long as the process, for series kept outside
+ * the collectors (the web layer's). Rendered in every scrape. */
+poh_registry_t *poh_app_registry(poh_app_t *app);
 
 /* The configuration in force, held until poh_app_release(); a reload in
  * between does not free it. */

@@ -32,6 +32,7 @@
  * visit budget bounds alias expansion). Values are only read where the
  * schema asks, so traversal depth is bounded by the schema, not the input. */
 #include "config/schema.h"
+#include "core/file.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1601,54 +1602,17 @@ int poh_config_load_file(const char *path, poh_config_t **out, poh_strbuf_t *err
 {
     poh_strbuf_t text = POH_STRBUF_INIT;
     char *dir = NULL;
-    int fd = -1, rc;
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        rc = -errno;
-        goto io_err;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = -EINVAL;
-        goto io_err;
-    }
-    for (;;) {
-        if (poh_strbuf_reserve(&text, 65536) < 0) {
-            rc = -ENOMEM;
-            goto io_err;
-        }
-        ssize_t r = read(fd, text.data + text.len, text.cap - text.len - 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = -errno;
-            goto io_err;
-        }
-        if (r == 0)
-            break;
-        text.len += (size_t)r;
-        text.data[text.len] = '\0';
-        if (text.len > MAX_INPUT_BYTES)
-            break;  /* poh_cfg_parse reports the size */
-    }
-    close(fd);
-    fd = -1;
-    const char *slash = strrchr(path, '/');
-    if (slash && !(dir = strndup(path, slash == path ? 1 : (size_t)(slash - path)))) {
-        rc = -ENOMEM;
-        goto io_err;
+    int rc = poh_read_config_file(path, MAX_INPUT_BYTES, &text, &dir);
+    if (rc < 0) {
+        if (errors)
+            poh_strbuf_printf(errors, "%s: cannot read configuration: %s\n", path,
+                              poh_read_file_strerror(rc));
+        poh_strbuf_free(&text);
+        return rc;
     }
     rc = load(path, text.data ? text.data : "", text.len, dir, out, errors);
     free(dir);
-    poh_strbuf_free(&text);
-    return rc;
-io_err:
-    if (errors)
-        poh_strbuf_printf(errors, "%s: cannot read configuration: %s\n", path,
-                          rc == -EINVAL ? "not a regular file" : strerror(-rc));
-    if (fd >= 0)
-        close(fd);
     poh_strbuf_free(&text);
     return rc;
 }

@@ -35,6 +35,8 @@ typedef struct poh_config_web {
     double request_timeout;        /* seconds to send a whole request; default 10 */
     double idle_timeout;           /* seconds; default 30 */
     size_t max_request_bytes;      /* default 16384 */
+    char *config_file;             /* web config (TLS, basic auth; exporter-toolkit format);
+                                      NULL = none. Relative: from the config file's directory */
 } poh_config_web_t;
 
 typedef struct poh_config_log {

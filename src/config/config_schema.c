@@ -51,6 +51,9 @@ static const poh_cfg_entry_t web_entries[] = {
      .def = "30s", .min = 1, .max = 86400},
     {.name = "max_request_bytes", .type = POH_CFG_SIZE, .offset = WEB(max_request_bytes),
      .def = "16KiB", .min = 1024, .max = 16 << 20},
+    /* TLS and basic auth: read by the web layer (src/http/web_config.c) */
+    {.name = "config_file", .type = POH_CFG_STRING, .offset = WEB(config_file),
+     .flags = POH_CFG_NONEMPTY},
     {NULL},
 };
 #undef WEB

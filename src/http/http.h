@@ -19,6 +19,11 @@ typedef struct poh_http poh_http_t;
 poh_http_t *poh_http_start(poh_app_t *app);
 void poh_http_stop(poh_http_t *h); /* NULL is fine */
 unsigned poh_http_port(const poh_http_t *h);
+/* Re-read the web config file (SIGHUP). 0 or -EINVAL (logged; the previous
+ * one stays in force). */
+int poh_http_reload_web_config(poh_http_t *h);
+/* --config.check of a web config file: 0 or -EINVAL with reasons in err. */
+int poh_http_check_web_config(const char *path, poh_strbuf_t *err);
 
 /* gzip when the Accept-Encoding header allows it (q > 0 for gzip or *). */
 bool poh_http_accepts_gzip(const char *accept_encoding);

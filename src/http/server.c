@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "http/web_gate.h"
 
 struct poh_http {
     poh_app_t *app;
@@ -34,11 +35,14 @@ struct poh_http {
     pthread_t reaper;
     bool reaper_started, stopping; /* stopping under mu */
     pthread_cond_t cv;
+    poh_web_gate_t *gate;         /* the web config file (TLS, auth, headers) */
 };
 
 /* One TCP connection (libmicrohttpd's socket context). */
 typedef struct conn {
     int fd;
+    poh_web_tls_t *tls;           /* the TLS generation the connection started with */
+    poh_web_gen_t *gen;           /* the web config generation of its current request */
     bool armed;                   /* a request is due by deadline */
     bool cut;
     double deadline;
@@ -51,6 +55,29 @@ typedef struct req {
     bool too_large;
 } req_t;
 
+static conn_t *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* nosniff on every answer, and the headers the web config file adds (it may
+ * set X-Content-Type-Options itself, to the same value). */
+static void add_configured_headers(struct MHD_Connection *c, struct MHD_Response *r)
+{
+    conn_t *cn = conn_of(c);
+    size_t n = 0;
+    const poh_config_kv_t *hs = cn && cn->gen ? poh_web_gen_headers(cn->gen, &n) : NULL;
+    bool nosniff = false;
+    for (size_t i = 0; i < n; i++) {
+        MHD_add_response_header(r, hs[i].key, hs[i].value);
+        nosniff |= strcasecmp(hs[i].key, "X-Content-Type-Options") == 0;
+    }
+    if (!nosniff)
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+}
+
 static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
                                 char *data, size_t len, const char *encoding, const char *allow)
 {
@@ -60,7 +87,7 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    add_configured_headers(c, r);
     if (encoding)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
     if (allow)
@@ -197,6 +224,10 @@ static enum MHD_Result handle_reload(poh_http_t *h, struct MHD_Connection *c)
         return send_text(c, 403, "Lifecycle API is not enabled (web.enable_reload).\n", NULL);
     poh_strbuf_t err = POH_STRBUF_INIT;
     int rc = poh_app_reload(h->app, &err);
+    if (poh_web_gate_reload(h->gate) < 0) {
+        poh_strbuf_puts(&err, "the web config file did not load (see the log)\n");
+        rc = rc < 0 ? rc : -EINVAL;
+    }
     enum MHD_Result ret;
     if (rc < 0) {
         poh_strbuf_t msg = POH_STRBUF_INIT;
@@ -209,13 +240,6 @@ static enum MHD_Result handle_reload(poh_http_t *h, struct MHD_Connection *c)
     }
     poh_strbuf_free(&err);
     return ret;
-}
-
-static conn_t *conn_of(struct MHD_Connection *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
 }
 
 /* The request on c must be in by now + within (never later than an earlier
@@ -248,6 +272,18 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
             return;
         cn->fd = ci->connect_fd;
         cn->armed = true;
+        if (poh_web_gate_tls(h->gate)) {
+            /* Before the handshake: the TLS generation in force now. */
+            poh_web_gen_t *gen = poh_web_gate_acquire(h->gate);
+            cn->tls = poh_web_tls_ref(poh_web_gen_tls(gen));
+            poh_web_gen_release(gen);
+            const union MHD_ConnectionInfo *ti =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+            if (!ti || !cn->tls || poh_web_tls_session_setup(cn->tls, ti->tls_session) < 0) {
+                POH_ERROR("http", "cannot set up TLS for a new connection; closing it");
+                shutdown(cn->fd, SHUT_RDWR);
+            }
+        }
         pthread_mutex_lock(&h->mu);
         cn->deadline = poh_now_mono() + h->request_timeout;
         cn->next = h->conns;
@@ -265,6 +301,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (cn->next)
             cn->next->prev = cn->prev;
         pthread_mutex_unlock(&h->mu);
+        poh_web_tls_unref(cn->tls);
+        poh_web_gen_release(cn->gen);
         free(cn);
         *socket_context = NULL;
     }
@@ -284,8 +322,16 @@ static void *reaper_main(void *arg)
 {
     poh_http_t *h = arg;
     pthread_mutex_lock(&h->mu);
+    double polled = poh_now_mono();
     while (!h->stopping) {
         double now = poh_now_mono();
+        if (now - polled >= 1.0) {
+            /* the web config and its PEM files: re-read when they change */
+            pthread_mutex_unlock(&h->mu);
+            poh_web_gate_poll(h->gate);
+            pthread_mutex_lock(&h->mu);
+            polled = now = poh_now_mono();
+        }
         for (conn_t *cn = h->conns; cn; cn = cn->next)
             if (cn->armed && !cn->cut && now > cn->deadline) {
                 /* libmicrohttpd sees the error and closes it; the descriptor
@@ -340,6 +386,65 @@ static enum MHD_Result route(poh_http_t *h, struct MHD_Connection *c, const char
                     NULL);
 }
 
+static void peer_address(struct MHD_Connection *c, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, len, "?");
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)len);
+}
+
+/* The web config's rate limit and basic auth, before anything else of the
+ * request is looked at. false: refused, with *ret the answer. */
+static bool admit(poh_http_t *h, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    conn_t *cn = conn_of(c);
+    poh_web_gen_t *gen = poh_web_gate_acquire(h->gate);
+    if (cn) {
+        poh_web_gen_release(cn->gen); /* the previous request's, kept alive */
+        cn->gen = gen;
+    }
+    char *user = NULL, *pass = NULL;
+    if (poh_web_gen_needs_auth(gen))
+        user = MHD_basic_auth_get_username_password(c, &pass);
+    char client[INET6_ADDRSTRLEN];
+    peer_address(c, client, sizeof client);
+    poh_admit_t a = poh_web_gen_admit(h->gate, gen, user, pass, client);
+    if (pass) {
+        explicit_bzero(pass, strlen(pass));
+        MHD_free(pass);
+    }
+    if (user)
+        MHD_free(user);
+    if (!cn)
+        poh_web_gen_release(gen);
+    if (a == POH_ADMIT_OK)
+        return true;
+    if (a == POH_ADMIT_RATE_LIMITED) {
+        *ret = send_text(c, 429, "Too Many Requests\n", NULL);
+        return false;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        strlen("Unauthorized\n"), (void *)"Unauthorized\n", MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        *ret = MHD_NO;
+        return false;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                            "Basic realm=\"poh_exporter\", charset=\"UTF-8\"");
+    add_configured_headers(c, r);
+    *ret = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
+    MHD_destroy_response(r);
+    return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -354,6 +459,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rq)
             return MHD_NO;
         *con_cls = rq;
+        enum MHD_Result denied;
+        if (!admit(h, c, &denied))
+            return denied;
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > h->max_request_bytes)
@@ -413,6 +521,14 @@ poh_http_t *poh_http_start(poh_app_t *app)
     h->idle_timeout = web->idle_timeout;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
+    poh_strbuf_t werr = POH_STRBUF_INIT;
+    int wrc = poh_web_gate_new(web->config_file, poh_app_registry(app), &h->gate, &werr);
+    if (wrc < 0) {
+        POH_ERROR("http", "web config: %s", werr.data ? werr.data : "out of memory");
+        poh_strbuf_free(&werr);
+        goto err;
+    }
+    poh_strbuf_free(&werr);
 
     char host[256];
     unsigned port;
@@ -439,6 +555,8 @@ poh_http_t *poh_http_start(poh_app_t *app)
         }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG;
+    if (poh_web_gate_tls(h->gate))
+        flags |= MHD_USE_TLS;
     if (pick->ai_family == AF_INET6)
         flags |= host[0] ? MHD_USE_IPv6 : MHD_USE_DUAL_STACK;
     size_t mem = web->max_request_bytes + 4096;
@@ -453,6 +571,8 @@ poh_http_t *poh_http_start(poh_app_t *app)
                             MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                             (unsigned int)web->max_connections_per_client,
+                            /* ignored without MHD_USE_TLS */
+                            MHD_OPTION_HTTPS_CERT_CALLBACK, poh_web_tls_daemon_cert_callback(),
                             MHD_OPTION_END);
     if (!h->d) {
         POH_ERROR("http", "cannot listen on %s: %s", web->listen_address,
@@ -496,6 +616,7 @@ void poh_http_stop(poh_http_t *h)
     }
     if (h->d)
         MHD_stop_daemon(h->d);
+    poh_web_gate_free(h->gate);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     free(h);
@@ -504,4 +625,14 @@ void poh_http_stop(poh_http_t *h)
 unsigned poh_http_port(const poh_http_t *h)
 {
     return h->port;
+}
+
+int poh_http_reload_web_config(poh_http_t *h)
+{
+    return poh_web_gate_reload(h->gate);
+}
+
+int poh_http_check_web_config(const char *path, poh_strbuf_t *err)
+{
+    return poh_web_gate_check_file(path, err);
 }

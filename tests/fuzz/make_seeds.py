@@ -176,6 +176,34 @@ tracing: {enabled: false, sample_ratio: 0.5, headers: {authorization: secret}}
 """)
     put("config", "errors", "web:\n  listen_adress: :8000\n  max_scrape_timeout: 2d\n- [\n")
     put("config", "anchors", "a: &x {b: *x}\nweb: *x\n")
+    # the web config file (exporter-toolkit's format), parsed from the same bytes
+    put("config", "web_full", """tls_server_config:
+  cert_file: server.pem
+  key_file: server.key
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: ca.pem
+  client_allowed_sans: [scraper.example, 10.0.0.1]
+  min_version: TLS12
+  max_version: TLS13
+  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_AES_128_GCM_SHA256]
+  prefer_server_cipher_suites: false
+  curve_preferences: [X25519, CurveP256]
+http_server_config:
+  http2: false
+  headers: {X-Frame-Options: deny, Strict-Transport-Security: max-age=3600}
+basic_auth_users:
+  alice: $2y$04$P9dVwyKnM0mFSfh5Nn7/..OMwYSCTpwEYC6tiWHN6xkq4ar5aKVEm
+rate_limit: {interval: 100ms, burst: 5}
+""")
+    put("config", "web_errors", """tls_server_config:
+  cert: inline
+  cert_file: x.pem
+  client_ca_file: ca.pem
+  min_version: TLS14
+http_server_config: {headers: {X-Foo: bar}}
+basic_auth_users: {"a:b": plain}
+rate_limit: {interval: 1s}
+""")
 
 
 def seeds_otlp_reply():
