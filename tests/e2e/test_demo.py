@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """scripts/demo.sh as a newcomer runs it: the simulators, the exporter and a
-real Prometheus (Debian's) with the shipped alert and recording rules. The
-demo's fault (a PoH node turning NOT_SERVING; here after 5 s instead of a
-minute) puts PohNodeDown in "pending" for exactly that node (it fires after
-its `for: 2m`, which alerts_test.yml checks); the recording rules produce
-series; SIGINT (Ctrl-C) stops every process and removes the work directory."""
+real Prometheus (Debian's) with the shipped alert and recording rules. Through
+Prometheus's API: up == 1 for the exporter, the storage latency query returns
+data, and the demo's fault (a PoH node turning NOT_SERVING; here after 5 s
+instead of a minute) puts PohNodeDown in "pending" and then "firing" (the
+demo's `for: 30s`) for exactly that node, all within two minutes of start; the
+recording rules produce series; SIGINT (Ctrl-C) stops every process and
+removes the work directory."""
 import json
 import os
 import re
@@ -49,6 +51,7 @@ class DemoTest(unittest.TestCase):
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
         reader.start()
         out = lambda: "".join(lines)
+        start = time.monotonic()
         try:
             self.assertTrue(pohtest.wait_until(lambda: "turns NOT_SERVING" in out(), 60),
                             "demo did not start:\n" + out())
@@ -65,14 +68,27 @@ class DemoTest(unittest.TestCase):
                     return False
             self.assertTrue(pohtest.wait_until(up, 60, 0.5), "Prometheus never scraped:\n" + out())
 
-            def pending():
+            def storage_p99():
+                r = api(prom_port, "/api/v1/query", query=(
+                    "histogram_quantile(0.99, sum by (le) "
+                    "(rate(poh_storage_latency_seconds_bucket[1m])))"))["result"]
+                return r and r[0]["value"][1] not in ("NaN", "+Inf")
+            self.assertTrue(pohtest.wait_until(storage_p99, 60, 0.5),
+                            "the storage latency query returned no data")
+
+            def node_down(state):
                 alerts = api(prom_port, "/api/v1/alerts")["alerts"]
-                return [a for a in alerts if a["labels"]["alertname"] == "PohNodeDown"]
-            self.assertTrue(pohtest.wait_until(pending, 60, 0.5),
+                return [a for a in alerts
+                        if a["labels"]["alertname"] == "PohNodeDown" and a["state"] == state]
+            self.assertTrue(pohtest.wait_until(lambda: node_down("pending"), 60, 0.25),
                             "PohNodeDown never became pending:\n" + out())
-            got = pending()
-            self.assertEqual([a["labels"]["target"] for a in got], [f"127.0.0.1:{node}"])
-            self.assertEqual(got[0]["state"], "pending")
+            self.assertEqual([a["labels"]["target"] for a in node_down("pending")],
+                             [f"127.0.0.1:{node}"])
+            self.assertTrue(pohtest.wait_until(lambda: node_down("firing"), 60, 0.5),
+                            "PohNodeDown never fired:\n" + out())
+            self.assertEqual([a["labels"]["target"] for a in node_down("firing")],
+                             [f"127.0.0.1:{node}"])
+            self.assertLess(time.monotonic() - start, 120, "the whole path took over 2 minutes")
 
             def recorded():
                 r = api(prom_port, "/api/v1/query",
