@@ -52,13 +52,16 @@ enum {
 };
 
 static char checked_web_config[4096]; /* for --config.check's verdict */
+static bool web_config_failed;
 
 static int check_web_config(const poh_config_t *cfg, poh_strbuf_t *err)
 {
     if (!cfg->web.config_file)
         return 0;
     snprintf(checked_web_config, sizeof checked_web_config, "%s", cfg->web.config_file);
-    return poh_http_check_web_config(cfg->web.config_file, err);
+    int rc = poh_http_check_web_config(cfg->web.config_file, err);
+    web_config_failed = rc < 0;
+    return rc;
 }
 
 /* glibc's allocator: two arenas, not eight per core. Our threads (scrapes,
@@ -124,7 +127,11 @@ int main(int argc, char **argv)
         int rc = poh_app_check_config(config_path, &ov, &err, check_web_config);
         if (rc < 0) {
             fprintf(stderr, "%s", err.data ? err.data : "invalid configuration\n");
-            fprintf(stderr, "FAILED: %s is not valid\n", config_path ? config_path : "<embedded>");
+            if (web_config_failed)
+                fprintf(stderr, "FAILED: the web config %s is not valid\n", checked_web_config);
+            else
+                fprintf(stderr, "FAILED: %s is not valid\n",
+                        config_path ? config_path : "<embedded>");
         } else {
             printf("SUCCESS: %s is valid%s%s%s\n", config_path ? config_path : "<embedded>",
                    checked_web_config[0] ? " (and its web config " : "", checked_web_config,

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/file.h"
+#include "core/log.h"
 
 #define MAX_PEM_BYTES (1u << 20)
 
@@ -150,6 +152,16 @@ int poh_web_tls_priorities(const poh_web_tls_config_t *t, poh_strbuf_t *out, poh
             add_once(out, "", s->cipher);
             add_once(out, "", s->mac);
         }
+        /* As in Go, the list is for TLS 1.2 and below: TLS 1.3 keeps its
+         * suites. GnuTLS has one cipher list for every version, so these
+         * AEAD ciphers may also pair with the listed key exchanges in TLS
+         * 1.2 (after the listed ones, which the server prefers). */
+        if (hi == 3) {
+            static const char *const tls13[] = {"AES-128-GCM", "AES-256-GCM",
+                                                "CHACHA20-POLY1305", "AEAD"};
+            for (size_t i = 0; i < sizeof tls13 / sizeof *tls13; i++)
+                add_once(out, "", tls13[i]);
+        }
     }
     if (t->curve_preferences_count) {
         poh_strbuf_puts(out, ":-GROUP-ALL");
@@ -239,6 +251,30 @@ out:
     return ok;
 }
 
+/* A refused client certificate, logged at most once a second: libmicrohttpd
+ * closes the connection without an alert, so the log is where an operator
+ * learns why. */
+static void log_refused(const char *why)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static double last;
+    static unsigned long more;
+    pthread_mutex_lock(&mu);
+    double now = poh_now_mono();
+    if (now - last < 1.0) {
+        more++;
+        pthread_mutex_unlock(&mu);
+        return;
+    }
+    unsigned long n = more;
+    more = 0;
+    last = now;
+    pthread_mutex_unlock(&mu);
+    POH_WARN("http", "TLS handshake refused: client certificate %s (%lu more refusals not "
+                     "logged in the last second)",
+             why, n);
+}
+
 /* Run by GnuTLS in the handshake once the client's certificate (or its
  * absence) is known; non-zero fails the handshake, as Go's crypto/tls does. */
 static int verify_client(gnutls_session_t s)
@@ -261,6 +297,8 @@ static int verify_client(gnutls_session_t s)
     const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
     if (!peers || n == 0) {
         rc = t->auth == POH_CLIENT_REQUIRE_ANY || t->auth == POH_CLIENT_REQUIRE_VERIFY ? -1 : 0;
+        if (rc)
+            log_refused("missing (client_auth_type requires one)");
         goto out;
     }
     if (t->auth == POH_CLIENT_VERIFY_IF_GIVEN || t->auth == POH_CLIENT_REQUIRE_VERIFY) {
@@ -268,12 +306,24 @@ static int verify_client(gnutls_session_t s)
                                          .data = (void *)GNUTLS_KP_TLS_WWW_CLIENT};
         unsigned status = 0;
         if (gnutls_certificate_verify_peers(s, &purpose, 1, &status) < 0 || status != 0) {
+            gnutls_datum_t why = {NULL, 0};
+            bool have = status &&
+                        gnutls_certificate_verification_status_print(
+                            status, GNUTLS_CRT_X509, &why, 0) == 0;
+            char text[200];
+            snprintf(text, sizeof text, "not accepted: %s",
+                     have ? (const char *)why.data : "verification failed");
+            if (have)
+                gnutls_free(why.data);
+            log_refused(text);
             rc = -1;
             goto out;
         }
     }
-    if (t->nsans && !sans_allowed(t, &peers[0]))
+    if (t->nsans && !sans_allowed(t, &peers[0])) {
+        log_refused("has none of client_allowed_sans");
         rc = -1;
+    }
 out:
     poh_web_tls_unref(t);
     return rc;

@@ -207,7 +207,13 @@ START_TEST(test_priorities)
                    "  curve_preferences: [X25519, CurveP384]\n",
                    "NORMAL:%SERVER_PRECEDENCE:-VERS-ALL:+VERS-TLS1.2:+VERS-TLS1.3"
                    ":-KX-ALL:-CIPHER-ALL:-MAC-ALL:+ECDHE-RSA:+AES-256-GCM:+AEAD:+ECDHE-ECDSA"
-                   ":+RSA:+AES-128-CBC:+SHA1:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP384R1");
+                   ":+RSA:+AES-128-CBC:+SHA1:+AES-128-GCM:+CHACHA20-POLY1305"
+                   ":-GROUP-ALL:+GROUP-X25519:+GROUP-SECP384R1");
+    /* without TLS 1.3, nothing is added back */
+    priorities_are("tls_server_config:\n  max_version: TLS12\n"
+                   "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n",
+                   "NORMAL:%SERVER_PRECEDENCE:-VERS-ALL:+VERS-TLS1.2"
+                   ":-KX-ALL:-CIPHER-ALL:-MAC-ALL:+ECDHE-RSA:+AES-128-CBC:+SHA1");
 }
 END_TEST
 
