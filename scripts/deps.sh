@@ -11,7 +11,8 @@ PKGS=(build-essential cmake pkg-config git
       python3 python3-grpcio python3-grpc-tools python3-pymongo python3-protobuf python3-prometheus-client python3-yaml
       prometheus prometheus-node-exporter prometheus-blackbox-exporter wrk curl bc gnuplot-nox
       debhelper devscripts lintian fakeroot
-      openssl groff-base systemd)  # test_otlp_tls, test_package (groff, systemd-analyze)
+      openssl groff-base systemd  # test_otlp_tls, test_package (groff, systemd-analyze)
+      chromium)                   # test_landing_browser: the landing page in a real browser
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

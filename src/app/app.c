@@ -26,6 +26,8 @@ typedef struct runtime {
 struct poh_app {
     char *config_path;                /* NULL: embedded default */
     char *ov_listen, *ov_path, *ov_level, *ov_format, *ov_web_config;
+    poh_scrape_observer_fn observer; /* the landing page's history */
+    void *observer_ctx;
     poh_registry_t *persistent;       /* lives across reloads */
     poh_series_t *reload_ok, *reload_ts;
     pthread_mutex_t mu;               /* guards rt */
@@ -190,6 +192,12 @@ int poh_app_check_config(const char *config_path, const poh_overrides_t *ov, poh
         rc = extra(cfg, err);
     poh_config_free(cfg);
     return rc;
+}
+
+void poh_app_set_scrape_observer(poh_app_t *app, poh_scrape_observer_fn fn, void *ctx)
+{
+    app->observer = fn;
+    app->observer_ctx = ctx;
 }
 
 poh_registry_t *poh_app_registry(poh_app_t *app)
@@ -357,6 +365,8 @@ int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_
     regs[1] = self;
     if (out.n)
         memcpy(regs + 2, out.regs, out.n * sizeof *regs);
+    if (app->observer)
+        app->observer(app->observer_ctx, regs, n, rt->cfg, poh_now_real());
     rc = poh_render(body, regs, n, fmt);
     free(regs);
 done:
@@ -421,28 +431,11 @@ done:
     return rc;
 }
 
-void poh_app_landing_page(poh_app_t *app, poh_strbuf_t *h)
+void poh_app_collector_status_html(poh_app_t *app, poh_strbuf_t *h)
 {
     runtime_t *rt = runtime_get(app);
-    const char *tp = rt->cfg->web.telemetry_path;
-    poh_strbuf_puts(h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                       "<title>poh_exporter</title><style>body{font-family:sans-serif;margin:2em}"
-                       "table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-                       "padding:.3em .6em;text-align:left}</style></head><body>\n"
-                       "<h1>poh_exporter</h1>\n<p>Prometheus exporter for the PoH/DAG network."
-                       " Version " POH_VERSION " (revision " POH_REVISION ").</p>\n<ul>\n"
-                       "<li><a href=\"");
-    poh_html_escape(h, tp);
-    poh_strbuf_puts(h, "\">Metrics</a> (");
-    poh_html_escape(h, tp);
-    poh_strbuf_puts(h, ")</li>\n<li><a href=\"/-/healthy\">/-/healthy</a></li>\n"
-                       "<li><a href=\"/-/ready\">/-/ready</a></li>\n</ul>\n<p>Configuration: ");
-    poh_html_escape(h, rt->cfg->source ? rt->cfg->source : "<embedded>");
-    poh_strbuf_puts(h, "</p>\n<h2>Targets</h2>\n<table>\n<tr><th>Collector</th><th>Target</th>"
-                       "<th>Last result</th><th>Latency</th><th>Error</th></tr>\n");
     if (poh_collector_set_len(rt->set) == 0)
         poh_strbuf_puts(h, "<tr><td colspan=\"5\">No collectors configured.</td></tr>\n");
     poh_collector_set_status_html(rt->set, h);
-    poh_strbuf_puts(h, "</table>\n</body></html>\n");
     runtime_unref(rt);
 }

@@ -53,8 +53,17 @@ void poh_app_release(poh_app_view_t *v);
  * configured default); the deadline is timeout minus the configured offset. */
 int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_t *body);
 
-/* Landing page HTML. */
-void poh_app_landing_page(poh_app_t *app, poh_strbuf_t *html);
+/* Called by every /metrics scrape with the registries it is about to render
+ * (the values /metrics shows), the configuration in force and the time
+ * (Unix seconds), e.g. to keep the landing page's history. One observer;
+ * set before serving. */
+typedef void (*poh_scrape_observer_fn)(void *ctx, poh_registry_t *const *regs, size_t n,
+                                       const poh_config_t *cfg, double now);
+void poh_app_set_scrape_observer(poh_app_t *app, poh_scrape_observer_fn fn, void *ctx);
+
+/* The collectors' status rows for the landing page (Collector, Target, Last
+ * result, Latency, Error), HTML-escaped by the collectors. */
+void poh_app_collector_status_html(poh_app_t *app, poh_strbuf_t *html);
 
 /* /probe?target=&module=: 0 with the body, -EINVAL (bad request, reason in
  * body as text), -EACCES (target not allowed, reason in body) or another

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "http/landing.h"
 #include "http/web_gate.h"
 
 struct poh_http {
@@ -36,6 +37,7 @@ struct poh_http {
     bool reaper_started, stopping; /* stopping under mu */
     pthread_cond_t cv;
     poh_web_gate_t *gate;         /* the web config file (TLS, auth, headers) */
+    poh_landing_t *landing;       /* the landing page's pictures, fed by each scrape */
 };
 
 /* One TCP connection (libmicrohttpd's socket context). */
@@ -376,7 +378,14 @@ static enum MHD_Result route(poh_http_t *h, struct MHD_Connection *c, const char
     if (strcmp(url, "/-/ready") == 0)
         return send_text(c, 200, "Ready.\n", NULL);
     poh_strbuf_t html = POH_STRBUF_INIT;
-    poh_app_landing_page(h->app, &html);
+    const char *rs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "refresh");
+    char *end = NULL;
+    unsigned long refresh = rs ? strtoul(rs, &end, 10) : 30;
+    if (rs && (end == rs || *end || refresh > 86400))
+        refresh = 30;
+    poh_landing_page(h->landing, h->app,
+                     MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
+                     (unsigned)refresh, &html);
     if (html.failed) {
         poh_strbuf_free(&html);
         return send_text(c, 500, "out of memory\n", NULL);
@@ -529,6 +538,8 @@ poh_http_t *poh_http_start(poh_app_t *app)
         goto err;
     }
     poh_strbuf_free(&werr);
+    if ((h->landing = poh_landing_new()))
+        poh_app_set_scrape_observer(app, poh_landing_observe, h->landing);
 
     char host[256];
     unsigned port;
@@ -617,6 +628,9 @@ void poh_http_stop(poh_http_t *h)
     if (h->d)
         MHD_stop_daemon(h->d);
     poh_web_gate_free(h->gate);
+    if (h->landing)
+        poh_app_set_scrape_observer(h->app, NULL, NULL);
+    poh_landing_free(h->landing);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     free(h);

@@ -758,6 +758,38 @@ poh_series_t *const *poh_family_snapshot(poh_family_t *f, size_t *n)
     return arr;
 }
 
+void poh_registry_visit(poh_registry_t *r, const char *name, poh_series_visit_fn fn, void *ctx)
+{
+    if (!r)
+        return;
+    poh_family_t *f = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->nfamilies && !f; i++)
+        if (strcmp(r->families[i]->name, name) == 0)
+            f = r->families[i];
+    pthread_mutex_unlock(&r->mu);
+    if (!f)
+        return;
+    /* A series array outgrown meanwhile is retired, not freed: walking the
+     * snapshot after the lock is safe (see metrics_impl.h). */
+    pthread_mutex_lock(&f->mu);
+    poh_series_t **series = f->series;
+    size_t n = f->nseries;
+    pthread_mutex_unlock(&f->mu);
+    const char *values[POH_MAX_LABELS];
+    for (size_t i = 0; i < n; i++) {
+        const poh_series_t *s = series[i];
+        if (atomic_load_explicit(&s->removed, memory_order_acquire))
+            continue;
+        const char *p = s->key;
+        for (size_t l = 0; l < f->nlabels; l++) {
+            values[l] = p;
+            p += strlen(p) + 1;
+        }
+        fn(ctx, s, values, f->nlabels);
+    }
+}
+
 size_t poh_registry_series_count(poh_registry_t *r)
 {
     if (!r)
@@ -854,6 +886,12 @@ size_t poh_histogram_read(const poh_series_t *s, uint64_t *cumulative, size_t ca
     if (cap >= n)
         poh_histogram_cumulative(s, cumulative);
     return n;
+}
+
+const double *poh_histogram_bounds(const poh_series_t *s, size_t *n)
+{
+    *n = s && s->family->type == POH_HISTOGRAM ? s->family->nbuckets : 0;
+    return *n ? s->family->bounds : NULL;
 }
 
 double poh_series_value(const poh_series_t *s)

@@ -104,6 +104,14 @@ uint64_t poh_histogram_count(const poh_series_t *s);
 /* Cumulative bucket counts, last one is +Inf (== count). Returns the number of
  * buckets including +Inf; fills cumulative only when cap is at least that. */
 size_t poh_histogram_read(const poh_series_t *s, uint64_t *cumulative, size_t cap);
+/* Call fn for every live series of r's family called name (none when r has
+ * no such family), in creation order, with its label values (as given when
+ * the series was created, unescaped) in the family's label order. */
+typedef void (*poh_series_visit_fn)(void *ctx, const poh_series_t *s,
+                                    const char *const *label_values, size_t nlabels);
+void poh_registry_visit(poh_registry_t *r, const char *name, poh_series_visit_fn fn, void *ctx);
+/* A histogram's finite bucket bounds (n of them; +Inf follows), or NULL. */
+const double *poh_histogram_bounds(const poh_series_t *s, size_t *n);
 /* Live (not removed) series in all families of the registry. */
 size_t poh_registry_series_count(poh_registry_t *r);
 

@@ -246,6 +246,28 @@ tracing:
         heat = [p for p in all_panels(d) if p["type"] == "heatmap"]
         self.assertTrue(heat and heat[0]["targets"][0]["format"] == "heatmap")
 
+    def test_layout_picture(self):
+        """docs/images/dashboard_layout.svg (in the README) is the panels as
+        the JSON lays them out: scripts/dashboard_layout.py's output, and no
+        two panels overlap."""
+        script = os.path.join(pohtest.SOURCE, "scripts", "dashboard_layout.py")
+        r = subprocess.run(["/usr/bin/python3", script, "-"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(pohtest.SOURCE, "docs", "images", "dashboard_layout.svg")) as f:
+            self.assertEqual(f.read(), r.stdout,
+                             "rerun scripts/dashboard_layout.py after changing the dashboard")
+        cells = set()
+        for p in self.dash["panels"]:
+            g = p["gridPos"]
+            for x in range(g["x"], g["x"] + g["w"]):
+                for y in range(g["y"], g["y"] + g["h"]):
+                    self.assertNotIn((x, y), cells, f"{p['title']} overlaps another panel")
+                    cells.add((x, y))
+        for p in self.dash["panels"]:
+            self.assertIn(">%s<" % p["title"].replace("&", "&amp;").replace("<", "&lt;"),
+                          r.stdout)
+
     # -- against the live stack ----------------------------------------------
     def test_every_panel_query_returns_data(self):
         empty = [f"{title} [{ref}]: {q}" for (title, ref, q), r in self.results.items() if not r]
