@@ -105,6 +105,13 @@ class AlertRulesTest(unittest.TestCase):
         }
         self.assertEqual(required - names, set())
 
+    def test_first_hour_guide_names_every_alert(self):
+        with open(os.path.join(OBS, "first_hour.md")) as f:
+            guide = f.read()
+        missing = {r["alert"] for r in load_rules()
+                   if not re.search(r"\b%s\b" % r["alert"], guide)}
+        self.assertEqual(missing, set(), "first_hour.md's alert table misses these")
+
     def test_every_alert_fires_in_a_unit_test(self):
         with open(ALERTS_TEST) as f:
             doc = yaml.safe_load(f)
