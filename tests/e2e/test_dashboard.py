@@ -4,7 +4,7 @@
 The stack: mongo_rs_sim generating transactions and approvals, poh_node_sim
 serving two PoH nodes, a Presence service and one PoH node that reports
 NOT_SERVING, otlp_sink receiving spans, and the real exporter; a real
-Prometheus server scrapes it every second and evaluates alerts.yml.
+Prometheus server scrapes it every second and evaluates alerts.yml and recording_rules.yml (the heavier panels read the recorded series).
 
 Every query of every dashboard panel (variables substituted: $cluster, $group,
 $job -> .*, $__rate_interval -> 1m) runs through Prometheus' HTTP API and must
@@ -29,6 +29,7 @@ PROMETHEUS = pohtest.which("prometheus")
 OBS = os.path.join(pohtest.SOURCE, "docs", "observability")
 DASHBOARD = os.path.join(OBS, "grafana_dash.json")
 ALERTS = os.path.join(OBS, "alerts.yml")
+RECORDING = os.path.join(OBS, "recording_rules.yml")
 TX_RATE = 40          # generated inserts per second
 APPROVE_AFTER_MS = 150
 
@@ -62,15 +63,17 @@ class Prometheus:
     """A real Prometheus on loopback scraping the exporter every second and
     evaluating the given rule file every second."""
 
-    def __init__(self, target, rule_file, tmp):
+    def __init__(self, target, rule_files, tmp):
         self.port = pohtest.free_port()
         cfg = os.path.join(tmp, "prometheus.yml")
-        rules = os.path.join(tmp, "alerts.yml")
-        shutil.copy(rule_file, rules)
+        rules = []
+        for f in rule_files:
+            rules.append(os.path.join(tmp, os.path.basename(f)))
+            shutil.copy(f, rules[-1])
         with open(cfg, "w") as f:
             f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                     "  evaluation_interval: 1s\n"
-                    f"rule_files: [{json.dumps(rules)}]\n"
+                    f"rule_files: {json.dumps(rules)}\n"
                     "scrape_configs:\n  - job_name: poh_exporter\n    static_configs:\n"
                     f"      - targets: [{json.dumps(target)}]\n")
         self.log = open(os.path.join(tmp, "prometheus.log"), "w")
@@ -165,7 +168,8 @@ tracing:
 """
             cls.exp = pohtest.Exporter(config)
             cls.stack.append(cls.exp.stop)
-            cls.prom = Prometheus(f"127.0.0.1:{cls.exp.port}", ALERTS, cls.tmp)
+            # the dashboard's heavier panels read the recording rules' series
+            cls.prom = Prometheus(f"127.0.0.1:{cls.exp.port}", (ALERTS, RECORDING), cls.tmp)
             cls.stack.append(cls.prom.stop)
             cls.dash = load_dashboard()
             cls.variables = [v["name"] for v in cls.dash["templating"]["list"]]
