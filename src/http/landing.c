@@ -20,7 +20,7 @@
 #define HOUR 3600.0
 #define TARGET_SLOT 300.0
 #define STREAM_SLOT 10.0
-#define MAX_TRACKS 100000   /* targets + streams + members kept, whatever the config */
+#define MAX_TRACKS 20000    /* targets + streams + members kept, whatever the config */
 #define CELL 12             /* px of a target's cell */
 #define CELLS_PER_ROW 50
 #define CHART_W 240
@@ -32,6 +32,7 @@ typedef struct track {
     char *key;               /* "kind\0a\0b": kind t (target), s (stream), m (member), c (cluster) */
     char *a, *b;             /* group/target, cluster/stream, cluster/member, cluster */
     unsigned gen;            /* scrape that last saw it */
+    double seen;             /* when (Unix seconds): unseen for an hour, it is dropped */
     size_t nv;               /* cumulative values kept per point */
     double *cur, *prev;      /* this scrape's and the previous scrape's */
     double *first;           /* the first scrape's: the hour's start until an hour has passed */
@@ -124,6 +125,8 @@ static size_t key_len(const char *key)
 static int grow(poh_landing_t *l)
 {
     size_t cap = l->cap ? l->cap * 2 : 256;
+    while (cap < 2 * (l->used + 1))
+        cap *= 2;
     track_t **m = calloc(cap, sizeof *m);
     if (!m)
         return -1;
@@ -214,6 +217,7 @@ static void touch(poh_landing_t *l, track_t *t)
 typedef struct visit {
     poh_landing_t *l;
     int field;
+    const char *lat;         /* on_latency: the latency's name */
     const poh_config_t *cfg;
 } visit_t;
 
@@ -255,7 +259,12 @@ static void on_latency(void *ctx, const poh_series_t *s, const char *const *v, s
     for (track_t *t = x->l->first; t; t = t->next_order) {
         if (t->key[0] != 's' || strcmp(t->a, v[0]) || strcmp(t->b, v[1]))
             continue;
-        struct lat *lt = &t->lat[x->field];
+        struct lat *lt = NULL;
+        for (size_t k = 0; k < t->nlat && !lt; k++)
+            if (!strcmp(t->lat[k].name, x->lat))
+                lt = &t->lat[k];
+        if (!lt)
+            continue;
         uint64_t cum[POH_MAX_BUCKETS + 1];
         size_t nb = poh_histogram_read(s, cum, POH_MAX_BUCKETS + 1);
         if (nb != lt->nb + 1)
@@ -295,9 +304,35 @@ static void on_cluster(void *ctx, const poh_series_t *s, const char *const *v, s
     }
 }
 
+/* A stream's track, emptied and made for nv values (its history is for
+ * other latencies or buckets). */
+static int reshape(track_t *t, size_t nv)
+{
+    double *cur = calloc(nv, sizeof *cur), *prev = calloc(nv, sizeof *prev),
+           *first = calloc(nv, sizeof *first), *ring = calloc(t->nslots * nv, sizeof *ring);
+    if (!cur || !prev || !first || !ring) {
+        free(cur), free(prev), free(first), free(ring);
+        return -1;
+    }
+    free(t->cur), free(t->prev), free(t->first), free(t->ring);
+    t->cur = cur, t->prev = prev, t->first = first, t->ring = ring;
+    t->nv = nv;
+    t->first_t = 0;
+    for (size_t i = 0; i < t->nslots; i++)
+        t->sid[i] = -1;
+    for (size_t i = 0; i < t->nlat; i++) {
+        free(t->lat[i].name);
+        free(t->lat[i].bounds);
+    }
+    free(t->lat);
+    t->lat = NULL;
+    t->nlat = 0;
+    return 0;
+}
+
 /* The change streams of the configuration, with room for their latencies
  * (the histogram's bounds are the stream's buckets). */
-static void streams_from_config(poh_landing_t *l, const poh_config_t *cfg)
+static void streams_from_config(poh_landing_t *l, const poh_config_t *cfg, double now)
 {
     for (size_t c = 0; c < cfg->mongodb_count; c++)
         for (size_t i = 0; i < cfg->mongodb[c].change_streams_count; i++) {
@@ -305,7 +340,11 @@ static void streams_from_config(poh_landing_t *l, const poh_config_t *cfg)
             size_t nb = cs->buckets_count ? cs->buckets_count : poh_default_buckets_len;
             size_t nv = 1 + cs->latencies_count * (1 + nb + 1);
             track_t *t = track_get(l, 's', cfg->mongodb[c].name, cs->name, nv);
-            if (!t || t->lat || t->nv != nv)
+            if (t)
+                t->seen = now; /* configured: kept while it is */
+            if (t && t->nv != nv && reshape(t, nv) < 0)
+                continue; /* a reload changed its latencies or buckets */
+            if (!t || t->lat)
                 continue;
             t->lat = calloc(cs->latencies_count ? cs->latencies_count : 1, sizeof *t->lat);
             if (!t->lat)
@@ -328,13 +367,77 @@ static void streams_from_config(poh_landing_t *l, const poh_config_t *cfg)
         }
 }
 
+/* Drop what no scrape has shown for an hour (targets, streams or members a
+ * reload removed), so the history is bounded by what is configured. */
+static void prune(poh_landing_t *l, double now)
+{
+    bool stale = false;
+    for (track_t *t = l->first; t && !stale; t = t->next_order) {
+        if (t->gen == l->gen || t->seen == 0)
+            t->seen = now;
+        stale = t->seen < now - HOUR;
+    }
+    if (!stale)
+        return;
+    track_t *keep = NULL, *tail = NULL;
+    size_t used = 0;
+    for (track_t *t = l->first, *n; t; t = n) {
+        n = t->next_order;
+        if (t->gen == l->gen || t->seen == 0)
+            t->seen = now;
+        if (t->seen < now - HOUR) {
+            track_free(t);
+            continue;
+        }
+        t->next_order = NULL;
+        if (tail)
+            tail->next_order = t;
+        else
+            keep = t;
+        tail = t;
+        used++;
+    }
+    l->first = keep;
+    l->last = tail;
+    l->used = used;
+    free(l->map);
+    l->map = NULL;
+    l->cap = 0;
+    if (used && grow(l) < 0) { /* no map: start over rather than keep a broken one */
+        for (track_t *t = l->first, *n; t; t = n) {
+            n = t->next_order;
+            track_free(t);
+        }
+        l->first = l->last = NULL;
+        l->used = 0;
+    }
+}
+
+/* Does a stream before (c, i, k) in the configuration have a latency of
+ * the same name (so its family was visited already)? */
+static bool latency_seen_before(const poh_config_t *cfg, size_t c, size_t i, size_t k)
+{
+    const char *name = cfg->mongodb[c].change_streams[i].latencies[k].name;
+    for (size_t c2 = 0; c2 <= c; c2++)
+        for (size_t i2 = 0; i2 < cfg->mongodb[c2].change_streams_count; i2++) {
+            const poh_config_mongo_stream_t *cs = &cfg->mongodb[c2].change_streams[i2];
+            for (size_t k2 = 0; k2 < cs->latencies_count; k2++) {
+                if (c2 == c && i2 == i && k2 == k)
+                    return false;
+                if (!strcmp(cs->latencies[k2].name, name))
+                    return true;
+            }
+        }
+    return false;
+}
+
 void poh_landing_observe(void *ctx, poh_registry_t *const *regs, size_t n,
                          const poh_config_t *cfg, double now)
 {
     poh_landing_t *l = ctx;
     pthread_mutex_lock(&l->mu);
     l->gen++;
-    streams_from_config(l, cfg);
+    streams_from_config(l, cfg, now);
     for (size_t r = 0; r < n; r++) {
         visit_t x = {.l = l, .cfg = cfg, .field = -1};
         poh_registry_visit(regs[r], "poh_probe_success", on_target, &x);
@@ -345,13 +448,17 @@ void poh_landing_observe(void *ctx, poh_registry_t *const *regs, size_t n,
         x.field = T_SUM;
         poh_registry_visit(regs[r], "poh_grpc_method_latency_seconds", on_target, &x);
         poh_registry_visit(regs[r], "poh_mongodb_changes_total", on_changes, &x);
+        /* each latency family once, whichever streams have it */
         for (size_t c = 0; c < cfg->mongodb_count; c++)
             for (size_t i = 0; i < cfg->mongodb[c].change_streams_count; i++) {
                 const poh_config_mongo_stream_t *cs = &cfg->mongodb[c].change_streams[i];
                 for (size_t k = 0; k < cs->latencies_count; k++) {
+                    const char *name = cs->latencies[k].name;
+                    if (latency_seen_before(cfg, c, i, k))
+                        continue;
                     char fam[256];
-                    snprintf(fam, sizeof fam, "poh_%s_latency_seconds", cs->latencies[k].name);
-                    x.field = (int)k;
+                    snprintf(fam, sizeof fam, "poh_%s_latency_seconds", name);
+                    x.lat = name;
                     poh_registry_visit(regs[r], fam, on_latency, &x);
                 }
             }
@@ -381,6 +488,7 @@ void poh_landing_observe(void *ctx, poh_registry_t *const *regs, size_t n,
         t->st[slot] = now;
         memcpy(t->ring + slot * t->nv, t->cur, t->nv * sizeof *t->cur);
     }
+    prune(l, now);
     l->last_scrape = now;
     l->scrapes++;
     pthread_mutex_unlock(&l->mu);
