@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -80,10 +81,32 @@ static void add_configured_headers(struct MHD_Connection *c, struct MHD_Response
         MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 }
 
+/* The body of a large answer (a scrape, a probe) is freed once sent, when
+ * whatever else its request allocated (the uncompressed exposition, the
+ * scrape's registries) is free too; then glibc is asked to give free pages
+ * back (malloc_trim also releases free pages inside its arenas, not only at
+ * their top), at most once a second. bench/soak, 2 minutes of the full load
+ * (1,000 targets + GetState, 10 streams at 2,000 tx/s, 1 s scrapes): 46.7 MB
+ * VmRSS at the end and +0.12 MB/min over the last minute with it, 54.4 MB
+ * and +2.2 MB/min without; CPU 86.0 s against 82.8 s (docs/sizing.md). */
+#define BIG_BODY (64u << 10)
+
+static void free_big_body(void *p)
+{
+    static atomic_llong last_ms;
+    free(p);
+    long long now = (long long)(poh_now_mono() * 1000);
+    long long last = atomic_load(&last_ms);
+    if (now - last >= 1000 && atomic_compare_exchange_strong(&last_ms, &last, now))
+        malloc_trim(0);
+}
+
 static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *ctype,
                                 char *data, size_t len, const char *encoding, const char *allow)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r =
+        len >= BIG_BODY ? MHD_create_response_from_buffer_with_free_callback(len, data, free_big_body)
+                        : MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(data);
         return MHD_NO;
