@@ -158,7 +158,7 @@ static track_t *track_get(poh_landing_t *l, char kind, const char *a, const char
     track_t *t = NULL;
     if (l->cap) {
         for (size_t i = h & (l->cap - 1); l->map[i]; i = (i + 1) & (l->cap - 1))
-            if (memcmp(l->map[i]->key, key, len) == 0 && key_len(l->map[i]->key) == len) {
+            if (key_len(l->map[i]->key) == len && memcmp(l->map[i]->key, key, len) == 0) {
                 t = l->map[i];
                 goto out;
             }

@@ -148,11 +148,41 @@ START_TEST(test_history)
 }
 END_TEST
 
+/* Targets of many name lengths: a lookup compares whole keys only (an
+ * earlier version read past a shorter key, which the ASan build reported in
+ * CI). Every target keeps its own cell. */
+START_TEST(test_many_targets)
+{
+    static const char yaml1[] = "state_dir: /tmp\n";
+    poh_config_t *cfg = NULL;
+    ck_assert_int_eq(poh_config_load_string("t.yml", yaml1, strlen(yaml1), &cfg, NULL), 0);
+    poh_registry_t *reg = poh_registry_new();
+    const char *const gt[] = {"group", "target"};
+    poh_family_t *fs = poh_registry_family(reg, POH_GAUGE, "poh_probe_success", "", 2, gt, NULL, 0);
+    char name[64];
+    for (int i = 0; i < 700; i++) {
+        snprintf(name, sizeof name, "%.*s%d:1", i % 23, "abcdefghijklmnopqrstuvw", i);
+        poh_gauge_set(poh_family_series(fs, (const char *const[]){"g", name}), i % 2);
+    }
+    poh_landing_t *l = poh_landing_new();
+    for (int k = 0; k < 3; k++)
+        poh_landing_observe(l, &reg, 1, cfg, 1796400000 + k);
+    poh_strbuf_t h = POH_STRBUF_INIT;
+    poh_landing_render(l, cfg, NULL, &h);
+    ck_assert_ptr_nonnull(h.data); /* no grpc groups configured: no grid, no crash */
+    poh_strbuf_free(&h);
+    poh_landing_free(l);
+    poh_registry_free(reg);
+    poh_config_free(cfg);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("landing");
     TCase *tc = tcase_create("landing");
     tcase_add_test(tc, test_history);
+    tcase_add_test(tc, test_many_targets);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
