@@ -2,6 +2,7 @@
 """Shared helpers for end-to-end tests: start the real poh_exporter on a
 loopback port, scrape it, parse the exposition, find real peers (promtool,
 prometheus). Every wait is bounded."""
+import collections
 import gzip
 import os
 import re
@@ -138,7 +139,9 @@ class Exporter:
         return body.decode()
 
     def metrics(self, **kw):
-        return parse_exposition(self.scrape(**kw))
+        """The scrape parsed by parse_exposition (OpenMetrics with
+        openmetrics=True, then # EOF must end it)."""
+        return parse_exposition(self.scrape(**kw), openmetrics=kw.get("openmetrics") or None)
 
     def stop(self, sig=None):
         if self.proc.poll() is None:
@@ -165,25 +168,166 @@ class Exporter:
         self.stop()
 
 
-SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
-LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+COUNTER_TYPE_RE = re.compile(r"^#[ \t]+TYPE[ \t]+(\S+)[ \t]+counter[ \t]*$", re.M)
 
 
-def parse_exposition(text):
-    """{(name, frozenset(labels.items())): float} for every sample line."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = SAMPLE_RE.match(line)
-        if not m:
-            raise AssertionError(f"unparseable sample line: {line!r}")
-        labels = {}
-        if m.group(3):
-            for k, v in LABEL_RE.findall(m.group(3)):
-                labels[k] = v.encode().decode("unicode_escape")
-        out[(m.group(1), frozenset(labels.items()))] = float(m.group(4))
+# An exemplar as parse_exposition reports it: labels (dict), value (float),
+# timestamp (float seconds, or None).
+Exemplar = collections.namedtuple("Exemplar", "labels value timestamp")
+
+
+class Exposition(dict):
+    """What parse_exposition returns. As a dict it is what every caller has
+    always used: {(sample name, frozenset(labels.items())): float}, one entry
+    per series, label values unescaped (UTF-8 as str). value() and find()
+    read it. (prometheus_client's OpenMetrics parser reads "-0" as the
+    integer 0: the sign of a zero is lost there.) In addition:
+
+    openmetrics  True when the body was parsed as OpenMetrics
+    families     prometheus_client Metric objects in body order (.name, .type,
+                 .documentation, .samples); for the text format, counter
+                 families are named without _total, as prometheus_client does
+    exemplars    {key: Exemplar} for the samples that carry one (OpenMetrics)
+    types        {sample name: type of its family}
+    duplicates   {key: [every value, in body order]} for repeated series, only
+                 filled with allow_duplicates=True (otherwise they raise)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.openmetrics = False
+        self.families = []
+        self.exemplars = {}
+        self.types = {}
+        self.duplicates = {}
+
+
+def client_parsers():
+    """prometheus_client's two parsers, under require()'s policy: missing in
+    CI fails, missing elsewhere skips (unittest.SkipTest inside a test, which
+    main() reports as SKIPPED and exit 77)."""
+    try:
+        from prometheus_client import parser as text_parser
+        from prometheus_client.openmetrics import parser as om_parser
+    except ImportError:
+        reason = "no prometheus_client module (Debian package python3-prometheus-client)"
+        if in_ci():
+            raise AssertionError(f"{reason}; CI is set, and scripts/deps.sh installs it")
+        raise unittest.SkipTest(reason)
+    return text_parser, om_parser
+
+
+def _series_id(name, labels):
+    """A series' identity as Prometheus ingests it: an empty label value is
+    the same as no label (OpenMetrics 1.0, "Label": empty label values SHOULD
+    be treated as if the label was not present)."""
+    return name, frozenset((k, v) for k, v in labels.items() if v != "")
+
+
+def _sample_lines(text):
+    return [l for l in text.split("\n") if l.strip() and not l.lstrip().startswith("#")]
+
+
+def parse_exposition(text, openmetrics=None, allow_duplicates=False):
+    """Parse an exposition body with prometheus_client's parsers: the
+    OpenMetrics 1.0 parser (strict: # EOF, exemplars, histogram rules) when
+    openmetrics is true, or, with openmetrics=None, when a line is exactly
+    "# EOF"; otherwise its Prometheus text 0.0.4 parser. Returns an
+    Exposition (a dict {(name, frozenset(labels.items())): float}).
+
+    Raises AssertionError on anything a scrape would reject or ingest wrongly:
+    a parse error; in the text format a sample or label name that is not
+    one (what an exemplar or a stray brace turns into with prometheus_client's
+    lax text parser); and a series that appears twice. The text format spec
+    leaves ingestion of a repeated series undefined ("Each line must have a
+    unique combination of metric name and labels"), OpenMetrics forbids it
+    ("Every Metric within a MetricFamily MUST have a unique LabelSet"),
+    Prometheus drops all but one as "duplicate sample for timestamp", and
+    prometheus_client's OpenMetrics parser silently keeps the first: so a
+    duplicate is an exporter bug and fails here. Series that differ only by
+    a label with an empty value are duplicates (Prometheus ingests them as one
+    series). With allow_duplicates=True the first value is kept and every
+    value is listed in .duplicates instead."""
+    text_parser, om_parser = client_parsers()
+    if openmetrics is None:
+        openmetrics = any(l == "# EOF" for l in text.split("\n"))
+    out = Exposition()
+    out.openmetrics = bool(openmetrics)
+    kind = "OpenMetrics" if openmetrics else "text"
+    try:
+        if openmetrics:
+            out.families = list(om_parser.text_string_to_metric_families(text))
+        else:
+            out.families = list(text_parser.text_string_to_metric_families(text))
+    except (ValueError, IndexError, KeyError, TypeError) as e:
+        raise AssertionError(f"unparseable {kind} exposition: {e!r}") from None
+
+    renamed = set()
+    if not openmetrics:
+        # prometheus_client's text parser appends _total to the samples of a
+        # counter whose # TYPE name lacks it; report the names as written.
+        renamed = {n for n in COUNTER_TYPE_RE.findall(text) if not n.endswith("_total")}
+
+    seen = {}
+    nsamples = 0
+    for fam in out.families:
+        for s in fam.samples:
+            nsamples += 1
+            name = s.name
+            if fam.type == "counter" and name.endswith("_total") and name[:-6] in renamed:
+                name = name[:-6]
+            if not METRIC_NAME_RE.fullmatch(name):
+                raise AssertionError(f"bad metric name {name!r} in the {kind} exposition")
+            for k in s.labels:
+                if not LABEL_NAME_RE.fullmatch(k):
+                    raise AssertionError(f"bad label name {k!r} in {name} (an exemplar or a "
+                                         f"stray brace in the {kind} format?)")
+            key = (name, frozenset(s.labels.items()))
+            value = float(s.value)
+            sid = _series_id(name, s.labels)
+            if sid in seen:
+                first = seen[sid]
+                if not allow_duplicates:
+                    raise AssertionError(f"duplicate series {name}{dict(s.labels)}: values "
+                                         f"{out[first]!r} and {value!r}")
+                out.duplicates.setdefault(first, [out[first]]).append(value)
+                continue
+            seen[sid] = key
+            out[key] = value
+            out.types[name] = fam.type
+            if getattr(s, "exemplar", None) is not None:
+                ts = s.exemplar.timestamp
+                out.exemplars[key] = Exemplar(dict(s.exemplar.labels), float(s.exemplar.value),
+                                              None if ts is None else float(ts))
+
+    lines = _sample_lines(text)
+    if openmetrics and len(lines) != nsamples:
+        # prometheus_client's OpenMetrics parser drops a repeated series
+        # within a MetricPoint group without a word: find it line by line.
+        _om_duplicates(om_parser, lines, out, allow_duplicates)
+    elif not openmetrics and len(lines) != nsamples:
+        raise AssertionError(f"{len(lines)} sample lines but {nsamples} samples parsed")
     return out
+
+
+def _om_duplicates(om_parser, lines, out, allow_duplicates):
+    parse_line = getattr(om_parser, "_parse_sample", None)
+    if parse_line is None:
+        raise AssertionError("the OpenMetrics parser dropped a sample line (a repeated series)")
+    values = {}
+    for line in lines:
+        s = parse_line(line)
+        values.setdefault(_series_id(s.name, s.labels), []).append((s, float(s.value)))
+    for sid, got in values.items():
+        if len(got) < 2:
+            continue
+        s = got[0][0]
+        if not allow_duplicates:
+            raise AssertionError(f"duplicate series {s.name}{dict(s.labels)}: values "
+                                 f"{', '.join(repr(v) for _, v in got)}")
+        out.duplicates[(s.name, frozenset(s.labels.items()))] = [v for _, v in got]
 
 
 def value(samples, name, **labels):
