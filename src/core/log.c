@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/strbuf.h"
 
 static atomic_int g_level = POH_LOG_INFO;
@@ -107,4 +108,35 @@ void poh_log(poh_log_level_t level, const char *module, const char *fmt, ...)
         (void)w;
     }
     poh_strbuf_free(&sb);
+}
+
+void poh_log_throttle_init(poh_log_throttle_t *t, double seconds)
+{
+    pthread_mutex_init(&t->mu, NULL);
+    t->interval = seconds;
+    t->last = 0;
+    t->any = false;
+    t->held = 0;
+}
+
+void poh_log_throttle_fini(poh_log_throttle_t *t)
+{
+    pthread_mutex_destroy(&t->mu);
+}
+
+bool poh_log_throttle_pass(poh_log_throttle_t *t, unsigned long *held)
+{
+    pthread_mutex_lock(&t->mu);
+    double now = poh_now_mono();
+    if (t->any && now - t->last < t->interval) {
+        t->held++;
+        pthread_mutex_unlock(&t->mu);
+        return false;
+    }
+    *held = t->held;
+    t->held = 0;
+    t->last = now;
+    t->any = true;
+    pthread_mutex_unlock(&t->mu);
+    return true;
 }

@@ -45,9 +45,7 @@ struct poh_web_gate {
     file_sig_t sigs[WATCHED];
     poh_series_t *reload_ok, *reload_ts, *cert_expiry;
     poh_series_t *fail_none, *fail_bad;
-    pthread_mutex_t log_mu;    /* failed-login log throttle */
-    double last_log;
-    unsigned long suppressed;
+    poh_log_throttle_t log_throttle; /* failed-login lines: one a second */
 };
 
 static void gen_free(poh_web_gen_t *gen)
@@ -221,7 +219,7 @@ int poh_web_gate_new(const char *path, poh_registry_t *reg, poh_web_gate_t **out
         return -ENOMEM;
     pthread_mutex_init(&g->mu, NULL);
     pthread_mutex_init(&g->reload_mu, NULL);
-    pthread_mutex_init(&g->log_mu, NULL);
+    poh_log_throttle_init(&g->log_throttle, 1.0);
     int rc = -ENOMEM;
     if (path && !(g->path = strdup(path)))
         goto err;
@@ -278,7 +276,7 @@ void poh_web_gate_free(poh_web_gate_t *g)
     free(g->path);
     pthread_mutex_destroy(&g->mu);
     pthread_mutex_destroy(&g->reload_mu);
-    pthread_mutex_destroy(&g->log_mu);
+    poh_log_throttle_fini(&g->log_throttle);
     free(g);
 }
 
@@ -351,17 +349,9 @@ static void shown_user(const char *user, char out[72])
 static void log_failure(poh_web_gate_t *g, const char *user, const char *client,
                         const char *reason)
 {
-    pthread_mutex_lock(&g->log_mu);
-    double now = poh_now_mono();
-    if (now - g->last_log < 1.0) {
-        g->suppressed++;
-        pthread_mutex_unlock(&g->log_mu);
+    unsigned long suppressed;
+    if (!poh_log_throttle_pass(&g->log_throttle, &suppressed))
         return;
-    }
-    unsigned long suppressed = g->suppressed;
-    g->suppressed = 0;
-    g->last_log = now;
-    pthread_mutex_unlock(&g->log_mu);
     char shown[72];
     shown_user(user ? user : "", shown);
     POH_WARN("http",

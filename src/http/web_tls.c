@@ -256,20 +256,10 @@ out:
  * learns why. */
 static void log_refused(const char *why)
 {
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static double last;
-    static unsigned long more;
-    pthread_mutex_lock(&mu);
-    double now = poh_now_mono();
-    if (now - last < 1.0) {
-        more++;
-        pthread_mutex_unlock(&mu);
+    static poh_log_throttle_t throttle = POH_LOG_THROTTLE_INIT(1.0);
+    unsigned long n;
+    if (!poh_log_throttle_pass(&throttle, &n))
         return;
-    }
-    unsigned long n = more;
-    more = 0;
-    last = now;
-    pthread_mutex_unlock(&mu);
     POH_WARN("http", "TLS handshake refused: client certificate %s (%lu more refusals not "
                      "logged in the last second)",
              why, n);

@@ -75,6 +75,27 @@ START_TEST(test_log_format_parse)
 }
 END_TEST
 
+START_TEST(test_log_throttle)
+{
+    poh_log_throttle_t t;
+    poh_log_throttle_init(&t, 3600.0);
+    unsigned long held = 99;
+    ck_assert(poh_log_throttle_pass(&t, &held));
+    ck_assert_uint_eq(held, 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert(!poh_log_throttle_pass(&t, &held));
+    t.last -= 7200.0; /* the interval has passed */
+    ck_assert(poh_log_throttle_pass(&t, &held));
+    ck_assert_uint_eq(held, 3);
+    ck_assert(!poh_log_throttle_pass(&t, &held));
+    poh_log_throttle_fini(&t);
+
+    static poh_log_throttle_t st = POH_LOG_THROTTLE_INIT(3600.0);
+    ck_assert(poh_log_throttle_pass(&st, &held));
+    ck_assert(!poh_log_throttle_pass(&st, &held));
+}
+END_TEST
+
 START_TEST(test_clocks)
 {
     double m1 = poh_now_mono(), r = poh_now_real();
@@ -123,6 +144,7 @@ int main(void)
                         (int)(sizeof level_cases / sizeof level_cases[0]));
     tcase_add_test(tc, test_log_format_parse);
     tcase_add_test(tc, test_clocks);
+    tcase_add_test(tc, test_log_throttle);
     tcase_add_loop_test(tc, test_hex_decode, 0, (int)(sizeof hex_cases / sizeof hex_cases[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
