@@ -51,16 +51,20 @@ enum {
     OPT_WEB_CONFIG
 };
 
-static char checked_web_config[4096]; /* for --config.check's verdict */
-static bool web_config_failed;
+/* What --config.check found of the web config, for its verdict line. */
+typedef struct web_check {
+    char file[4096];   /* "" when the configuration names none */
+    bool failed;
+} web_check_t;
 
-static int check_web_config(const poh_config_t *cfg, poh_strbuf_t *err)
+static int check_web_config(void *ctx, const poh_config_t *cfg, poh_strbuf_t *err)
 {
+    web_check_t *wc = ctx;
     if (!cfg->web.config_file)
         return 0;
-    snprintf(checked_web_config, sizeof checked_web_config, "%s", cfg->web.config_file);
+    snprintf(wc->file, sizeof wc->file, "%s", cfg->web.config_file);
     int rc = poh_http_check_web_config(cfg->web.config_file, err);
-    web_config_failed = rc < 0;
+    wc->failed = rc < 0;
     return rc;
 }
 
@@ -124,18 +128,18 @@ int main(int argc, char **argv)
 
     poh_strbuf_t err = POH_STRBUF_INIT;
     if (check) {
-        int rc = poh_app_check_config(config_path, &ov, &err, check_web_config);
+        web_check_t wc = {.file = "", .failed = false};
+        int rc = poh_app_check_config(config_path, &ov, &err, check_web_config, &wc);
         if (rc < 0) {
             fprintf(stderr, "%s", err.data ? err.data : "invalid configuration\n");
-            if (web_config_failed)
-                fprintf(stderr, "FAILED: the web config %s is not valid\n", checked_web_config);
+            if (wc.failed)
+                fprintf(stderr, "FAILED: the web config %s is not valid\n", wc.file);
             else
                 fprintf(stderr, "FAILED: %s is not valid\n",
                         config_path ? config_path : "<embedded>");
         } else {
             printf("SUCCESS: %s is valid%s%s%s\n", config_path ? config_path : "<embedded>",
-                   checked_web_config[0] ? " (and its web config " : "", checked_web_config,
-                   checked_web_config[0] ? ")" : "");
+                   wc.file[0] ? " (and its web config " : "", wc.file, wc.file[0] ? ")" : "");
         }
         poh_strbuf_free(&err);
         return rc < 0 ? 1 : 0;

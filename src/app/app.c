@@ -184,12 +184,13 @@ err:
 }
 
 int poh_app_check_config(const char *config_path, const poh_overrides_t *ov, poh_strbuf_t *err,
-                         int (*extra)(const poh_config_t *cfg, poh_strbuf_t *err))
+                         int (*extra)(void *ctx, const poh_config_t *cfg, poh_strbuf_t *err),
+                         void *ctx)
 {
     poh_config_t *cfg = NULL;
     int rc = load_config(config_path, ov, &cfg, err);
     if (rc == 0 && extra)
-        rc = extra(cfg, err);
+        rc = extra(ctx, cfg, err);
     poh_config_free(cfg);
     return rc;
 }

@@ -33,10 +33,11 @@ void poh_app_destroy(poh_app_t *app); /* NULL is fine */
 int poh_app_reload(poh_app_t *app, poh_strbuf_t *err);
 
 /* Load and validate a configuration with overrides applied, without running
- * it (--config.check); then extra(cfg, err) when not NULL (the web layer's
- * own files). Returns 0 or a negative errno with reasons in err. */
+ * it (--config.check); then extra(ctx, cfg, err) when not NULL (the web
+ * layer's own files). Returns 0 or a negative errno with reasons in err. */
 int poh_app_check_config(const char *config_path, const poh_overrides_t *ov, poh_strbuf_t *err,
-                         int (*extra)(const poh_config_t *cfg, poh_strbuf_t *err));
+                         int (*extra)(void *ctx, const poh_config_t *cfg, poh_strbuf_t *err),
+                         void *ctx);
 
 /* The registry that lives as long as the process, for series kept outside
  * the collectors (the web layer's). Rendered in every scrape. */
