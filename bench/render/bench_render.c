@@ -10,6 +10,13 @@
  * "Series" counts label sets (a histogram is one series of 14 samples);
  * samples are output lines. Goal from issue 2: 100k series in under 50 ms.
  *
+ * The headline is a whole scrape as the exporter does one: build the
+ * registry (families, series, values; every histogram observation and one
+ * counter in ten with a trace exemplar, as the stream and probe collectors
+ * record them), render it as OpenMetrics (the format exemplars appear in)
+ * and free it. The render-only rows below it reuse one registry built once,
+ * so they show what serialising alone costs.
+ *
  * Usage: bench_render [iterations-for-100k]   (10k runs 10x as many) */
 #include <math.h>
 #include <stdbool.h>
@@ -41,7 +48,20 @@ static uint64_t rnd(uint64_t *s)
 
 static double rnd01(uint64_t *s) { return (double)(rnd(s) >> 11) / 9007199254740992.0; }
 
-static poh_registry_t *build(size_t nseries)
+/* Trace and span ids for exemplars, made once: a scrape copies ids it has. */
+static char trace_ids[64][33], span_ids[64][17];
+
+static void make_ids(void)
+{
+    uint64_t st = 777;
+    for (int i = 0; i < 64; i++) {
+        snprintf(trace_ids[i], sizeof trace_ids[i], "%016llx%016llx",
+                 (unsigned long long)rnd(&st), (unsigned long long)rnd(&st));
+        snprintf(span_ids[i], sizeof span_ids[i], "%016llx", (unsigned long long)rnd(&st));
+    }
+}
+
+static poh_registry_t *build(size_t nseries, bool exemplars)
 {
     poh_registry_t *r = poh_registry_new();
     const char *const cl[] = {"group", "target", "method"};
@@ -69,7 +89,10 @@ static poh_registry_t *build(size_t nseries)
         if (kind < 6) {
             poh_series_t *s = poh_family_series(ctr[kind], (const char *const[]){group, target,
                                                                                   method});
-            if (i % 10 == 0)
+            if (i % 10 == 0 && exemplars)
+                poh_counter_add_exemplar(s, rnd01(&st) * 1e5, trace_ids[i % 64],
+                                         span_ids[i % 64], 1764950400.0 + (double)i);
+            else if (i % 10 == 0)
                 poh_counter_add(s, rnd01(&st) * 1e5); /* e.g. cpu seconds: 17 digits */
             else
                 poh_counter_add(s, (double)(rnd(&st) % 1000000000));
@@ -83,8 +106,15 @@ static poh_registry_t *build(size_t nseries)
             }
         } else {
             poh_series_t *s = poh_family_series(hist, (const char *const[]){group, target});
-            for (int k = 0; k < 20; k++)
-                poh_histogram_observe(s, 0.001 * pow(20000.0, rnd01(&st)));
+            for (int k = 0; k < 20; k++) {
+                double v = 0.001 * pow(20000.0, rnd01(&st));
+                if (exemplars)
+                    poh_histogram_observe_exemplar(s, v, trace_ids[(i + k) % 64],
+                                                   span_ids[(i + k) % 64],
+                                                   1764950400.0 + (double)i);
+                else
+                    poh_histogram_observe(s, v);
+            }
         }
     }
     return r;
@@ -175,6 +205,33 @@ static size_t count_lines(const poh_strbuf_t *sb)
     return n;
 }
 
+/* A whole scrape, iters times: build nseries with exemplars, render
+ * OpenMetrics into a fresh buffer, free both. */
+static result_t measure_scrape(size_t nseries, int iters)
+{
+    double *t = malloc((size_t)iters * sizeof *t);
+    result_t res = {0};
+    for (int i = -1; i < iters; i++) {
+        double t0 = now_ms();
+        poh_registry_t *r = build(nseries, true);
+        poh_strbuf_t out = POH_STRBUF_INIT;
+        if (poh_render(&out, &r, 1, POH_FMT_OPENMETRICS) < 0) {
+            fprintf(stderr, "render failed\n");
+            exit(1);
+        }
+        res.bytes = out.len;
+        poh_strbuf_free(&out);
+        poh_registry_free(r);
+        if (i >= 0)
+            t[i] = now_ms() - t0;
+    }
+    qsort(t, (size_t)iters, sizeof *t, dbl_cmp);
+    res.median = t[iters / 2];
+    res.min = t[0];
+    free(t);
+    return res;
+}
+
 /* mode: 0 text, 1 OpenMetrics, 2 naive text, 3 gzip -level of the text body. */
 static result_t measure(poh_registry_t *r, int mode, int iters, int level)
 {
@@ -228,13 +285,16 @@ int main(int argc, char **argv)
     if (iters100k < 1)
         iters100k = 1;
     const size_t sizes[] = {10000, 100000};
-    printf("poh_render benchmark (median of N renders, fresh output buffer each time)\n");
+    printf("poh_render benchmark (median of N runs, fresh output buffer each time)\n");
+    make_ids();
     bool goal_met = true;
     for (size_t k = 0; k < 2; k++) {
         size_t n = sizes[k];
         int iters = n == 10000 ? iters100k * 10 : iters100k;
+        int scrape_iters = iters / 4 > 3 ? iters / 4 : 3;
+        result_t scrape = measure_scrape(n, scrape_iters);
         double b0 = now_ms();
-        poh_registry_t *r = build(n);
+        poh_registry_t *r = build(n, true);
         double build_ms = now_ms() - b0;
         result_t text = measure(r, 0, iters, 0);
         result_t om = measure(r, 1, iters, 0);
@@ -243,6 +303,10 @@ int main(int argc, char **argv)
         result_t gz = measure(r, 3, iters, 6);
         printf("\n%zuk series (%zu samples, text %.1f MB; registry built in %.0f ms), N=%d\n",
                n / 1000, text.lines, (double)text.bytes / 1e6, build_ms, iters);
+        printf("  %-28s %8.2f ms/scrape (min %6.2f)  %6.2f M series/s  OpenMetrics %.1f MB, "
+               "N=%d\n",
+               "scrape: build+render+free", scrape.median, scrape.min,
+               (double)n / scrape.median / 1e3, (double)scrape.bytes / 1e6, scrape_iters);
         printf("  %-28s %8.2f ms/render (min %6.2f)  %6.2f M series/s  %6.2f M samples/s\n",
                "poh_render text 0.0.4", text.median, text.min, (double)n / text.median / 1e3,
                (double)text.lines / text.median / 1e3);
@@ -266,10 +330,14 @@ int main(int argc, char **argv)
         }
         if (n == 100000) {
             double worst = text.median > om.median ? text.median : om.median;
-            printf("\n  goal: 100k series in < %.0f ms: worst format %.2f ms = %.2f of the budget "
-                   "(%.1fx headroom) -> %s\n",
+            printf("\n  goal: 100k series rendered in < %.0f ms: worst format %.2f ms = %.2f of "
+                   "the budget (%.1fx headroom) -> %s\n",
                    GOAL_MS, worst, worst / GOAL_MS, GOAL_MS / worst,
                    worst < GOAL_MS ? "MET" : "MISSED");
+            printf("  a whole scrape of 100k series (registry built with exemplars, then "
+                   "rendered): %.2f ms = %.2f of that budget -> %s\n",
+                   scrape.median, scrape.median / GOAL_MS,
+                   scrape.median < GOAL_MS ? "within it" : "over it");
             goal_met = worst < GOAL_MS;
         }
         poh_registry_free(r);
