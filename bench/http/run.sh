@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# HTTP throughput of /metrics: poh_exporter against prometheus-node-exporter,
-# side by side in one run, with payloads of similar size.
+# HTTP throughput and CPU of /metrics: poh_exporter against
+# prometheus-node-exporter, side by side in one run.
 #
 # The exporter's payload is made real, not padded: a grpc group probing
 # poh_node_sim targets on loopback (health + state call per target per
 # scrape), with enough targets that the body is about the size of
-# node_exporter's. Both do their real per-scrape work (node_exporter reads
-# /proc and /sys; poh_exporter probes gRPC targets). wrk runs the same
-# connections/threads/duration against each; plain and gzip.
+# node_exporter's. Two node_exporters run beside it:
+#   - "textfile": only the textfile collector, serving the exporter's own
+#     exposition (taken from it once) - the same series, so the rows compare
+#     like with like: what each server does per request to serve them;
+#   - "default": the default collectors (reads /proc and /sys per request),
+#     a different exposition of similar size, kept for context.
+# wrk runs the same connections/threads/duration against each, plain and
+# gzip. CPU is each server's utime+stime (/proc/PID/stat, in clock ticks of
+# getconf CLK_TCK) over its own wrk window, per request.
 #
 # usage: bench/http/run.sh [BUILD_DIR] [SECONDS]   (BUILD_DIR also from the environment)
 set -euo pipefail
@@ -85,18 +91,49 @@ ne_samples=$(curl -s "http://127.0.0.1:$ne_port/metrics" | grep -vc '^#')
 echo "payload: poh_exporter $ex_bytes bytes, $ex_samples samples ($NT gRPC targets probed per scrape)"
 echo "payload: node_exporter $ne_bytes bytes, $ne_samples samples"
 
+# The same series from node_exporter's textfile collector.
+mkdir -p "$work/textfile"
+curl -s "http://127.0.0.1:$ex_port/metrics" >"$work/textfile/poh.prom"
+tf_port=$(free_port)
+"$NODE_EXPORTER" --web.listen-address="127.0.0.1:$tf_port" --collector.disable-defaults \
+  --collector.textfile --collector.textfile.directory="$work/textfile" \
+  --web.disable-exporter-metrics >"$work/tf.log" 2>&1 &
+tf_pid=$!
+pids+=($tf_pid)
+wait_http "http://127.0.0.1:$tf_port/metrics"
+tf_bytes=$(curl -s "http://127.0.0.1:$tf_port/metrics" | wc -c)
+tf_samples=$(curl -s "http://127.0.0.1:$tf_port/metrics" | grep -vc '^#')
+echo "payload: node_exporter textfile $tf_bytes bytes, $tf_samples samples (the exporter's series + node_textfile_*)"
+echo "per request: poh_exporter probes its $NT targets (health + GetState) and renders; concurrent"
+echo "  scrapes share one collection in flight. node_exporter textfile reads and parses the .prom"
+echo "  file and renders it. node_exporter default reads /proc and /sys and renders."
+
+TICKS=$(getconf CLK_TCK)
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rps() { wrk "$@" | awk '/Requests\/sec/ {print $2}'; }
+# one wrk window against one server: prints "req/s cpu_ms_per_request"
+measure() {
+  local pid=$1 url=$2; shift 2
+  local t0 t1 r
+  t0=$(ticks "$pid")
+  r=$(rps "$@" -d"${SECS}s" "$url")
+  t1=$(ticks "$pid")
+  echo "$r $(echo "($t1 - $t0) * 1000 / $TICKS / ($r * $SECS)" | bc -l)"
+}
 # -c1: scrapes one after another, each does its full work. -c8: concurrent
 # scrapes; poh_exporter lets scrapes that arrive while a collection is in
 # flight share it (each target is probed once), node_exporter collects per
 # request.
-rps() { wrk "$@" | awk '/Requests\/sec/ {print $2}'; }
-printf "%-36s %14s %14s %8s\n" "wrk, ${SECS}s each" "poh_exporter" "node_exporter" "ratio"
+printf "%-24s %22s %22s %22s %9s %9s\n" "wrk, ${SECS}s each" "poh_exporter" "ne textfile (same)" \
+  "ne default (context)" "poh/tf" "poh/def"
+printf "%-24s %22s %22s %22s %9s %9s\n" "" "req/s  CPU ms/req" "req/s  CPU ms/req" \
+  "req/s  CPU ms/req" "req/s" "req/s"
 for mode in "plain -t1 -c1" "plain -t2 -c8" "gzip -t2 -c8"; do
   read -r enc t c <<<"$mode"
   hdr=(); [ "$enc" = gzip ] && hdr=(-H "Accept-Encoding: gzip")
-  a=$(rps "$t" "$c" -d"${SECS}s" "${hdr[@]}" "http://127.0.0.1:$ex_port/metrics")
-  b=$(rps "$t" "$c" -d"${SECS}s" "${hdr[@]}" "http://127.0.0.1:$ne_port/metrics")
-  printf "%-36s %12s/s %12s/s %7.2fx\n" "/metrics $enc $t $c" "$a" "$b" "$(echo "$a / $b" | bc -l)"
+  read -r a ac <<<"$(measure "$ex_pid" "http://127.0.0.1:$ex_port/metrics" "$t" "$c" "${hdr[@]}")"
+  read -r b bc_ <<<"$(measure "$tf_pid" "http://127.0.0.1:$tf_port/metrics" "$t" "$c" "${hdr[@]}")"
+  read -r d dc <<<"$(measure "${pids[0]}" "http://127.0.0.1:$ne_port/metrics" "$t" "$c" "${hdr[@]}")"
+  printf "%-24s %12s %9.3f %12s %9.3f %12s %9.3f %8.2fx %8.2fx\n" "/metrics $enc $t $c" \
+    "$a" "$ac" "$b" "$bc_" "$d" "$dc" "$(echo "$a / $b" | bc -l)" "$(echo "$a / $d" | bc -l)"
 done
-cpu() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
-echo "CPU seconds used during the run: poh_exporter $(cpu "$ex_pid"), node_exporter $(cpu "${pids[0]}")"
