@@ -590,8 +590,12 @@ poh_http_t *poh_http_start(poh_app_t *app)
             pick = p;
             break;
         }
+    /* poll(), not select(): with a thousand targets the kept gRPC
+     * connections hold a thousand descriptors, and select() cannot watch one
+     * numbered FD_SETSIZE (1024) or more: libmicrohttpd closed every HTTP
+     * connection accepted above it without an answer. */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (poh_web_gate_tls(h->gate))
         flags |= MHD_USE_TLS;
     if (pick->ai_family == AF_INET6)

@@ -153,14 +153,18 @@ class ConnectionLimitTest(unittest.TestCase):
             for s in held:
                 s.sendall(b"GET /metrics HTTP/1.1\r\n")
             time.sleep(0.3)
-            # Over the limit the server stops accepting: the request waits in
-            # the listen backlog and gets no answer while the slots are held.
+            # Over the limit a connection is not served: libmicrohttpd (on
+            # poll(), since descriptors above 1023 must work) accepts and
+            # closes it at once (reset or EOF); on select() it waited in the
+            # listen backlog with no answer while the slots were held.
             extra = socket.create_connection(("127.0.0.1", ex.port), timeout=1)
-            extra.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
             try:
+                extra.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
                 data = extra.recv(100)
             except socket.timeout:
                 data = None
+            except (ConnectionResetError, BrokenPipeError):
+                data = b""
             self.assertIn(data, (None, b""), "a connection over the limit was served")
             for s in held:
                 s.close()

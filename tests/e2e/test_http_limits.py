@@ -11,11 +11,18 @@ door (issue 15, item 3).
   hold 16 and another client is served at once.
 * X-Content-Type-Options: nosniff on every answer.
 * /-/reload refuses a cross-site browser request (Origin of another site,
-  Sec-Fetch-Site: cross-site), even when enabled; curl-style requests work."""
+  Sec-Fetch-Site: cross-site), even when enabled; curl-style requests work.
+* A connection whose descriptor is FD_SETSIZE (1024) or above is served:
+  with a thousand targets the kept gRPC connections hold a thousand
+  descriptors, and libmicrohttpd on select() closed every HTTP connection
+  numbered above 1023 without an answer."""
+import os
+import resource
 import socket
 import time
 import unittest
 
+import grpcsim
 import pohtest
 from pohtest import main
 
@@ -33,6 +40,44 @@ def raw_get(port, path, source="127.0.0.1", timeout=5):
             data += chunk
     head = data.split(b"\r\n\r\n")[0].decode(errors="replace").split("\r\n")
     return head[0], {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in head[1:])}
+
+
+class HighDescriptorTest(unittest.TestCase):
+    def test_connections_above_fd_setsize_are_served(self):
+        n = 1100
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 4 * n
+        if soft < want:
+            if hard != resource.RLIM_INFINITY and hard < want:
+                pohtest.skip(f"RLIMIT_NOFILE hard limit {hard} is under {want}", self)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        with grpcsim.NodeSim([["--ports", str(n)]]) as node:
+            targets = "".join(f"      - \"{node.addr(0, k)}\"\n" for k in range(n))
+            cfg = f"grpc:\n  - name: many\n    timeout: 5s\n    targets:\n{targets}"
+            with pohtest.Exporter(cfg) as ex:
+                # the first scrape opens a kept connection to every target
+                status, _ = raw_get(ex.port, "/metrics", timeout=30)
+                self.assertIn(" 200 ", status)
+                fds = len(os.listdir(f"/proc/{ex.proc.pid}/fd"))
+                print(f"  exporter holds {fds} open descriptors after probing {n} targets")
+                self.assertGreater(fds, 1024)
+                # every new connection now gets a descriptor above 1023
+                for path in ("/-/healthy", "/", "/-/healthy"):
+                    status, _ = raw_get(ex.port, path)
+                    self.assertIn(" 200 ", status, f"{path}: {status!r}")
+                with socket.create_connection(("127.0.0.1", ex.port), timeout=30) as s:
+                    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    body = b""
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        body += chunk
+                self.assertTrue(body.startswith(b"HTTP/1.1 200"), body[:60])
+                ok = body.count(b'poh_probe_success{group="many"')
+                up = len([l for l in body.split(b"\n")
+                          if l.startswith(b'poh_probe_success{group="many"') and l.endswith(b" 1")])
+                self.assertEqual((ok, up), (n, n))
 
 
 class RequestTimeoutTest(unittest.TestCase):
