@@ -278,6 +278,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     ways = ("metrics", "probe", "probe-new", "blackbox")
+    print("against poh_node_sim, the project's gRPC node simulator on loopback (not real nodes)")
     print("gRPC health probes of N targets, each probed once per round: median wall of "
           "max(%d, %d/N) rounds after a warm-up; CPU = the serving process's utime+stime over "
           "those rounds / probes" % (rounds, MIN_PROBES))

@@ -88,6 +88,7 @@ start_exporter "$NT"
 ex_bytes=$(curl -s "http://127.0.0.1:$ex_port/metrics" | wc -c)
 ex_samples=$(curl -s "http://127.0.0.1:$ex_port/metrics" | grep -vc '^#')
 ne_samples=$(curl -s "http://127.0.0.1:$ne_port/metrics" | grep -vc '^#')
+echo "against poh_node_sim, the project's gRPC node simulator on loopback (not real nodes)"
 echo "payload: poh_exporter $ex_bytes bytes, $ex_samples samples ($NT gRPC targets probed per scrape)"
 echo "payload: node_exporter $ne_bytes bytes, $ne_samples samples"
 

@@ -140,6 +140,8 @@ def main():
             s.stop()
 
     per_core = N / cpu
+    print("against mongo_rs_sim, the project's replica-set simulator on loopback (not a real "
+          "mongod: the figures measure the exporter's and libmongoc's side, not a server)")
     print(f"events: {N} inserts into dag.transactions (storage + approval latencies, "
           f"state saved with fsync per batch in {state_dir})")
     print(f"simulator produced the backlog at {N / produce_s:,.0f} events/s")

@@ -175,6 +175,8 @@ int main(int argc, char **argv)
     }
 
     double drain = n / drain_s, live = n / live_s, find = found / find_s;
+    printf("mongo_sim: the simulator's own throughput (mongo_rs_sim on loopback, not a real "
+           "mongod)\n");
     printf("mongo_sim: %ld change events per phase, one libmongoc consumer, goal %.0f/s\n", n, GOAL);
     printf("  %-44s %12.0f /s\n", "generate (control INSERT, in-process)", n / gen_s);
     printf("  %-44s %12.0f /s   x%.2f of goal\n", "change stream, drain (events already in oplog)", drain, drain / GOAL);

@@ -397,6 +397,8 @@ def main():
                         raise RuntimeError("blackbox_exporter did not start")
                     time.sleep(0.05)
 
+        print("against simulators on loopback: poh_node_sim (gRPC targets) and mongo_rs_sim "
+              "(replica set), not real nodes or a real mongod")
         print("soak: %d targets (%s), %d streams at %d tx/s (approve after %d ms), "
               "scrape every %gs, %gs, tracing %s; blackbox: %s"
               % (a.targets, "health + GetState" if a.state else "health only", a.streams,
