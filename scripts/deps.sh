@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config git
       libmongoc-dev libbson-dev libmicrohttpd-dev libyaml-dev libgrpc-dev
       libprotobuf-c-dev protobuf-c-compiler protobuf-compiler check zlib1g-dev
-      libgnutls28-dev libcrypt-dev
+      libgnutls28-dev libcrypt-dev libssl-dev
       clang libclang-rt-14-dev
       python3 python3-grpcio python3-grpc-tools python3-pymongo python3-protobuf python3-prometheus-client python3-yaml
       prometheus prometheus-node-exporter prometheus-blackbox-exporter wrk curl bc gnuplot-nox

@@ -39,13 +39,13 @@ static const struct {
     int code;
     const char *name;
 } code_names[] = {
-    {2, "BadValue"}, {9, "FailedToParse"}, {13, "Unauthorized"}, {14, "TypeMismatch"},
+    {2, "BadValue"}, {9, "FailedToParse"}, {13, "Unauthorized"}, {17, "ProtocolError"}, {18, "AuthenticationFailed"}, {14, "TypeMismatch"},
     {16, "InvalidLength"}, {23, "AlreadyInitialized"}, {26, "NamespaceNotFound"}, {40, "ConflictingUpdateOperators"},
     {43, "CursorNotFound"}, {48, "NamespaceExists"}, {50, "MaxTimeMSExpired"}, {59, "CommandNotFound"},
     {66, "ImmutableField"}, {72, "InvalidOptions"}, {73, "InvalidNamespace"}, {89, "NetworkTimeout"},
     {91, "ShutdownInProgress"}, {96, "OperationFailed"}, {136, "CappedPositionLost"}, {146, "ExceededMemoryLimit"},
     {189, "PrimarySteppedDown"}, {262, "ExceededTimeLimit"}, {286, "ChangeStreamHistoryLost"},
-    {292, "CursorInUse"}, {352, "UnsupportedOpQueryCommand"}, {9001, "SocketException"},
+    {292, "CursorInUse"}, {334, "MechanismUnavailable"}, {352, "UnsupportedOpQueryCommand"}, {9001, "SocketException"},
     {10107, "NotWritablePrimary"}, {10334, "BSONObjectTooLarge"}, {11000, "DuplicateKey"},
     {11600, "InterruptedAtShutdown"}, {11602, "InterruptedDueToReplStateChange"},
     {13435, "NotPrimaryNoSecondaryOk"}, {13436, "NotPrimaryOrSecondary"},
@@ -213,6 +213,7 @@ static int cmd_hello(cmd_ctx_t *x)
     BSON_APPEND_INT32(r, "minWireVersion", 0);
     BSON_APPEND_INT32(r, "maxWireVersion", 17);
     BSON_APPEND_BOOL(r, "readOnly", false);
+    sim_auth_hello(&sim->auth, &x->req->body, r);
     return 0;
 }
 
@@ -220,6 +221,20 @@ static int cmd_ping(cmd_ctx_t *x)
 {
     (void)x;
     return 0;
+}
+
+static int cmd_sasl_start(cmd_ctx_t *x)
+{
+    if (!x->sim->auth.on)
+        return sim_err_set(&x->err, 334, "Received authentication for mechanism which is not enabled");
+    return sim_auth_start(&x->sim->auth, &x->cl->auth, x->db, &x->req->body, x->reply, &x->err);
+}
+
+static int cmd_sasl_continue(cmd_ctx_t *x)
+{
+    if (!x->sim->auth.on)
+        return sim_err_set(&x->err, 17, "No SASL session state found");
+    return sim_auth_continue(&x->sim->auth, &x->cl->auth, &x->req->body, x->reply, &x->err);
 }
 
 static int cmd_build_info(cmd_ctx_t *x)
@@ -1511,6 +1526,8 @@ static const cmd_def_t commands[] = {
     {"ping", cmd_ping, ROLE_ANY, CAT_CMD},
     {"replSetGetStatus", cmd_repl_status, ROLE_ANY, CAT_CMD},
     {"replSetInitiate", cmd_repl_initiate, ROLE_ANY, CAT_CMD},
+    {"saslContinue", cmd_sasl_continue, ROLE_ANY, CAT_CMD},
+    {"saslStart", cmd_sasl_start, ROLE_ANY, CAT_CMD},
     {"serverStatus", cmd_server_status, ROLE_ANY, CAT_CMD},
     {"update", cmd_update, ROLE_WRITE, CAT_WRITE},
 };
@@ -1534,6 +1551,12 @@ static const cmd_def_t *find_command(const char *name)
 static bool is_hello(const cmd_def_t *d)
 {
     return d && d->fn == cmd_hello;
+}
+
+/* What mongod answers before a login: the handshake, ping and the login itself. */
+static bool needs_no_login(const cmd_def_t *d)
+{
+    return is_hello(d) || d->fn == cmd_ping || d->fn == cmd_sasl_start || d->fn == cmd_sasl_continue;
 }
 
 void sim_sleep_interruptible(sim_t *sim, sim_client_t *cl, int ms)
@@ -1607,13 +1630,17 @@ int sim_dispatch(sim_t *sim, sim_client_t *cl, const sim_request_t *req, bson_t 
         rc = sim_err_set(&x.err, 59, "no such command: '%.60s' (the simulator implements: hello, isMaster, ping, "
                                      "buildInfo, serverStatus, replSetGetStatus, replSetInitiate, insert, update, delete, find, "
                                      "aggregate, getMore, killCursors, endSessions, collStats, count, create, "
-                                     "listCollections, listDatabases)",
+                                     "listCollections, listDatabases, saslStart, saslContinue)",
                          name);
         goto done;
     }
     if (req->opcode == SIM_OP_QUERY && !is_hello(def)) {
         rc = sim_err_set(&x.err, 352, "Unsupported OP_QUERY command: %s. The client driver may require an upgrade.",
                          name);
+        goto done;
+    }
+    if (sim->auth.on && !cl->auth.authenticated && !needs_no_login(def)) {
+        rc = sim_err_set(&x.err, 13, "command %s requires authentication", name);
         goto done;
     }
 

@@ -48,7 +48,41 @@ static const struct opt {
      "database for --collections (default bulk)"},
     {"--max-connections", OPT_INT, offsetof(sim_config_t, max_connections), 1, 100000, 0,
      "concurrent client connections (default 4096)"},
+    {"--auth-user", OPT_STR, offsetof(sim_config_t, auth_user), 0, 0, 128,
+     "require SCRAM-SHA-256 login as this admin-database user (default none)"},
+    {"--auth-password-file", OPT_STR, offsetof(sim_config_t, auth_password_file), 0, 0, 512,
+     "file holding that user's password, ASCII, one trailing newline ignored"},
 };
+
+/* Set up --auth-user from its password file; 0, or -1 logged. */
+static int setup_auth(sim_t *sim)
+{
+    char pw[1024];
+    const sim_config_t *cfg = &sim->cfg;
+    if (!cfg->auth_user[0] && !cfg->auth_password_file[0])
+        return 0;
+    if (!cfg->auth_user[0] || !cfg->auth_password_file[0]) {
+        POH_ERROR(SIM_LOG, "--auth-user and --auth-password-file go together");
+        return -1;
+    }
+    FILE *f = fopen(cfg->auth_password_file, "r");
+    if (!f) {
+        POH_ERROR(SIM_LOG, "cannot read %s: %s", cfg->auth_password_file, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(pw, 1, sizeof pw - 1, f);
+    fclose(f);
+    if (n > 0 && pw[n - 1] == '\n')
+        n--;
+    pw[n] = 0;
+    int rc = n == 0 || memchr(pw, 0, n) ? -1 : sim_auth_init(&sim->auth, cfg->auth_user, pw, n);
+    memset(pw, 0, sizeof pw);
+    if (rc < 0)
+        POH_ERROR(SIM_LOG, "cannot set up authentication from %s (empty password?)", cfg->auth_password_file);
+    else
+        POH_INFO(SIM_LOG, "authentication required: SCRAM-SHA-256, user %s in admin", cfg->auth_user);
+    return rc;
+}
 
 static void usage(FILE *f)
 {
@@ -139,6 +173,8 @@ int main(int argc, char **argv)
     if (!sim)
         return 1;
     sim->main_thread = pthread_self();
+    if (setup_auth(sim) < 0)
+        goto out;
     if (cfg.collections > 0 && sim_create_collections(sim, cfg.collections_db, cfg.collections, &created) < 0) {
         POH_ERROR(SIM_LOG, "cannot create %ld collections in %s", cfg.collections, cfg.collections_db);
         goto out;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "store.h"
 #include "wire.h"
 
@@ -43,6 +44,8 @@ typedef struct sim_config {
     long collections;
     char collections_db[64];
     int max_connections;
+    char auth_user[128];          /* --auth-user: SCRAM-SHA-256 required when set */
+    char auth_password_file[512]; /* --auth-password-file */
 } sim_config_t;
 
 typedef struct sim_fault {
@@ -101,6 +104,7 @@ typedef struct sim {
     struct sim_server *server;
     struct sim_server *control;
     struct sim_gen *gen;
+    sim_auth_t auth; /* auth.on: commands need a login (set before the servers start) */
 } sim_t;
 
 /* Per-connection state handed to command handlers. */
@@ -110,6 +114,7 @@ typedef struct sim_client {
     atomic_bool dropped;
     bson_t scratch;
     char peer[64];
+    sim_auth_conv_t auth;
 } sim_client_t;
 
 sim_t *sim_new(const sim_config_t *cfg);
