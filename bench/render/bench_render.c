@@ -232,7 +232,9 @@ static result_t measure_scrape(size_t nseries, int iters)
     return res;
 }
 
-/* mode: 0 text, 1 OpenMetrics, 2 naive text, 3 gzip -level of the text body. */
+/* mode: 0 text, 1 OpenMetrics, 2 naive text, 3 gzip -level of the text body,
+ * 4 OpenMetrics into a buffer reserved from the last body's size + 1/8, as
+ * the exporter's scrape does (poh_app_scrape). */
 static result_t measure(poh_registry_t *r, int mode, int iters, int level)
 {
     double *t = malloc((size_t)iters * sizeof *t);
@@ -243,7 +245,9 @@ static result_t measure(poh_registry_t *r, int mode, int iters, int level)
     for (int i = -1; i < iters; i++) { /* i = -1 warms up */
         poh_strbuf_t out = POH_STRBUF_INIT; /* fresh per scrape, as the server does */
         double t0 = now_ms();
-        if (mode == 0 || mode == 1) {
+        if (mode == 4 && res.bytes)
+            poh_strbuf_reserve(&out, res.bytes + res.bytes / 8);
+        if (mode == 0 || mode == 1 || mode == 4) {
             if (poh_render(&out, &r, 1, mode ? POH_FMT_OPENMETRICS : POH_FMT_TEXT) < 0) {
                 fprintf(stderr, "render failed\n");
                 exit(1);
@@ -298,6 +302,7 @@ int main(int argc, char **argv)
         double build_ms = now_ms() - b0;
         result_t text = measure(r, 0, iters, 0);
         result_t om = measure(r, 1, iters, 0);
+        result_t omh = measure(r, 4, iters, 0);
         result_t naive = measure(r, 2, iters, 0);
         result_t gz1 = measure(r, 3, iters, 1);
         result_t gz = measure(r, 3, iters, 6);
@@ -313,6 +318,9 @@ int main(int argc, char **argv)
         printf("  %-28s %8.2f ms/render (min %6.2f)  %6.2f M series/s  %6.2f M samples/s\n",
                "poh_render OpenMetrics 1.0", om.median, om.min, (double)n / om.median / 1e3,
                (double)om.lines / om.median / 1e3);
+        printf("  %-28s %8.2f ms/render (min %6.2f)  %6.2f M series/s  (buffer reserved "
+               "from the last size, as a scrape does)\n",
+               "poh_render OpenMetrics, hint", omh.median, omh.min, (double)n / omh.median / 1e3);
         printf("  %-28s %8.2f ms/render (min %6.2f)  %6.2f M series/s   -> poh_render text is "
                "%.2fx faster\n",
                "naive snprintf text", naive.median, naive.min, (double)n / naive.median / 1e3,
@@ -329,9 +337,9 @@ int main(int argc, char **argv)
             return 1;
         }
         if (n == 100000) {
-            double worst = text.median > om.median ? text.median : om.median;
-            printf("\n  goal: 100k series rendered in < %.0f ms: worst format %.2f ms = %.2f of "
-                   "the budget (%.1fx headroom) -> %s\n",
+            double worst = text.median > omh.median ? text.median : omh.median;
+            printf("\n  goal: 100k series rendered in < %.0f ms (buffer sized as a scrape "
+                   "does): worst format %.2f ms = %.2f of the budget (%.1fx headroom) -> %s\n",
                    GOAL_MS, worst, worst / GOAL_MS, GOAL_MS / worst,
                    worst < GOAL_MS ? "MET" : "MISSED");
             printf("  a whole scrape of 100k series (registry built with exemplars, then "
