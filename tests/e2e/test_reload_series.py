@@ -2,6 +2,7 @@
 """A reload that drops a target, group, cluster or stream drops its series
 too; what stays keeps counting from where it was (no reset)."""
 import signal
+import time
 import unittest
 
 import grpcsim
@@ -67,6 +68,56 @@ class ReloadSeriesTest(unittest.TestCase):
                 self.assertEqual(pohtest.find(m, "poh_mongodb_changes_total", stream="tx2"), {})
                 self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", cluster="main",
                                                stream="tx", operation="insert"), 5)
+            finally:
+                mongoexp.stop_checked(ex)
+        state.cleanup()
+
+    def test_mongodb_cluster(self):
+        """SIGHUP with one of two clusters gone: none of its series is left
+        (the cluster's own, its streams', its latency histograms'), the other
+        cluster keeps its series and keeps counting, and the removed
+        cluster's simulator is sent nothing more."""
+        state = mongoexp.StateDir()
+        with mongosim.MongoSim() as sim_a, mongosim.MongoSim() as sim_b:
+            def cfg(clusters):
+                return "web:\n  enable_reload: true\n" + mongoexp.config(
+                    [{"name": n, "uri": s.uri, "streams": [mongoexp.TX_STREAM]} for n, s in clusters],
+                    state.path)
+            ex = pohtest.Exporter(cfg([("a", sim_a), ("b", sim_b)]))
+            try:
+                for c in ("a", "b"):
+                    self.assertTrue(mongoexp.wait_stream_up(ex, cluster=c))
+                sim_a.insert(5)
+                sim_b.insert(7)
+                self.assertEqual(mongoexp.wait_value(ex, "poh_mongodb_changes_total", 7, cluster="b",
+                                                     stream="tx", operation="insert"), 7)
+                self.assertEqual(mongoexp.wait_value(ex, "poh_mongodb_changes_total", 5, cluster="a",
+                                                     stream="tx", operation="insert"), 5)
+                before = ex.scrape()
+                self.assertIn('poh_mongodb_up{cluster="b"} 1', before)
+                self.assertIn('poh_storage_latency_seconds_count{cluster="b",stream="tx"} 7', before)
+                with open(ex.config_path, "w") as f:
+                    f.write(cfg([("a", sim_a)]))
+                ex.proc.send_signal(signal.SIGHUP)
+                self.assertTrue(ex.wait_log(r'msg="reloaded ', timeout=20), ex.log_text()[-2000:])
+                text = ex.scrape()
+                left = [l for l in text.splitlines() if 'cluster="b"' in l]
+                self.assertEqual(left, [])
+                self.assertIn('poh_mongodb_up{cluster="a"} 1', text)
+                m = pohtest.parse_exposition(text)
+                self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", cluster="a",
+                                               stream="tx", operation="insert"), 5)
+                self.assertEqual(pohtest.value(m, "poh_storage_latency_seconds_count",
+                                               cluster="a", stream="tx"), 5)
+                sim_a.insert(3)
+                self.assertEqual(mongoexp.wait_value(ex, "poh_mongodb_changes_total", 8, cluster="a",
+                                                     stream="tx", operation="insert"), 8)
+                # b's clients are gone: a few scrapes later b has seen no new command
+                n_b = sum(sim_b.commands().values())
+                for _ in range(3):
+                    ex.scrape()
+                    time.sleep(0.3)
+                self.assertEqual(sum(sim_b.commands().values()), n_b, sim_b.commands())
             finally:
                 mongoexp.stop_checked(ex)
         state.cleanup()
