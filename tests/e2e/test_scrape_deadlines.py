@@ -11,6 +11,7 @@ import threading
 import time
 import unittest
 
+import grpcsim
 import pohtest
 from pohtest import main
 
@@ -76,6 +77,57 @@ class DeadlineTest(unittest.TestCase):
         finally:
             exp.stop()
             silent.close()
+
+
+SLOW_MS = 3000    # the slow target delays every reply this long
+OFFSET = 2.0      # web.scrape_timeout_offset
+
+
+class HeaderOnSlowTargetTest(unittest.TestCase):
+    """What X-Prometheus-Scrape-Timeout-Seconds does to a gRPC target slower
+    than the deadline (issue 19 item 5). With a 4 s header the deadline is
+    4 - 2 s offset = 2 s, below the target's 3 s: the scrape answers 200 in
+    about 2 s (well before the target would) with that target failed
+    (DEADLINE_EXCEEDED) and the fast one, and the collector, fine. The header
+    alone (4 s) is above 3 s, so the failure shows the offset is subtracted.
+    With an 8 s header (deadline 6 s) the same target succeeds and the scrape
+    takes at least its 3 s. The group's own per-call timeout is 30 s (the
+    default 2 s would cut both calls), so the scrape deadline is what limits.
+    Bounds keep about a second of margin on each side for a loaded 2-core
+    machine."""
+
+    def scrape(self, exp, header):
+        t0 = time.monotonic()
+        st, _, body = exp.request("/metrics", headers={
+            "X-Prometheus-Scrape-Timeout-Seconds": str(header)}, timeout=60)
+        took = time.monotonic() - t0
+        self.assertEqual(st, 200, body[:300])
+        return took, pohtest.parse_exposition(body.decode())
+
+    def test_header_minus_offset_bounds_a_slow_target(self):
+        with grpcsim.NodeSim([["--mode", f"slow:{SLOW_MS}"], []]) as node:
+            slow, fast = node.addr(0), node.addr(1)
+            cfg = (f"web:\n  scrape_timeout_offset: {int(OFFSET * 1000)}ms\n"
+                   f"grpc:\n  - name: poh\n    timeout: 30s\n    targets: [{slow}, {fast}]\n")
+            with pohtest.Exporter(cfg) as exp:
+                took, m = self.scrape(exp, 4)
+                self.assertGreater(took, 4 - OFFSET - 0.5, "the deadline was cut short")
+                self.assertLess(took, SLOW_MS / 1000, "the scrape waited for the slow target")
+                self.assertEqual(pohtest.value(m, "poh_probe_success", group="poh", target=slow), 0)
+                self.assertEqual(pohtest.value(m, "poh_request_failures_total", group="poh", target=slow,
+                                               method=grpcsim.HEALTH_METHOD, code="DEADLINE_EXCEEDED"), 1)
+                self.assertEqual(pohtest.value(m, "poh_probe_success", group="poh", target=fast), 1)
+                self.assertEqual(pohtest.value(m, "poh_exporter_collector_success", collector="grpc/poh"), 1)
+                self.assertEqual(node.count(0), 1)   # the call was made, not skipped
+
+                took, m = self.scrape(exp, 8)
+                self.assertGreaterEqual(took, SLOW_MS / 1000)
+                self.assertLess(took, 8 - OFFSET)
+                self.assertEqual(pohtest.value(m, "poh_probe_success", group="poh", target=slow), 1)
+                self.assertEqual(pohtest.value(m, "poh_ack_total", group="poh", target=slow,
+                                               method=grpcsim.HEALTH_METHOD), 1)
+                self.assertEqual(pohtest.value(m, "poh_request_failures_total", group="poh", target=slow,
+                                               method=grpcsim.HEALTH_METHOD, code="DEADLINE_EXCEEDED"), 1)
 
 
 if __name__ == "__main__":
