@@ -444,11 +444,9 @@ done:
     return rc;
 }
 
-void poh_app_collector_status_html(poh_app_t *app, poh_strbuf_t *h)
+void poh_app_collector_status(poh_app_t *app, poh_status_rows_t *rows)
 {
     runtime_t *rt = runtime_get(app);
-    if (poh_collector_set_len(rt->set) == 0)
-        poh_strbuf_puts(h, "<tr><td colspan=\"5\">No collectors configured.</td></tr>\n");
-    poh_collector_set_status_html(rt->set, h);
+    poh_collector_set_status(rt->set, rows);
     runtime_unref(rt);
 }

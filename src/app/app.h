@@ -5,6 +5,7 @@
 #ifndef POH_APP_H
 #define POH_APP_H
 
+#include "collectors/collector.h"
 #include "config/config.h"
 #include "core/strbuf.h"
 #include "metrics/metrics.h"
@@ -63,8 +64,9 @@ typedef void (*poh_scrape_observer_fn)(void *ctx, poh_registry_t *const *regs, s
 void poh_app_set_scrape_observer(poh_app_t *app, poh_scrape_observer_fn fn, void *ctx);
 
 /* The collectors' status rows for the landing page (Collector, Target, Last
- * result, Latency, Error), HTML-escaped by the collectors. */
-void poh_app_collector_status_html(poh_app_t *app, poh_strbuf_t *html);
+ * result, Latency, Error) as data, appended to rows (free them with
+ * poh_status_rows_free()); none when no collector is configured. */
+void poh_app_collector_status(poh_app_t *app, poh_status_rows_t *rows);
 
 /* /probe?target=&module=: 0 with the body, -EINVAL (bad request, reason in
  * body as text), -EACCES (target not allowed, reason in body) or another

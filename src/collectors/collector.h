@@ -29,6 +29,39 @@ typedef struct poh_scrape {
     poh_strbuf_t *debug_log, *debug_module;
 } poh_scrape_t;
 
+/* One row of the collectors' status table, as data (http/ renders it):
+ * collector, target, last result, latency, error. Texts are owned copies. */
+typedef enum poh_status_latency {
+    POH_STATUS_LATENCY_NONE,   /* nothing to show */
+    POH_STATUS_LATENCY_S,      /* a duration, shown in seconds */
+    POH_STATUS_LATENCY_MS,     /* a duration, shown in milliseconds */
+    POH_STATUS_LATENCY_LAG,    /* a lag behind now, shown in seconds */
+} poh_status_latency_t;
+
+typedef struct poh_status_row {
+    char *collector, *target, *result, *error;
+    poh_status_latency_t latency_kind;
+    double latency; /* seconds */
+} poh_status_row_t;
+
+typedef struct poh_status_rows {
+    poh_status_row_t *items;
+    size_t len, cap;
+    bool failed; /* out of memory: a row is missing */
+} poh_status_rows_t;
+
+#define POH_STATUS_ROWS_INIT {NULL, 0, 0, false}
+
+/* Append a row. collector is "<kind>/<name>" (kind NULL: name alone);
+ * target is "<target_prefix><target>" (prefix NULL: target alone); NULL
+ * texts are empty. Sets rows->failed when out of memory. */
+typedef struct poh_status_text {
+    const char *kind, *name, *target_prefix, *target, *result, *error;
+} poh_status_text_t;
+void poh_status_rows_add(poh_status_rows_t *rows, const poh_status_text_t *text,
+                         poh_status_latency_t latency_kind, double latency);
+void poh_status_rows_free(poh_status_rows_t *rows);
+
 typedef struct poh_collector_ops {
     const char *kind;
     /* Return 0 on success, a negative errno on failure. Should return by the
@@ -40,10 +73,10 @@ typedef struct poh_collector_ops {
     int (*collect)(void *state, poh_scrape_t *scrape);
     /* Stop background work and free state. NULL state is fine. */
     void (*destroy)(void *state);
-    /* Optional: append HTML table rows, each <tr> with 5 <td>: collector,
-     * target, last result, latency, error. Escape text with poh_html_escape().
-     * Called concurrently with collect(); the collector synchronises. */
-    void (*status_html)(void *state, poh_strbuf_t *out);
+    /* Optional: append this collector's status rows (what it watches and
+     * how that went last) with poh_status_rows_add(). Called concurrently
+     * with collect(); the collector synchronises. */
+    void (*status)(void *state, poh_status_rows_t *rows);
     /* Optional (multi-target pattern, /probe?target=&module=): probe one
      * target with the settings of the module (e.g. a grpc group) into
      * scrape->out, including a success gauge (e.g. poh_probe_success).
@@ -139,11 +172,8 @@ void poh_scrape_output_free(poh_scrape_output_t *out);
  * the last unref); shutdown waits for 0 before freeing what they use. */
 int poh_collector_sets_alive(void);
 
-/* Landing page rows: one per collector (last result of the last scrape)
- * followed by each collector's own status_html rows. */
-void poh_collector_set_status_html(poh_collector_set_t *s, poh_strbuf_t *out);
-
-/* HTML-escape text (& < > " ') into out. */
-void poh_html_escape(poh_strbuf_t *out, const char *text);
+/* Status rows: one per collector (last result of the last scrape) followed
+ * by each collector's own status rows. */
+void poh_collector_set_status(poh_collector_set_t *s, poh_status_rows_t *rows);
 
 #endif

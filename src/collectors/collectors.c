@@ -470,21 +470,70 @@ void poh_scrape_output_free(poh_scrape_output_t *out)
     memset(out, 0, sizeof *out);
 }
 
-void poh_html_escape(poh_strbuf_t *out, const char *text)
+static char *status_join(const char *a, const char *sep, const char *b, bool *failed)
 {
-    for (const char *p = text; *p; p++) {
-        switch (*p) {
-        case '&': poh_strbuf_puts(out, "&amp;"); break;
-        case '<': poh_strbuf_puts(out, "&lt;"); break;
-        case '>': poh_strbuf_puts(out, "&gt;"); break;
-        case '"': poh_strbuf_puts(out, "&quot;"); break;
-        case '\'': poh_strbuf_puts(out, "&#39;"); break;
-        default: poh_strbuf_putc(out, *p);
+    size_t la = a ? strlen(a) + strlen(sep) : 0, lb = b ? strlen(b) : 0;
+    char *r = malloc(la + lb + 1);
+    if (!r) {
+        *failed = true;
+        return NULL;
+    }
+    if (a) {
+        memcpy(r, a, la - strlen(sep));
+        memcpy(r + la - strlen(sep), sep, strlen(sep));
+    }
+    if (b)
+        memcpy(r + la, b, lb);
+    r[la + lb] = 0;
+    return r;
+}
+
+void poh_status_rows_add(poh_status_rows_t *rows, const poh_status_text_t *text,
+                         poh_status_latency_t latency_kind, double latency)
+{
+    if (rows->len == rows->cap) {
+        size_t cap = rows->cap ? rows->cap * 2 : 16;
+        poh_status_row_t *items = realloc(rows->items, cap * sizeof *items);
+        if (!items) {
+            rows->failed = true;
+            return;
         }
+        rows->items = items;
+        rows->cap = cap;
+    }
+    bool failed = false;
+    poh_status_row_t r = {
+        .collector = status_join(text->kind, "/", text->name, &failed),
+        .target = status_join(text->target_prefix, "", text->target, &failed),
+        .result = status_join(NULL, "", text->result, &failed),
+        .error = status_join(NULL, "", text->error, &failed),
+        .latency_kind = latency_kind,
+        .latency = latency,
+    };
+    rows->items[rows->len++] = r;
+    if (failed) {
+        rows->failed = true;
+        rows->len--;
+        free(r.collector);
+        free(r.target);
+        free(r.result);
+        free(r.error);
     }
 }
 
-void poh_collector_set_status_html(poh_collector_set_t *s, poh_strbuf_t *out)
+void poh_status_rows_free(poh_status_rows_t *rows)
+{
+    for (size_t i = 0; i < rows->len; i++) {
+        free(rows->items[i].collector);
+        free(rows->items[i].target);
+        free(rows->items[i].result);
+        free(rows->items[i].error);
+    }
+    free(rows->items);
+    memset(rows, 0, sizeof *rows);
+}
+
+void poh_collector_set_status(poh_collector_set_t *s, poh_status_rows_t *rows)
 {
     for (size_t i = 0; i < poh_collector_set_len(s); i++) {
         slot_t *sl = &s->slots[i];
@@ -493,18 +542,17 @@ void poh_collector_set_status_html(poh_collector_set_t *s, poh_strbuf_t *out)
         int rc = sl->last_rc;
         double dur = sl->last_duration;
         pthread_mutex_unlock(&sl->mu);
-        poh_strbuf_puts(out, "<tr><td>");
-        poh_html_escape(out, sl->c.name);
-        poh_strbuf_puts(out, "</td><td>(collector)</td><td>");
-        poh_strbuf_puts(out, !ran ? "not scraped yet" : ok ? "ok" : "failed");
-        poh_strbuf_puts(out, "</td><td>");
-        if (ran)
-            poh_strbuf_printf(out, "%.3f s", dur);
-        poh_strbuf_puts(out, "</td><td>");
+        const char *error = NULL;
         if (ran && !ok)
-            poh_html_escape(out, rc == -ETIMEDOUT ? "missed the scrape deadline" : strerror(-rc));
-        poh_strbuf_puts(out, "</td></tr>\n");
-        if (sl->c.ops->status_html)
-            sl->c.ops->status_html(sl->c.state, out);
+            error = rc == -ETIMEDOUT ? "missed the scrape deadline" : strerror(-rc);
+        poh_status_text_t t = {
+            .name = sl->c.name,
+            .target = "(collector)",
+            .result = !ran ? "not scraped yet" : ok ? "ok" : "failed",
+            .error = error,
+        };
+        poh_status_rows_add(rows, &t, ran ? POH_STATUS_LATENCY_S : POH_STATUS_LATENCY_NONE, dur);
+        if (sl->c.ops->status)
+            sl->c.ops->status(sl->c.state, rows);
     }
 }

@@ -730,24 +730,22 @@ out:
     return rc;
 }
 
-static void grpc_status_html(void *state, poh_strbuf_t *out)
+static void grpc_status(void *state, poh_status_rows_t *rows)
 {
     grpc_collector_t *c = state;
     pthread_mutex_lock(&c->mu);
     for (size_t i = 0; i < c->ntargets; i++) {
         const gtarget_t *t = &c->targets[i];
-        poh_strbuf_puts(out, "<tr><td>grpc/");
-        poh_html_escape(out, c->group);
-        poh_strbuf_puts(out, "</td><td>");
-        poh_html_escape(out, t->address);
-        poh_strbuf_puts(out, "</td><td>");
-        poh_html_escape(out, t->status.result);
-        poh_strbuf_puts(out, "</td><td>");
-        if (t->status.ran)
-            poh_strbuf_printf(out, "%.3f ms", t->status.latency * 1e3);
-        poh_strbuf_puts(out, "</td><td>");
-        poh_html_escape(out, t->status.error);
-        poh_strbuf_puts(out, "</td></tr>\n");
+        poh_status_text_t text = {
+            .kind = "grpc",
+            .name = c->group,
+            .target = t->address,
+            .result = t->status.result,
+            .error = t->status.error,
+        };
+        poh_status_rows_add(rows, &text,
+                            t->status.ran ? POH_STATUS_LATENCY_MS : POH_STATUS_LATENCY_NONE,
+                            t->status.latency);
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -756,7 +754,7 @@ const poh_collector_ops_t poh_grpc_collector_ops = {
     .kind = "grpc",
     .collect = grpc_collect,
     .destroy = grpc_destroy,
-    .status_html = grpc_status_html,
+    .status = grpc_status,
     .probe = grpc_probe,
     .bounded = true, /* poh_grpc_run() ends every call by its deadline */
 };

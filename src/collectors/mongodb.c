@@ -485,7 +485,7 @@ static int mongodb_collect(void *state, poh_scrape_t *sc)
     return 0;
 }
 
-static void mongodb_status_html(void *state, poh_strbuf_t *out)
+static void mongodb_status(void *state, poh_status_rows_t *rows)
 {
     mongo_cluster_t *cl = state;
     pthread_mutex_lock(&cl->mu);
@@ -494,18 +494,16 @@ static void mongodb_status_html(void *state, poh_strbuf_t *out)
     char error[sizeof cl->last_error];
     memcpy(error, cl->last_error, sizeof error);
     pthread_mutex_unlock(&cl->mu);
-    poh_strbuf_puts(out, "<tr><td>mongodb/");
-    poh_html_escape(out, cl->name);
-    poh_strbuf_puts(out, "</td><td>");
-    poh_html_escape(out, cl->uri_redacted);
-    poh_strbuf_printf(out, "</td><td>%s</td><td>", !ran ? "not scraped yet" : up ? "up" : "down");
-    if (ran)
-        poh_strbuf_printf(out, "%.3f s", dur);
-    poh_strbuf_puts(out, "</td><td>");
-    poh_html_escape(out, error);
-    poh_strbuf_puts(out, "</td></tr>\n");
+    poh_status_text_t text = {
+        .kind = "mongodb",
+        .name = cl->name,
+        .target = cl->uri_redacted,
+        .result = !ran ? "not scraped yet" : up ? "up" : "down",
+        .error = error,
+    };
+    poh_status_rows_add(rows, &text, ran ? POH_STATUS_LATENCY_S : POH_STATUS_LATENCY_NONE, dur);
     for (size_t i = 0; i < cl->nstreams; i++)
-        mongo_stream_status_html(cl->streams[i], out);
+        mongo_stream_status(cl->streams[i], rows);
 }
 
 /* --------------------------------------------------------------- cluster */
@@ -542,7 +540,7 @@ static const poh_collector_ops_t mongodb_ops = {
     .kind = "mongodb",
     .collect = mongodb_collect,
     .destroy = cluster_destroy,
-    .status_html = mongodb_status_html,
+    .status = mongodb_status,
 };
 
 /* Pool settings for long-lived change stream clients: an await getMore must

@@ -51,6 +51,6 @@ void mongo_stream_request_stop(mongo_stream_t *s); /* NULL is fine */
 void mongo_stream_destroy(mongo_stream_t *s);      /* joins; NULL is fine */
 /* Scrape-time series: lag and whether the stream's cursor is open. */
 void mongo_stream_collect(mongo_stream_t *s, poh_registry_t *out);
-void mongo_stream_status_html(mongo_stream_t *s, poh_strbuf_t *out);
+void mongo_stream_status(mongo_stream_t *s, poh_status_rows_t *rows);
 
 #endif

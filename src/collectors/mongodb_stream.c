@@ -852,7 +852,7 @@ void mongo_stream_collect(mongo_stream_t *s, poh_registry_t *out)
     poh_gauge_set(poh_family_series(flag, lv), lag > 0 ? lag : 0);
 }
 
-void mongo_stream_status_html(mongo_stream_t *s, poh_strbuf_t *out)
+void mongo_stream_status(mongo_stream_t *s, poh_status_rows_t *rows)
 {
     pthread_mutex_lock(&s->mu);
     char status[sizeof s->status], error[sizeof s->error];
@@ -860,16 +860,14 @@ void mongo_stream_status_html(mongo_stream_t *s, poh_strbuf_t *out)
     memcpy(error, s->error, sizeof error);
     pthread_mutex_unlock(&s->mu);
     long long ms = atomic_load(&s->newest_wall_ms);
-    poh_strbuf_puts(out, "<tr><td>mongodb/");
-    poh_html_escape(out, s->key);
-    poh_strbuf_puts(out, "</td><td>change stream ");
-    poh_html_escape(out, s->ns);
-    poh_strbuf_puts(out, "</td><td>");
-    poh_html_escape(out, status);
-    poh_strbuf_puts(out, "</td><td>");
-    if (ms > 0)
-        poh_strbuf_printf(out, "lag %.3f s", poh_now_real() - (double)ms / 1000.0);
-    poh_strbuf_puts(out, "</td><td>");
-    poh_html_escape(out, error);
-    poh_strbuf_puts(out, "</td></tr>\n");
+    poh_status_text_t text = {
+        .kind = "mongodb",
+        .name = s->key,
+        .target_prefix = "change stream ",
+        .target = s->ns,
+        .result = status,
+        .error = error,
+    };
+    poh_status_rows_add(rows, &text, ms > 0 ? POH_STATUS_LATENCY_LAG : POH_STATUS_LATENCY_NONE,
+                        ms > 0 ? poh_now_real() - (double)ms / 1000.0 : 0);
 }

@@ -835,6 +835,50 @@ static const char style[] =
     "svg.grid rect:hover{stroke:#000}pre{background:#f4f4f4;padding:.6em}"
     ".asof{color:#555}";
 
+void poh_html_escape(poh_strbuf_t *out, const char *text)
+{
+    for (const char *p = text; *p; p++) {
+        switch (*p) {
+        case '&': poh_strbuf_puts(out, "&amp;"); break;
+        case '<': poh_strbuf_puts(out, "&lt;"); break;
+        case '>': poh_strbuf_puts(out, "&gt;"); break;
+        case '"': poh_strbuf_puts(out, "&quot;"); break;
+        case '\'': poh_strbuf_puts(out, "&#39;"); break;
+        default: poh_strbuf_putc(out, *p);
+        }
+    }
+}
+
+static void status_latency(poh_strbuf_t *h, const poh_status_row_t *r)
+{
+    switch (r->latency_kind) {
+    case POH_STATUS_LATENCY_S: poh_strbuf_printf(h, "%.3f s", r->latency); break;
+    case POH_STATUS_LATENCY_MS: poh_strbuf_printf(h, "%.3f ms", r->latency * 1e3); break;
+    case POH_STATUS_LATENCY_LAG: poh_strbuf_printf(h, "lag %.3f s", r->latency); break;
+    case POH_STATUS_LATENCY_NONE: break;
+    }
+}
+
+void poh_landing_status_rows(const poh_status_rows_t *rows, poh_strbuf_t *h)
+{
+    if (rows->len == 0 && !rows->failed)
+        poh_strbuf_puts(h, "<tr><td colspan=\"5\">No collectors configured.</td></tr>\n");
+    for (size_t i = 0; i < rows->len; i++) {
+        const poh_status_row_t *r = &rows->items[i];
+        poh_strbuf_puts(h, "<tr><td>");
+        poh_html_escape(h, r->collector);
+        poh_strbuf_puts(h, "</td><td>");
+        poh_html_escape(h, r->target);
+        poh_strbuf_puts(h, "</td><td>");
+        poh_html_escape(h, r->result);
+        poh_strbuf_puts(h, "</td><td>");
+        status_latency(h, r);
+        poh_strbuf_puts(h, "</td><td>");
+        poh_html_escape(h, r->error);
+        poh_strbuf_puts(h, "</td></tr>\n");
+    }
+}
+
 void poh_landing_page(poh_landing_t *l, struct poh_app *app, const char *host, unsigned refresh,
                       poh_strbuf_t *h)
 {
@@ -864,7 +908,10 @@ void poh_landing_page(poh_landing_t *l, struct poh_app *app, const char *host, u
         poh_landing_render(l, cfg, host, h);
     poh_strbuf_puts(h, "<h2>Targets</h2>\n<table>\n<tr><th>Collector</th><th>Target</th>"
                        "<th>Last result</th><th>Latency</th><th>Error</th></tr>\n");
-    poh_app_collector_status_html(app, h);
+    poh_status_rows_t rows = POH_STATUS_ROWS_INIT;
+    poh_app_collector_status(app, &rows);
+    poh_landing_status_rows(&rows, h);
+    poh_status_rows_free(&rows);
     poh_strbuf_puts(h, "</table>\n</body></html>\n");
     poh_app_release(v);
 }

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "collectors/collector.h"
 #include "config/config.h"
 #include "core/strbuf.h"
 #include "metrics/metrics.h"
@@ -36,5 +37,11 @@ void poh_landing_render(poh_landing_t *l, const poh_config_t *cfg, const char *h
 struct poh_app;
 void poh_landing_page(poh_landing_t *l, struct poh_app *app, const char *host, unsigned refresh,
                       poh_strbuf_t *html);
+
+/* The collectors' status rows as HTML table rows (<tr> with 5 <td>). */
+void poh_landing_status_rows(const poh_status_rows_t *rows, poh_strbuf_t *html);
+
+/* HTML-escape text (& < > " ') into out. */
+void poh_html_escape(poh_strbuf_t *out, const char *text);
 
 #endif

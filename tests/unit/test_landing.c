@@ -177,12 +177,54 @@ START_TEST(test_many_targets)
 }
 END_TEST
 
+/* The collectors report status rows as data; the landing page renders them
+ * as the rows the collectors used to write themselves. */
+START_TEST(test_status_rows)
+{
+    poh_strbuf_t sb = POH_STRBUF_INIT;
+    poh_html_escape(&sb, "<a href=\"x\">&'</a>");
+    ck_assert_str_eq(sb.data, "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    poh_strbuf_free(&sb);
+
+    poh_status_rows_t rows = POH_STATUS_ROWS_INIT;
+    poh_landing_status_rows(&rows, &sb);
+    ck_assert_str_eq(sb.data, "<tr><td colspan=\"5\">No collectors configured.</td></tr>\n");
+    poh_strbuf_free(&sb);
+
+    poh_status_text_t c = {.name = "grpc/a<b", .target = "(collector)", .result = "failed",
+                           .error = "missed the scrape deadline"};
+    poh_status_rows_add(&rows, &c, POH_STATUS_LATENCY_S, 1.5);
+    poh_status_text_t g = {.kind = "grpc", .name = "a<b", .target = "h:1", .result = "SERVING"};
+    poh_status_rows_add(&rows, &g, POH_STATUS_LATENCY_MS, 0.0125);
+    poh_status_text_t m = {.kind = "mongodb", .name = "main/s", .target_prefix = "change stream ",
+                           .target = "db.c", .result = "running", .error = "e&"};
+    poh_status_rows_add(&rows, &m, POH_STATUS_LATENCY_LAG, 2);
+    poh_status_text_t n = {.kind = "mongodb", .name = "main", .target = "mongodb://h",
+                           .result = "not scraped yet"};
+    poh_status_rows_add(&rows, &n, POH_STATUS_LATENCY_NONE, 0);
+    ck_assert(!rows.failed);
+    poh_landing_status_rows(&rows, &sb);
+    ck_assert_str_eq(sb.data,
+                     "<tr><td>grpc/a&lt;b</td><td>(collector)</td><td>failed</td>"
+                     "<td>1.500 s</td><td>missed the scrape deadline</td></tr>\n"
+                     "<tr><td>grpc/a&lt;b</td><td>h:1</td><td>SERVING</td>"
+                     "<td>12.500 ms</td><td></td></tr>\n"
+                     "<tr><td>mongodb/main/s</td><td>change stream db.c</td><td>running</td>"
+                     "<td>lag 2.000 s</td><td>e&amp;</td></tr>\n"
+                     "<tr><td>mongodb/main</td><td>mongodb://h</td><td>not scraped yet</td>"
+                     "<td></td><td></td></tr>\n");
+    poh_strbuf_free(&sb);
+    poh_status_rows_free(&rows);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("landing");
     TCase *tc = tcase_create("landing");
     tcase_add_test(tc, test_history);
     tcase_add_test(tc, test_many_targets);
+    tcase_add_test(tc, test_status_rows);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
