@@ -6,7 +6,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "collectors/collector.h"
 #include "collectors/self.h"
@@ -33,6 +32,8 @@ struct poh_app {
     pthread_mutex_t mu;               /* guards rt */
     pthread_mutex_t reload_mu;        /* one reload at a time */
     runtime_t *rt;
+    poh_collector_sets_live_t *live;  /* sets not yet destroyed, waited for at exit */
+    double boot_time;                 /* the system's, read once (poh_self_boot_time()) */
     poh_tracer_t *tracer;             /* NULL: tracing off; from the startup config */
     bool tracing_set_up;
     /* Size of the last body per format: the next is reserved at once, not
@@ -175,7 +176,8 @@ static runtime_t *runtime_build(poh_app_t *app, poh_strbuf_t *err)
         }
         app->tracing_set_up = true;
     }
-    poh_collector_env_t env = {.persistent = app->persistent, .tracer = app->tracer};
+    poh_collector_env_t env = {
+        .persistent = app->persistent, .tracer = app->tracer, .live = app->live};
     rt->set = poh_collector_set_create(rt->cfg, &env);
     if (!rt->set) {
         poh_strbuf_puts(err, "creating the collectors failed (see the log)\n");
@@ -229,8 +231,10 @@ poh_app_t *poh_app_create(const char *config_path, const poh_overrides_t *ov, po
     app->ov_level = dup_or_null(ov->log_level);
     app->ov_format = dup_or_null(ov->log_format);
     app->ov_web_config = dup_or_null(ov->web_config_file);
+    app->boot_time = poh_self_boot_time();
     app->persistent = poh_registry_new();
-    if (!app->persistent)
+    app->live = poh_collector_sets_live_new();
+    if (!app->persistent || !app->live)
         goto err;
     poh_family_t *fok = poh_registry_family(
         app->persistent, POH_GAUGE, "poh_exporter_config_last_reload_successful",
@@ -261,11 +265,10 @@ void poh_app_destroy(poh_app_t *app)
     app->rt = NULL;
     /* A collector still running past its deadline keeps its set, and may
      * still end spans; give it a bounded moment before the tracer goes. */
-    for (int i = 0; i < 500 && poh_collector_sets_alive() > 0; i++)
-        usleep(10000);
-    if (poh_collector_sets_alive() == 0) {
+    if (poh_collector_sets_live_wait(app->live, 5.0)) {
         poh_tracer_destroy(app->tracer);
         poh_registry_free(app->persistent);
+        poh_collector_sets_live_free(app->live);
     } else {
         poh_tracer_shutdown(app->tracer); /* stragglers: leave memory to exit */
         POH_WARN("main", "a collector is still running at shutdown");
@@ -352,7 +355,7 @@ int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_
     int rc = -ENOMEM;
     if (!self)
         goto done;
-    int src = poh_self_metrics(self);
+    int src = poh_self_metrics(self, app->boot_time);
     if (src < 0)
         POH_WARN("self", "reading process metrics failed: %s", strerror(-src));
     rc = poh_tracer_write_metrics(app->tracer, self);

@@ -106,9 +106,20 @@ typedef struct poh_collector_list {
  * (section absent). Returns 0, or a negative errno after logging why.
  * Collectors must copy what they keep from cfg: a collector may outlive the
  * config it was built from (reload while a straggler still runs). */
+/* The collector sets not yet destroyed (a straggling collector keeps its
+ * set alive past the last unref). Owned by the app, which waits for none
+ * before freeing what the sets use. */
+typedef struct poh_collector_sets_live poh_collector_sets_live_t;
+poh_collector_sets_live_t *poh_collector_sets_live_new(void);
+/* Wait until no set is alive, at most timeout seconds: true when none is. */
+bool poh_collector_sets_live_wait(poh_collector_sets_live_t *live, double timeout);
+/* Only once none is alive (a set still alive uses it: leave it to exit). */
+void poh_collector_sets_live_free(poh_collector_sets_live_t *live); /* NULL is fine */
+
 typedef struct poh_collector_env {
     poh_registry_t *persistent; /* outlives reloads: counters kept between scrapes */
     poh_tracer_t *tracer;       /* NULL when tracing is off; outlives every collector */
+    poh_collector_sets_live_t *live; /* counts the set built from this env; NULL: none */
 } poh_collector_env_t;
 
 typedef int (*poh_collector_factory_fn)(const poh_config_t *cfg, const poh_collector_env_t *env,
@@ -168,9 +179,6 @@ int poh_collector_set_scrape(poh_collector_set_t *s, double deadline,
                              poh_registry_t *self, poh_scrape_output_t *out);
 void poh_scrape_output_free(poh_scrape_output_t *out);
 
-/* Sets not yet destroyed (a straggling collector keeps its set alive past
- * the last unref); shutdown waits for 0 before freeing what they use. */
-int poh_collector_sets_alive(void);
 
 /* Status rows: one per collector (last result of the last scrape) followed
  * by each collector's own status rows. */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "collectors/collector.h"
 #include "collectors/grpc.h"
@@ -66,17 +67,69 @@ typedef struct slot {
     double last_duration, last_time;
 } slot_t;
 
-static atomic_int sets_alive;
+struct poh_collector_sets_live {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* signalled when n drops to 0 */
+    int n;
+};
 
-int poh_collector_sets_alive(void)
+poh_collector_sets_live_t *poh_collector_sets_live_new(void)
 {
-    return atomic_load(&sets_alive);
+    poh_collector_sets_live_t *live = calloc(1, sizeof *live);
+    if (!live)
+        return NULL;
+    pthread_mutex_init(&live->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&live->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return live;
+}
+
+static void sets_live_add(poh_collector_sets_live_t *live, int d)
+{
+    if (!live)
+        return;
+    pthread_mutex_lock(&live->mu);
+    live->n += d;
+    if (live->n == 0)
+        pthread_cond_broadcast(&live->cv);
+    pthread_mutex_unlock(&live->mu);
+}
+
+bool poh_collector_sets_live_wait(poh_collector_sets_live_t *live, double timeout)
+{
+    if (!live)
+        return true;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    double end = (double)until.tv_sec + until.tv_nsec / 1e9 + timeout;
+    until.tv_sec = (time_t)end;
+    until.tv_nsec = (long)((end - (double)until.tv_sec) * 1e9);
+    pthread_mutex_lock(&live->mu);
+    int rc = 0;
+    while (live->n > 0 && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&live->cv, &live->mu, &until);
+    bool none = live->n == 0;
+    pthread_mutex_unlock(&live->mu);
+    return none;
+}
+
+void poh_collector_sets_live_free(poh_collector_sets_live_t *live)
+{
+    if (!live)
+        return;
+    pthread_mutex_destroy(&live->mu);
+    pthread_cond_destroy(&live->cv);
+    free(live);
 }
 
 struct poh_collector_set {
     atomic_int refs;
     slot_t *slots;
     size_t n;
+    poh_collector_sets_live_t *live; /* NULL: not counted */
 };
 
 int poh_collector_list_push(poh_collector_list_t *l, const poh_collector_ops_t *ops,
@@ -124,7 +177,6 @@ poh_collector_set_t *poh_collector_set_from_list(poh_collector_list_t *list)
     free(list->items);
     memset(list, 0, sizeof *list);
     atomic_init(&s->refs, 1);
-    atomic_fetch_add(&sets_alive, 1);
     return s;
 }
 
@@ -141,7 +193,12 @@ poh_collector_set_t *poh_collector_set_create(const poh_config_t *cfg,
             return NULL;
         }
     }
-    return poh_collector_set_from_list(&list);
+    poh_collector_set_t *s = poh_collector_set_from_list(&list);
+    if (s && env->live) {
+        s->live = env->live;
+        sets_live_add(s->live, 1);
+    }
+    return s;
 }
 
 void poh_collector_set_ref(poh_collector_set_t *s)
@@ -173,9 +230,10 @@ static bool set_release(poh_collector_set_t *s)
         pthread_mutex_destroy(&s->slots[i].mu);
         pthread_cond_destroy(&s->slots[i].cv);
     }
+    poh_collector_sets_live_t *live = s->live;
     free(s->slots);
     free(s);
-    atomic_fetch_sub(&sets_alive, 1);
+    sets_live_add(live, -1); /* last: the app may free what the set used */
     return true;
 }
 

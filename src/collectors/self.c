@@ -3,7 +3,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,30 +26,21 @@ static void gauge(poh_registry_t *r, poh_metric_type_t t, const char *name, cons
         poh_gauge_set(s, v);
 }
 
-static double g_boot_time = -1;
-static pthread_once_t g_boot_once = PTHREAD_ONCE_INIT;
-
-static void read_boot_time(void)
+double poh_self_boot_time(void)
 {
     FILE *f = fopen("/proc/stat", "r");
     if (!f)
-        return;
+        return -1;
+    double bt = -1;
     char line[256];
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, "btime ", 6) == 0) {
-            g_boot_time = strtod(line + 6, NULL);
+            bt = strtod(line + 6, NULL);
             break;
         }
     }
     fclose(f);
-}
-
-/* Boot time from /proc/stat's btime (process start = btime + starttime/HZ).
- * It never changes, so /proc/stat is read once, not at every scrape. */
-static double boot_time(void)
-{
-    pthread_once(&g_boot_once, read_boot_time);
-    return g_boot_time;
+    return bt;
 }
 
 static int count_fds(void)
@@ -67,7 +57,7 @@ static int count_fds(void)
     return n - 1; /* the directory stream's own descriptor */
 }
 
-int poh_self_metrics(poh_registry_t *r)
+int poh_self_metrics(poh_registry_t *r, double boot_time)
 {
     static const char *const bl[] = {"version", "revision"};
     static const char *const bv[] = {POH_VERSION, POH_REVISION};
@@ -106,7 +96,7 @@ int poh_self_metrics(poh_registry_t *r)
           (double)rss * page);
     gauge(r, POH_GAUGE, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
           (double)vsize);
-    double bt = boot_time();
+    double bt = boot_time;
     if (bt >= 0)
         gauge(r, POH_GAUGE, "process_start_time_seconds",
               "Start time of the process since unix epoch in seconds.",

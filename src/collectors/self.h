@@ -6,9 +6,15 @@
 
 #include "metrics/metrics.h"
 
-/* Write build info and process metrics into r (a per-scrape registry).
+/* The system's boot time (Unix seconds, /proc/stat's btime; process start
+ * = btime + starttime/HZ), or -1 if unknown. It never changes: the app reads
+ * it once, not at every scrape. */
+double poh_self_boot_time(void);
+
+/* Write build info and process metrics into r (a per-scrape registry);
+ * boot_time from poh_self_boot_time() (< 0: no process_start_time_seconds).
  * Returns 0, or a negative errno if /proc could not be read (build info is
  * still written). */
-int poh_self_metrics(poh_registry_t *r);
+int poh_self_metrics(poh_registry_t *r, double boot_time);
 
 #endif
