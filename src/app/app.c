@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "collectors/collector.h"
+#include "collectors/mongodb.h"
 #include "collectors/self.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -33,6 +34,7 @@ struct poh_app {
     pthread_mutex_t reload_mu;        /* one reload at a time */
     runtime_t *rt;
     poh_collector_sets_live_t *live;  /* sets not yet destroyed, waited for at exit */
+    poh_mongodb_store_t *mongodb_store; /* change streams' state across reloads */
     double boot_time;                 /* the system's, read once (poh_self_boot_time()) */
     poh_tracer_t *tracer;             /* NULL: tracing off; from the startup config */
     bool tracing_set_up;
@@ -177,7 +179,8 @@ static runtime_t *runtime_build(poh_app_t *app, poh_strbuf_t *err)
         app->tracing_set_up = true;
     }
     poh_collector_env_t env = {
-        .persistent = app->persistent, .tracer = app->tracer, .live = app->live};
+        .persistent = app->persistent, .tracer = app->tracer, .live = app->live,
+        .mongodb_store = app->mongodb_store};
     rt->set = poh_collector_set_create(rt->cfg, &env);
     if (!rt->set) {
         poh_strbuf_puts(err, "creating the collectors failed (see the log)\n");
@@ -234,7 +237,8 @@ poh_app_t *poh_app_create(const char *config_path, const poh_overrides_t *ov, po
     app->boot_time = poh_self_boot_time();
     app->persistent = poh_registry_new();
     app->live = poh_collector_sets_live_new();
-    if (!app->persistent || !app->live)
+    app->mongodb_store = poh_mongodb_store_new();
+    if (!app->persistent || !app->live || !app->mongodb_store)
         goto err;
     poh_family_t *fok = poh_registry_family(
         app->persistent, POH_GAUGE, "poh_exporter_config_last_reload_successful",
@@ -269,6 +273,7 @@ void poh_app_destroy(poh_app_t *app)
         poh_tracer_destroy(app->tracer);
         poh_registry_free(app->persistent);
         poh_collector_sets_live_free(app->live);
+        poh_mongodb_store_free(app->mongodb_store);
     } else {
         poh_tracer_shutdown(app->tracer); /* stragglers: leave memory to exit */
         POH_WARN("main", "a collector is still running at shutdown");

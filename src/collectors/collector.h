@@ -116,10 +116,14 @@ bool poh_collector_sets_live_wait(poh_collector_sets_live_t *live, double timeou
 /* Only once none is alive (a set still alive uses it: leave it to exit). */
 void poh_collector_sets_live_free(poh_collector_sets_live_t *live); /* NULL is fine */
 
+typedef struct poh_mongodb_store poh_mongodb_store_t; /* collectors/mongodb.h */
+
 typedef struct poh_collector_env {
     poh_registry_t *persistent; /* outlives reloads: counters kept between scrapes */
     poh_tracer_t *tracer;       /* NULL when tracing is off; outlives every collector */
     poh_collector_sets_live_t *live; /* counts the set built from this env; NULL: none */
+    /* Change streams' state across reloads; NULL: each cluster keeps its own. */
+    poh_mongodb_store_t *mongodb_store;
 } poh_collector_env_t;
 
 typedef int (*poh_collector_factory_fn)(const poh_config_t *cfg, const poh_collector_env_t *env,

@@ -532,6 +532,8 @@ static void cluster_destroy(void *state)
     free(cl->name);
     free(cl->uri_redacted);
     free(cl->state_dir);
+    if (cl->own_store)
+        poh_mongodb_store_free(cl->store);
     pthread_mutex_destroy(&cl->mu);
     free(cl);
 }
@@ -619,6 +621,15 @@ static mongo_cluster_t *cluster_new(const poh_config_t *cfg, const poh_config_mo
     pthread_mutex_init(&cl->mu, NULL);
     cl->persistent = env->persistent;
     cl->tracer = env->tracer;
+    cl->store = env->mongodb_store;
+    if (!cl->store) {
+        cl->own_store = true;
+        if (!(cl->store = poh_mongodb_store_new())) {
+            pthread_mutex_destroy(&cl->mu);
+            free(cl);
+            return NULL;
+        }
+    }
     poh_strbuf_t red = POH_STRBUF_INIT;
     poh_mongo_redact_uri(&red, c->uri);
     cl->uri_redacted = poh_strbuf_steal(&red);

@@ -23,6 +23,8 @@ typedef struct mongo_cluster {
     mongoc_client_pool_t *pool;   /* change streams; NULL without streams */
     poh_registry_t *persistent;
     poh_tracer_t *tracer;         /* NULL: tracing off */
+    poh_mongodb_store_t *store;   /* streams' state across reloads (the app's) */
+    bool own_store;               /* no store in the env: this cluster's own */
     poh_family_t *cmd_duration;   /* poh_mongodb_command_duration_seconds */
     mongo_stream_t **streams;
     size_t nstreams;

@@ -15,11 +15,12 @@
  * the same way as resumable ones and logged.
  *
  * Reload: a new collector set is built before the old one is destroyed, so
- * two threads for one stream may exist for a moment. A process-wide table of
- * slots, one per cluster/stream, lets only one run at a time; the slot keeps
+ * two threads for one stream may exist for a moment. A table of slots, one
+ * per cluster/stream, in a store the app owns (poh_mongodb_store_t, handed
+ * over in poh_collector_env_t) lets only one run at a time; the slot keeps
  * the in-memory state, so the successor neither reloads the file into the
  * counters a second time nor loses the position. Slots live as long as the
- * process (a few hundred bytes each). */
+ * store (a few hundred bytes each). */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -52,9 +53,36 @@ typedef struct slot {
     poh_mongo_state_t st;
 } slot_t;
 
-static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t slots_cv = PTHREAD_COND_INITIALIZER;
-static slot_t *slots;
+struct poh_mongodb_store {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a slot was released, or a stream asked to stop */
+    slot_t *slots;
+};
+
+poh_mongodb_store_t *poh_mongodb_store_new(void)
+{
+    poh_mongodb_store_t *store = calloc(1, sizeof *store);
+    if (!store)
+        return NULL;
+    pthread_mutex_init(&store->mu, NULL);
+    pthread_cond_init(&store->cv, NULL);
+    return store;
+}
+
+void poh_mongodb_store_free(poh_mongodb_store_t *store)
+{
+    if (!store)
+        return;
+    for (slot_t *sl = store->slots, *next; sl; sl = next) {
+        next = sl->next;
+        poh_mongo_state_clear(&sl->st);
+        free(sl->key);
+        free(sl);
+    }
+    pthread_mutex_destroy(&store->mu);
+    pthread_cond_destroy(&store->cv);
+    free(store);
+}
 
 static const char *const l_stream[] = {"cluster", "stream"};
 static const char *const l_stream_op[] = {"cluster", "stream", "operation"};
@@ -128,36 +156,37 @@ static double next_backoff(double b)
 
 static slot_t *slot_acquire(mongo_stream_t *s)
 {
-    pthread_mutex_lock(&slots_mu);
-    slot_t *sl = slots;
+    poh_mongodb_store_t *store = s->cl->store;
+    pthread_mutex_lock(&store->mu);
+    slot_t *sl = store->slots;
     while (sl && strcmp(sl->key, s->key))
         sl = sl->next;
     if (!sl) {
         sl = calloc(1, sizeof *sl);
         if (!sl || !(sl->key = strdup(s->key))) {
             free(sl);
-            pthread_mutex_unlock(&slots_mu);
+            pthread_mutex_unlock(&store->mu);
             return NULL;
         }
-        sl->next = slots;
-        slots = sl;
+        sl->next = store->slots;
+        store->slots = sl;
     }
     while (sl->busy && !atomic_load(&s->stop)) {
         struct timespec abs = poh_mono_to_abs_realtime(poh_now_mono() + 0.5);
-        pthread_cond_timedwait(&slots_cv, &slots_mu, &abs);
+        pthread_cond_timedwait(&store->cv, &store->mu, &abs);
     }
     bool ok = !sl->busy;
     sl->busy |= ok;
-    pthread_mutex_unlock(&slots_mu);
+    pthread_mutex_unlock(&store->mu);
     return ok ? sl : NULL;
 }
 
-static void slot_release(slot_t *sl)
+static void slot_release(poh_mongodb_store_t *store, slot_t *sl)
 {
-    pthread_mutex_lock(&slots_mu);
+    pthread_mutex_lock(&store->mu);
     sl->busy = false;
-    pthread_cond_broadcast(&slots_cv);
-    pthread_mutex_unlock(&slots_mu);
+    pthread_cond_broadcast(&store->cv);
+    pthread_mutex_unlock(&store->mu);
 }
 
 /* -------------------------------------------------------------- metrics */
@@ -690,7 +719,7 @@ static void *stream_main(void *arg)
     if (s->dirfd >= 0)
         close(s->dirfd);
     s->dirfd = -1;
-    slot_release(s->slot);
+    slot_release(s->cl->store, s->slot);
     set_status(s, "stopped", NULL);
     return NULL;
 }
@@ -804,9 +833,10 @@ void mongo_stream_request_stop(mongo_stream_t *s)
     atomic_store(&s->stop, true);
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_mutex_lock(&slots_mu);
-    pthread_cond_broadcast(&slots_cv);
-    pthread_mutex_unlock(&slots_mu);
+    poh_mongodb_store_t *store = s->cl->store;
+    pthread_mutex_lock(&store->mu);
+    pthread_cond_broadcast(&store->cv);
+    pthread_mutex_unlock(&store->mu);
 }
 
 void mongo_stream_destroy(mongo_stream_t *s)
