@@ -84,6 +84,47 @@ class TestPymongo(unittest.TestCase):
             st.close()
 
 
+class TestProtocol(unittest.TestCase):
+    def test_malformed_conversations(self):
+        """Bad SASL input gets mongod's error codes and the connection stays
+        usable: another mechanism 334, a malformed first message or a
+        saslContinue with no conversation 17, an unknown user 18."""
+        st = AuthStack()
+        try:
+            c = pymongo.MongoClient(st.sim.uri, serverSelectionTimeoutMS=5000)
+            try:
+                admin = c.admin
+                cases = [
+                    ({"saslStart": 1, "mechanism": "SCRAM-SHA-1", "payload": b"n,,n=monitor,r=abc"}, 334),
+                    ({"saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": b"garbage"}, 17),
+                    ({"saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": b"n,,n=monitor"}, 17),
+                    ({"saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": b"n,,n=x=zz,r=a"}, 17),
+                    ({"saslStart": 1, "mechanism": "SCRAM-SHA-256"}, 17),
+                    ({"saslContinue": 1, "conversationId": 1, "payload": b"c=biws,r=x,p=AAAA"}, 17),
+                    ({"saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": b"n,,n=nobody,r=abc"}, 18),
+                ]
+                for cmd, code in cases:
+                    with self.assertRaises(pymongo.errors.OperationFailure) as cm:
+                        admin.command(cmd)
+                    self.assertEqual(cm.exception.code, code, (cmd, cm.exception.details))
+                # a started conversation, then a proof that is not base64 of 32 bytes
+                r = admin.command({"saslStart": 1, "mechanism": "SCRAM-SHA-256",
+                                   "payload": b"n,,n=monitor,r=abc"})
+                server_first = bytes(r["payload"]).decode()
+                self.assertRegex(server_first, r"^r=abc[A-Za-z0-9+/=]+,s=[A-Za-z0-9+/=]{40},i=15000$")
+                nonce = server_first.split(",")[0][2:]
+                for proof in ("p=AAAA", "p=!!!!", "p="):
+                    with self.assertRaises(pymongo.errors.OperationFailure) as cm:
+                        admin.command({"saslContinue": 1, "conversationId": 1,
+                                       "payload": f"c=biws,r={nonce},{proof}".encode()})
+                    self.assertIn(cm.exception.code, (17, 18))
+                self.assertEqual(admin.command("ping")["ok"], 1.0)
+            finally:
+                c.close()
+        finally:
+            st.close()
+
+
 class TestExporter(unittest.TestCase):
     def test_user_and_password_file(self):
         st = AuthStack()
