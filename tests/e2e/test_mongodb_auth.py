@@ -152,6 +152,9 @@ class TestExporter(unittest.TestCase):
             self.assertEqual(value(exp, "poh_mongodb_change_stream_up", cluster="main", stream="tx"), 0)
             self.assertIn("authentication failed for monitor", st.sim.log_text())
             _, _, page = exp.request("/")
+            # the landing page gives the reason on the cluster's row
+            self.assertIn("<td>down</td><td>", page.decode())
+            self.assertIn("Authentication failed.</td>", page.decode())
             seen = {"log": exp.log_text(), "metrics": exp.scrape(),
                     "openmetrics": exp.scrape(openmetrics=True), "landing page": page.decode()}
             for where, text in seen.items():
