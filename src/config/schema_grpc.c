@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "config/schema.h"
+#include "core/header_name.h"
 #include "core/netmatch.h"
 #include "grpc/grpc_probe.h"
 #include "grpc/pbwire.h"
@@ -219,27 +220,24 @@ static const poh_cfg_entry_t probe_entries[] = {
 static const poh_cfg_section_t probe_section = {sizeof(poh_config_grpc_probe_t), probe_entries,
                                                 NULL, NULL};
 
-/* gRPC header names: lowercase token characters, not reserved by the
- * protocol (grpc-*, pseudo headers, hop-by-hop), not binary (-bin). */
+/* gRPC header names: the one rule of core/header_name.c. */
 static const char *bad_header_name(const char *k)
 {
-    static const char *const reserved[] = {"te", "content-type", "user-agent", "host",
-                                           "connection", "traceparent", NULL};
-    if (!*k)
+    switch (poh_header_name_check(k)) {
+    case POH_HEADER_NAME_OK:
+        return NULL;
+    case POH_HEADER_NAME_EMPTY:
         return "is empty";
-    for (const char *p = k; *p; p++)
-        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' ||
-              *p == '_' || *p == '.'))
-            return "must be lowercase letters, digits, '-', '_' or '.'";
-    if (strncmp(k, "grpc-", 5) == 0)
+    case POH_HEADER_NAME_BAD_CHAR:
+        return "must be lowercase letters, digits, '-', '_' or '.'";
+    case POH_HEADER_NAME_GRPC_RESERVED:
         return "is reserved by gRPC";
-    size_t n = strlen(k);
-    if (n > 4 && strcmp(k + n - 4, "-bin") == 0)
+    case POH_HEADER_NAME_BINARY:
         return "binary (-bin) headers are not supported";
-    for (size_t i = 0; reserved[i]; i++)
-        if (strcmp(k, reserved[i]) == 0)
-            return "is set by the exporter itself";
-    return NULL;
+    case POH_HEADER_NAME_SET_BY_US:
+        break;
+    }
+    return "is set by the exporter itself";
 }
 
 static int cmp_str(const void *a, const void *b)

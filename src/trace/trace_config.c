@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/header_name.h"
 #include "core/log.h"
 #include "poh_version.h"
 #include "trace/trace_internal.h"
@@ -271,28 +272,30 @@ int poh_trace_parse_endpoint(const char *endpoint, char **target, bool *tls, poh
 }
 
 
-/* gRPC metadata keys: lowercase [0-9a-z_.-]; reserved names are refused. */
+/* Header names are folded to lowercase, then held to the one gRPC header
+ * name rule (core/header_name.c). */
 static int header_key_normalize(char *key, poh_strbuf_t *why)
 {
-    for (char *p = key; *p; p++) {
+    for (char *p = key; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-        if (!(isdigit((unsigned char)*p) || (*p >= 'a' && *p <= 'z') || *p == '-' || *p == '_' ||
-              *p == '.')) {
-            poh_strbuf_printf(why, "header name '%s' has a character gRPC does not allow", key);
-            return -EINVAL;
-        }
-    }
-    if (strncmp(key, "grpc-", 5) == 0 || strcmp(key, "te") == 0 ||
-        strcmp(key, "content-type") == 0 || strcmp(key, "user-agent") == 0) {
+    switch (poh_header_name_check(key)) {
+    case POH_HEADER_NAME_OK:
+        return 0;
+    case POH_HEADER_NAME_EMPTY:
+        poh_strbuf_puts(why, "empty header name");
+        break;
+    case POH_HEADER_NAME_BAD_CHAR:
+        poh_strbuf_printf(why, "header name '%s' has a character gRPC does not allow", key);
+        break;
+    case POH_HEADER_NAME_GRPC_RESERVED:
+    case POH_HEADER_NAME_SET_BY_US:
         poh_strbuf_printf(why, "header name '%s' is reserved by gRPC", key);
-        return -EINVAL;
-    }
-    size_t n = strlen(key);
-    if (n >= 4 && strcmp(key + n - 4, "-bin") == 0) {
+        break;
+    case POH_HEADER_NAME_BINARY:
         poh_strbuf_printf(why, "header '%s': binary headers are not supported", key);
-        return -EINVAL;
+        break;
     }
-    return 0;
+    return -EINVAL;
 }
 
 static int header_value_check(const char *key, const char *v, poh_strbuf_t *why)

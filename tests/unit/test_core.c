@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/header_name.h"
 #include "core/hex.h"
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -135,6 +136,39 @@ START_TEST(test_hex_decode)
 }
 END_TEST
 
+static const struct {
+    const char *name;
+    poh_header_name_problem_t want;
+} header_cases[] = {
+    {"authorization", POH_HEADER_NAME_OK},
+    {"x-api.key_2", POH_HEADER_NAME_OK},
+    {"bin", POH_HEADER_NAME_OK},
+    {"grpc", POH_HEADER_NAME_OK},
+    {"", POH_HEADER_NAME_EMPTY},
+    {NULL, POH_HEADER_NAME_EMPTY},
+    {"X-Token", POH_HEADER_NAME_BAD_CHAR},
+    {"a b", POH_HEADER_NAME_BAD_CHAR},
+    {":path", POH_HEADER_NAME_BAD_CHAR},
+    {"k\xc3\xa9", POH_HEADER_NAME_BAD_CHAR},
+    {"grpc-status", POH_HEADER_NAME_GRPC_RESERVED},
+    {"grpc-x-bin", POH_HEADER_NAME_GRPC_RESERVED},
+    {"x-bin", POH_HEADER_NAME_BINARY},
+    {"-bin", POH_HEADER_NAME_BINARY},
+    {"te", POH_HEADER_NAME_SET_BY_US},
+    {"content-type", POH_HEADER_NAME_SET_BY_US},
+    {"user-agent", POH_HEADER_NAME_SET_BY_US},
+    {"host", POH_HEADER_NAME_SET_BY_US},
+    {"connection", POH_HEADER_NAME_SET_BY_US},
+    {"traceparent", POH_HEADER_NAME_SET_BY_US},
+    {"tea", POH_HEADER_NAME_OK},
+};
+
+START_TEST(test_header_name_rule)
+{
+    ck_assert_int_eq(poh_header_name_check(header_cases[_i].name), header_cases[_i].want);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core");
@@ -146,6 +180,8 @@ int main(void)
     tcase_add_test(tc, test_clocks);
     tcase_add_test(tc, test_log_throttle);
     tcase_add_loop_test(tc, test_hex_decode, 0, (int)(sizeof hex_cases / sizeof hex_cases[0]));
+    tcase_add_loop_test(tc, test_header_name_rule, 0,
+                        (int)(sizeof header_cases / sizeof header_cases[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
