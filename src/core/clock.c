@@ -13,6 +13,13 @@ double poh_now_mono(void)
     return ts_sec(&ts);
 }
 
+uint64_t poh_now_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 double poh_now_real(void)
 {
     struct timespec ts;

@@ -28,13 +28,13 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "grpc/channel_args.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "grpc/tls.h"
 #include "poh_version.h"
 
-/* PEM files larger than this are not certificates we want to load. */
-#define MAX_PEM_BYTES (1u << 20)
 /* After every call has been cancelled at its deadline, how long gRPC gets to
  * report them before we give up on the queue (never seen; bounded). */
 #define CANCEL_GRACE_S 10.0
@@ -305,13 +305,6 @@ void poh_grpc_runtime_init(void)
     pthread_once(&once, grpc_global_setup);
 }
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static gpr_timespec gpr_in(double seconds)
 {
     if (seconds < 0)
@@ -449,95 +442,31 @@ const char *poh_grpc_address_problem(const char *v)
     return NULL;
 }
 
-/* Whole file as a NUL-terminated string; NULL with errno set on failure. */
-static char *read_pem(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = malloc(MAX_PEM_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MAX_PEM_BYTES + 1, f) : 0;
-    int bad = !buf || ferror(f) || n == 0 || n > MAX_PEM_BYTES;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        errno = EINVAL;
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
-static void free_secret(char *s)
-{
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
-static grpc_channel_credentials *tls_skip_verify_creds(const char *ca, const char *cert,
-                                                       const char *key)
-{
-    grpc_tls_credentials_options *opts = grpc_tls_credentials_options_create();
-    grpc_tls_identity_pairs *pairs = NULL;
-    if (cert) {
-        pairs = grpc_tls_identity_pairs_create();
-        grpc_tls_identity_pairs_add_pair(pairs, key, cert);
-    }
-    /* gRPC asserts that a provider has something to provide. */
-    grpc_tls_certificate_provider *provider = NULL;
-    if (ca || pairs) {
-        provider = grpc_tls_certificate_provider_static_data_create(ca, pairs);
-        grpc_tls_credentials_options_set_certificate_provider(opts, provider);
-    }
-    if (ca)
-        grpc_tls_credentials_options_watch_root_certs(opts);
-    if (pairs)
-        grpc_tls_credentials_options_watch_identity_key_cert_pairs(opts);
-    grpc_tls_credentials_options_set_verify_server_cert(opts, 0);
-    grpc_tls_certificate_verifier *verifier = grpc_tls_certificate_verifier_no_op_create();
-    grpc_tls_credentials_options_set_certificate_verifier(opts, verifier);
-    grpc_tls_credentials_options_set_check_call_host(opts, 0);
-    grpc_channel_credentials *creds = grpc_tls_credentials_create(opts); /* owns opts */
-    grpc_tls_certificate_verifier_release(verifier);
-    if (provider)
-        grpc_tls_certificate_provider_release(provider);
-    return creds;
-}
-
 /* Credentials for t; NULL with a reason in err (no secrets, file names only). */
 static grpc_channel_credentials *make_creds(const poh_grpc_target_t *t, char *err, size_t errlen)
 {
     if (!t->tls)
         return grpc_insecure_credentials_create();
     grpc_channel_credentials *creds = NULL;
-    char *ca = NULL, *cert = NULL, *key = NULL;
+    poh_grpc_pems_t pems = {NULL, NULL, NULL};
     const char *what = NULL;
-    if (t->ca_file && !(ca = read_pem(t->ca_file)))
+    if (t->ca_file && !(pems.ca = poh_grpc_read_pem(t->ca_file)))
         what = "tls: cannot read ca_file";
-    else if (t->cert_file && !(cert = read_pem(t->cert_file)))
+    else if (t->cert_file && !(pems.cert = poh_grpc_read_pem(t->cert_file)))
         what = "tls: cannot read cert_file";
-    else if (t->key_file && !(key = read_pem(t->key_file)))
+    else if (t->key_file && !(pems.key = poh_grpc_read_pem(t->key_file)))
         what = "tls: cannot read key_file";
-    else if (!cert != !key)
+    else if (!pems.cert != !pems.key)
         what = "tls: cert_file and key_file must be set together";
     if (what) {
         snprintf(err, errlen, "%s", what);
         goto out;
     }
-    if (t->skip_verify) {
-        creds = tls_skip_verify_creds(ca, cert, key);
-    } else {
-        grpc_ssl_pem_key_cert_pair pair = {key, cert};
-        creds = grpc_ssl_credentials_create_ex(ca, cert ? &pair : NULL, NULL, NULL);
-    }
+    creds = poh_grpc_tls_credentials(&pems, t->skip_verify);
     if (!creds)
         snprintf(err, errlen, "tls: credentials rejected by gRPC");
 out:
-    free(ca);
-    free(cert);
-    free_secret(key);
+    poh_grpc_pems_free(&pems);
     return creds;
 }
 
@@ -681,7 +610,7 @@ static void create_call(poh_grpc_call_t *c, call_state_t *st, grpc_completion_qu
 {
     grpc_slice method = grpc_slice_from_static_string(c->method);
     st->call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL,
-                                        gpr_in(st->deadline - mono_now()), NULL);
+                                        gpr_in(st->deadline - poh_now_mono()), NULL);
 }
 
 /* Start the batch of c's created call; on failure the call has its result. */
@@ -1109,7 +1038,7 @@ static void begin_more(run_t *r)
         size_t i = r->next++;
         poh_grpc_call_t *c = &r->calls[i];
         call_state_t *st = &r->st[i];
-        st->start = mono_now();
+        st->start = poh_now_mono();
         st->deadline = st->start + c->timeout;
         if (r->deadline > 0 && r->deadline < st->deadline)
             st->deadline = r->deadline;
@@ -1131,7 +1060,7 @@ static void run_free(run_t *r)
     for (size_t k = 0; k < r->nconns; k++) {
         conn_t *cn = &r->conns[k];
         if (cn->open)
-            conn_done(r, k, ETIMEDOUT, mono_now()); /* only on the give-up path */
+            conn_done(r, k, ETIMEDOUT, poh_now_mono()); /* only on the give-up path */
     }
     free(r->st);
     free(r->conns);
@@ -1190,7 +1119,7 @@ int poh_grpc_run_window(poh_grpc_call_t *calls, size_t n, double deadline, size_
      * up. */
     double give_up = 0;
     while (r.pending > 0) {
-        double now = mono_now();
+        double now = poh_now_mono();
         if (r.nopen)
             progress_conns(&r, now);
         double wake = expire_due(&r, now);
@@ -1218,7 +1147,7 @@ int poh_grpc_run_window(poh_grpc_call_t *calls, size_t n, double deadline, size_
             call_state_t *s = ev.tag;
             s->pending = false;
             r.pending--;
-            finish_call(&calls[s - r.st], s, mono_now());
+            finish_call(&calls[s - r.st], s, poh_now_mono());
             release_state(s);
         }
     }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "trace/trace_internal.h"
 
 #define NO_TEXT UINT32_MAX
@@ -18,9 +19,7 @@ uint64_t poh_trace_now_unix_ns(void)
 
 uint64_t poh_trace_mono_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return poh_now_mono_ns();
 }
 
 /* Length of the valid UTF-8 sequence at p (at most avail bytes), 0 if the

@@ -22,16 +22,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "grpc/channel_args.h"
 #include "grpc/grpc_probe.h"
+#include "grpc/tls.h"
 #include "metrics/metrics.h"
 #include "poh_version.h"
 #include "trace/trace_internal.h"
 
 #define EXPORT_METHOD "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 #define SCOPE_NAME "poh_exporter"
-#define MAX_PEM_BYTES (1u << 20)
 #define POLL_SLICE_MS 100
 
 struct poh_tracer {
@@ -94,18 +95,6 @@ static const char *const drop_names[POH_DROP_REASON_COUNT] = {
 const char *poh_drop_reason_name(poh_drop_reason_t r)
 {
     return (unsigned)r < POH_DROP_REASON_COUNT ? drop_names[r] : "unknown";
-}
-
-static double mono_now(void) { return (double)poh_trace_mono_ns() / 1e9; }
-
-static const char *status_name(grpc_status_code c)
-{
-    static const char *const names[] = {
-        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-        "UNAUTHENTICATED"};
-    return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "UNKNOWN";
 }
 
 /* --- producer side ----------------------------------------------------------- */
@@ -182,7 +171,7 @@ int poh_tracer_flush(poh_tracer_t *t, double timeout)
         return 0;
     uint64_t target = atomic_load_explicit(&t->queue.head, memory_order_acquire);
     struct timespec abs;
-    double deadline = mono_now() + (timeout > 0 ? timeout : 0);
+    double deadline = poh_now_mono() + (timeout > 0 ? timeout : 0);
     int rc = 0;
 
     atomic_fetch_add(&t->flushers, 1);
@@ -214,7 +203,7 @@ static void drop(poh_tracer_t *t, poh_drop_reason_t r, uint64_t n)
 /* Sleep until the monotonic time `until`, or until a producer posts. */
 static void wait_until(poh_tracer_t *t, double until)
 {
-    double now = mono_now();
+    double now = poh_now_mono();
     if (until <= now)
         return;
     struct timespec ts;
@@ -232,7 +221,7 @@ static void wait_until(poh_tracer_t *t, double until)
 /* One line per interval, whatever the number of spans dropped. */
 static void log_drops(poh_tracer_t *t, bool force)
 {
-    double now = mono_now();
+    double now = poh_now_mono();
     if (!force && now - t->last_drop_log < t->drop_log_interval)
         return;
     uint64_t d[POH_DROP_REASON_COUNT], total = 0;
@@ -261,7 +250,7 @@ static void note_error(poh_tracer_t *t, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(t->last_error, sizeof t->last_error, fmt, ap);
     va_end(ap);
-    double now = mono_now();
+    double now = poh_now_mono();
     /* The first failure after a success is worth a line; the rest go into
      * the periodic drop report. */
     if (!t->failing && now - t->last_error_log >= t->drop_log_interval) {
@@ -297,7 +286,7 @@ static void export_call(poh_tracer_t *t, grpc_slice payload, double deadline, ca
 {
     memset(r, 0, sizeof *r);
     details[0] = '\0';
-    double now = mono_now();
+    double now = poh_now_mono();
     double left = deadline - now;
     if (left < 0.001)
         left = 0.001;
@@ -346,7 +335,7 @@ static void export_call(poh_tracer_t *t, grpc_slice payload, double deadline, ca
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (!cancelled && atomic_load_explicit(&t->stopping, memory_order_acquire) &&
-            mono_now() >= t->stop_deadline) {
+            poh_now_mono() >= t->stop_deadline) {
             grpc_call_cancel(call, NULL);
             cancelled = true;
         }
@@ -405,12 +394,12 @@ static void export_batch(poh_tracer_t *t, poh_span_t **batch, size_t n)
         return;
     }
     grpc_slice payload = grpc_slice_from_copied_buffer((const char *)buf, len);
-    double start = mono_now(), backoff = t->retry_initial_backoff;
+    double start = poh_now_mono(), backoff = t->retry_initial_backoff;
     char details[128];
 
     for (;;) {
         bool stopping = atomic_load_explicit(&t->stopping, memory_order_acquire);
-        double deadline = mono_now() + t->export_timeout;
+        double deadline = poh_now_mono() + t->export_timeout;
         if (stopping && t->stop_deadline < deadline)
             deadline = t->stop_deadline;
         call_result_t r;
@@ -431,13 +420,13 @@ static void export_batch(poh_tracer_t *t, poh_span_t **batch, size_t n)
             t->failing = false;
             break;
         }
-        note_error(t, "%s: %s", status_name(r.status), details);
+        note_error(t, "%s: %s", poh_grpc_code_name(r.status), details);
         if (!poh_otlp_retryable(r.status, r.has_retry_info)) {
             drop(t, POH_DROP_EXPORT_FAILED, n);
             break;
         }
         double delay = r.has_retry_info ? r.retry_delay : jitter(backoff);
-        double now = mono_now();
+        double now = poh_now_mono();
         stopping = atomic_load_explicit(&t->stopping, memory_order_acquire);
         if (stopping && now + delay >= t->stop_deadline) {
             drop(t, POH_DROP_SHUTDOWN, n);
@@ -448,11 +437,11 @@ static void export_batch(poh_tracer_t *t, poh_span_t **batch, size_t n)
             break;
         }
         double until = now + delay;
-        while (mono_now() < until) {
+        while (poh_now_mono() < until) {
             double w = until;
             if (atomic_load_explicit(&t->stopping, memory_order_acquire) && t->stop_deadline < w)
                 w = t->stop_deadline;
-            if (mono_now() >= w)
+            if (poh_now_mono() >= w)
                 break;
             wait_until(t, w);
         }
@@ -472,7 +461,7 @@ static void *export_main(void *arg)
     for (;;) {
         bool stopping = atomic_load_explicit(&t->stopping, memory_order_acquire);
         uint64_t n = poh_span_queue_len(&t->queue);
-        double now = mono_now();
+        double now = poh_now_mono();
         log_drops(t, false);
         if (n == 0) {
             if (stopping)
@@ -531,73 +520,29 @@ static char *read_pem(const char *path, const char *what, bool *failed)
 {
     if (!path || !*path)
         return NULL;
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n = 0;
-    if (f) {
-        buf = malloc(MAX_PEM_BYTES + 1);
-        if (buf) {
-            n = fread(buf, 1, MAX_PEM_BYTES + 1, f);
-            if (ferror(f) || n > MAX_PEM_BYTES || n == 0) {
-                free(buf);
-                buf = NULL;
-            }
-        }
-        fclose(f);
-    }
+    char *buf = poh_grpc_read_pem(path);
     if (!buf) {
         POH_ERROR("trace", "tracing.tls.%s: cannot read %s (%s)", what, path,
-                  f ? "empty, too large or unreadable" : strerror(errno));
+                  errno == EINVAL ? "empty, too large or unreadable" : strerror(errno));
         *failed = true;
-        return NULL;
     }
-    buf[n] = '\0';
     return buf;
 }
 
 static grpc_channel_credentials *make_tls_creds(const poh_config_tracing_tls_t *tls)
 {
     bool failed = false;
-    char *ca = read_pem(tls->ca_file, "ca_file", &failed);
-    char *cert = read_pem(tls->cert_file, "cert_file", &failed);
-    char *key = read_pem(tls->key_file, "key_file", &failed);
+    poh_grpc_pems_t pems = {NULL, NULL, NULL};
+    pems.ca = read_pem(tls->ca_file, "ca_file", &failed);
+    pems.cert = read_pem(tls->cert_file, "cert_file", &failed);
+    pems.key = read_pem(tls->key_file, "key_file", &failed);
     grpc_channel_credentials *creds = NULL;
-
-    if (failed)
-        goto out;
-    if (!tls->insecure_skip_verify) {
-        grpc_ssl_pem_key_cert_pair pair = {key, cert};
-        creds = grpc_ssl_credentials_create_ex(ca, cert ? &pair : NULL, NULL, NULL);
-    } else {
-        grpc_tls_credentials_options *opts = grpc_tls_credentials_options_create();
-        grpc_tls_identity_pairs *pairs = NULL;
-        if (cert) {
-            pairs = grpc_tls_identity_pairs_create();
-            grpc_tls_identity_pairs_add_pair(pairs, key, cert);
-        }
-        if (ca || pairs) {
-            grpc_tls_certificate_provider *prov =
-                grpc_tls_certificate_provider_static_data_create(ca, pairs);
-            grpc_tls_credentials_options_set_certificate_provider(opts, prov);
-            grpc_tls_certificate_provider_release(prov);
-            if (ca)
-                grpc_tls_credentials_options_watch_root_certs(opts);
-            if (pairs)
-                grpc_tls_credentials_options_watch_identity_key_cert_pairs(opts);
-        }
-        grpc_tls_certificate_verifier *v = grpc_tls_certificate_verifier_no_op_create();
-        grpc_tls_credentials_options_set_certificate_verifier(opts, v);
-        grpc_tls_certificate_verifier_release(v);
-        grpc_tls_credentials_options_set_verify_server_cert(opts, 0);
-        grpc_tls_credentials_options_set_check_call_host(opts, 0);
-        creds = grpc_tls_credentials_create(opts);
+    if (!failed) {
+        creds = poh_grpc_tls_credentials(&pems, tls->insecure_skip_verify);
+        if (!creds)
+            POH_ERROR("trace", "cannot build TLS credentials for the OTLP exporter");
     }
-    if (!creds)
-        POH_ERROR("trace", "cannot build TLS credentials for the OTLP exporter");
-out:
-    free(ca);
-    free(cert);
-    free(key);
+    poh_grpc_pems_free(&pems);
     return creds;
 }
 
@@ -790,7 +735,7 @@ void poh_tracer_shutdown(poh_tracer_t *t)
     if (!t || t->shut)
         return;
     t->shut = true;
-    t->stop_deadline = mono_now() + t->shutdown_timeout;
+    t->stop_deadline = poh_now_mono() + t->shutdown_timeout;
     atomic_store_explicit(&t->stopping, true, memory_order_release);
     sem_post(&t->wake);
     if (t->thread_started)
