@@ -5,8 +5,8 @@
 #ifndef POH_APP_H
 #define POH_APP_H
 
+#include "appconfig/app_config.h"
 #include "collectors/collector.h"
-#include "config/config.h"
 #include "core/strbuf.h"
 #include "metrics/metrics.h"
 

@@ -14,7 +14,7 @@
 
 #include <stdbool.h>
 
-#include "config/config.h"
+#include "appconfig/app_config.h"
 #include "core/strbuf.h"
 #include "metrics/metrics.h"
 #include "trace/trace.h"

@@ -1,32 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Table-driven YAML → struct engine (nginx style: key → type → offsetof).
  *
- * How to add a configuration section (e.g. `grpc`, a list of groups):
- *   1. config.h: declare the struct of one item (poh_config_grpc_group_t) and
- *      add the fields to poh_config_t: `poh_config_grpc_group_t *grpc;
- *      size_t grpc_count;`. Lists are (pointer, size_t count) pairs; maps
- *      are (poh_config_kv_t *, size_t count); nested sections are embedded
- *      structs.
- *   2. src/config/schema_grpc.c: one poh_cfg_entry_t table per struct, each
- *      entry {key, POH_CFG_<type>, offsetof(field), offsetof(count) for
- *      lists/maps, flags, default text, env var, bounds, choices, nested
- *      section, unique key, check}, ended by {NULL}; wrap each table in a
- *      poh_cfg_section_t {sizeof(struct), table, validate, release} and
- *      export the top one: `const poh_cfg_section_t poh_cfg_grpc_section`.
- *      Nested lists of sections (mongodb → change_streams → latencies) are
- *      POH_CFG_SECTION_LIST entries pointing at the inner section.
- *      Cross-key rules ("to" xor "to_field") go in validate(), reported with
- *      poh_cfg_error(ctx, "to_field", "...").
- *   3. config_schema.c: extern-declare that section and add one root entry:
- *      {.name = "grpc", .type = POH_CFG_SECTION_LIST,
- *       .offset = offsetof(poh_config_t, grpc),
- *       .count_offset = offsetof(poh_config_t, grpc_count),
- *       .section = &poh_cfg_grpc_section, .unique = "name"}.
- *   4. Document every key with its default in etc/poh_exporter.yml (a unit
- *      test loads it) and add error cases to tests/unit/test_config.c.
- * Nothing else: parsing, defaults, environment, errors with file:line:col,
- * "did you mean", secrets from *_file keys and freeing all come from the
- * tables. poh_cfg_schema_check() (run by the tests) catches table mistakes.
+ * The engine knows only the tables it is given: each section's C struct and
+ * its poh_cfg_entry_t table live with the code they configure (e.g.
+ * grpc/grpc_conf.h + grpc/grpc_schema.c), and the application's root table
+ * (appconfig/app_schema.c) hooks each in with one entry. A table has one
+ * entry per key {key, POH_CFG_<type>, offsetof(field), offsetof(count) for
+ * lists/maps, flags, default text, env var, bounds, choices, nested section,
+ * unique key, check}, ended by {NULL}, wrapped in a poh_cfg_section_t
+ * {sizeof(struct), table, validate, release}. Lists are (pointer, size_t
+ * count) pairs; maps are (poh_config_kv_t *, size_t count); nested sections
+ * are embedded structs. Cross-key rules ("to" xor "to_field") go in
+ * validate(), reported with poh_cfg_error(ctx, "to_field", "...").
+ * Parsing, defaults, environment, errors with file:line:col, "did you mean",
+ * secrets from *_file keys and freeing all come from the tables.
+ * poh_cfg_schema_check() (run by the tests) catches table mistakes.
+ * docs/architecture.md tells how to add a collector kind.
  *
  * Parsing uses libyaml's document API (aliases resolve to shared nodes; a
  * visit budget bounds alias expansion). Values are only read where the
@@ -49,7 +38,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#define MAX_INPUT_BYTES (4u << 20)   /* a config beyond this is a mistake */
+#define MAX_INPUT_BYTES POH_CFG_MAX_INPUT_BYTES
 #define MAX_SECRET_BYTES (64u << 10)
 #define MAX_VISITS 1000000u          /* bounds alias expansion ("billion laughs") */
 #define MAX_MAP_ENTRIES 1000u
@@ -1559,69 +1548,19 @@ int poh_cfg_schema_check(const poh_cfg_section_t *root, poh_strbuf_t *why)
     return why->len == before ? 0 : -EINVAL;
 }
 
-/* ------------------------------------------------------- public config */
+/* --------------------------------------------------- shared value checks */
 
-static int load(const char *name, const char *yaml, size_t len, const char *base_dir,
-                poh_config_t **out, poh_strbuf_t *errors)
+int poh_cfg_check_http_path(const char *value, poh_strbuf_t *why)
 {
-    poh_strbuf_t sink = POH_STRBUF_INIT;
-    poh_config_t *cfg = NULL;
-    int rc = -ENOMEM;
-    *out = NULL;
-    if (!errors)
-        errors = &sink;
-    cfg = calloc(1, sizeof *cfg);
-    if (!cfg || !(cfg->source = strdup(name)))
-        goto err;
-    rc = poh_cfg_parse(&poh_cfg_root_section, cfg, name, yaml, len, base_dir, errors);
-    if (rc < 0)
-        goto err;
-    poh_strbuf_free(&sink);
-    *out = cfg;
-    return 0;
-err:
-    if (rc == -ENOMEM)
-        poh_strbuf_printf(errors, "%s: out of memory\n", name);
-    poh_config_free(cfg);
-    poh_strbuf_free(&sink);
-    return rc;
-}
-
-int poh_config_load_string(const char *name, const char *yaml, size_t len, poh_config_t **out,
-                           poh_strbuf_t *errors)
-{
-    return load(name ? name : "<string>", yaml ? yaml : "", yaml ? len : 0, NULL, out, errors);
-}
-
-int poh_config_load_default(poh_config_t **out, poh_strbuf_t *errors)
-{
-    return load("<embedded>", "", 0, NULL, out, errors);
-}
-
-int poh_config_load_file(const char *path, poh_config_t **out, poh_strbuf_t *errors)
-{
-    poh_strbuf_t text = POH_STRBUF_INIT;
-    char *dir = NULL;
-    *out = NULL;
-    int rc = poh_read_config_file(path, MAX_INPUT_BYTES, &text, &dir);
-    if (rc < 0) {
-        if (errors)
-            poh_strbuf_printf(errors, "%s: cannot read configuration: %s\n", path,
-                              poh_read_file_strerror(rc));
-        poh_strbuf_free(&text);
-        return rc;
+    if (value[0] != '/') {
+        poh_strbuf_puts(why, "must start with \"/\"");
+        return -EINVAL;
     }
-    rc = load(path, text.data ? text.data : "", text.len, dir, out, errors);
-    free(dir);
-    poh_strbuf_free(&text);
-    return rc;
-}
-
-void poh_config_free(poh_config_t *cfg)
-{
-    if (!cfg)
-        return;
-    poh_cfg_release(&poh_cfg_root_section, cfg);
-    free(cfg->source);
-    free(cfg);
+    for (const char *p = value; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == '?' || *p == '#' || *p == 0x7f) {
+            poh_strbuf_puts(why, "must be a plain URL path (no spaces, \"?\" or \"#\")");
+            return -EINVAL;
+        }
+    }
+    return 0;
 }

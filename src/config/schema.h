@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The table-driven configuration engine (config.c) and the types its schema
- * tables are written in. Only config.c and the src/config/schema_*.c files
- * need this header; everyone else reads the typed structs of config.h.
+ * tables are written in. It knows nothing of what it configures: each
+ * section's struct and table live with their code (docs/architecture.md).
  *
  * A section (a YAML mapping) is described by a poh_cfg_section_t: the size of
  * the C struct it fills and a table of poh_cfg_entry_t, one per key, each
@@ -17,8 +17,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config/config.h"
 #include "core/strbuf.h"
+
+/* One entry of a string map (e.g. headers), in document order. */
+typedef struct poh_config_kv {
+    char *key;
+    char *value;
+} poh_config_kv_t;
 
 typedef enum poh_cfg_type {
     POH_CFG_STRING,       /* char *                                                     */
@@ -92,6 +97,8 @@ void poh_cfg_error(poh_cfg_ctx_t *ctx, const char *key, const char *fmt, ...)
  * one per line, up to POH_CFG_MAX_ERRORS. Returns 0 or -EINVAL (-ENOMEM).
  * Whatever the result, obj owns memory afterwards: poh_cfg_release() it. */
 #define POH_CFG_MAX_ERRORS 50
+/* The largest YAML text accepted, bytes; a config beyond this is a mistake. */
+#define POH_CFG_MAX_INPUT_BYTES (4u << 20)
 int poh_cfg_parse(const poh_cfg_section_t *root, void *obj, const char *name, const char *yaml,
                   size_t len, const char *base_dir, poh_strbuf_t *errors);
 /* Free everything obj owns according to the tables (not obj itself). */
@@ -106,10 +113,13 @@ int poh_cfg_schema_check(const poh_cfg_section_t *root, poh_strbuf_t *why);
  * differences cost nothing) used for "did you mean" suggestions. */
 size_t poh_cfg_edit_distance(const char *a, const char *b);
 
-/* The root schema (config_schema.c). */
-extern const poh_cfg_section_t poh_cfg_root_section;
-
 /* Checks shared by schema tables. */
 int poh_cfg_check_http_path(const char *value, poh_strbuf_t *why);
+
+/* Parse "500ms", "2s", "1m", "1h", "1m30s" into seconds; 0 or -EINVAL. */
+int poh_parse_duration(const char *s, double *seconds);
+/* Validate "host:port", "[v6]:port" or ":port" (port 0..65535); 0 or -EINVAL. */
+int poh_parse_listen_address(const char *s, char *host, size_t hostlen, unsigned *port);
+
 
 #endif

@@ -13,8 +13,8 @@
 
 #include <stddef.h>
 
+#include "appconfig/app_config.h"
 #include "collectors/collector.h"
-#include "config/config.h"
 #include "core/strbuf.h"
 #include "metrics/metrics.h"
 

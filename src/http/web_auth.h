@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config/config.h"
+#include "appconfig/app_config.h"
 
 typedef struct poh_web_auth poh_web_auth_t;
 

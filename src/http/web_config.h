@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config/config.h"
+#include "appconfig/app_config.h"
 #include "core/strbuf.h"
 
 typedef struct poh_web_tls_config {

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config/config.h"
+#include "appconfig/app_config.h"
 #include "core/strbuf.h"
 #include "http/web_tls.h"
 #include "metrics/metrics.h"

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config/config.h"
+#include "mongo/mongo_conf.h"
 #include "mongo/mongo_util.h"
 #include "trace/trace.h"
 

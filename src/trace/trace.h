@@ -36,7 +36,7 @@
 
 /* --- configuration ------------------------------------------------------- */
 
-/* The tracing section of the configuration (config/config.h,
+/* The tracing section of the configuration (trace/trace_conf.h,
  * poh_config_tracing_t): endpoint, service_name, resource_attributes,
  * headers, tls, sample_ratio, queue and batch sizes, timeouts. Strings may be
  * NULL (= not set); the tracer copies what it needs.
@@ -51,7 +51,7 @@
  *   headers        gRPC metadata of every Export, merged over
  *                  OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_TRACES_HEADERS
  *                  (config wins); values are secrets, never logged */
-#include "config/config.h"
+#include "trace/trace_conf.h"
 #include "core/strbuf.h"
 
 typedef poh_config_tracing_t poh_tracing_config_t;

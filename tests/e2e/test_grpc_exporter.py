@@ -355,7 +355,7 @@ class ConfigErrors(unittest.TestCase):
                                capture_output=True, text=True, timeout=30)
             out = p.stdout + p.stderr
             self.assertNotIn("unknown key", out,
-                             "the grpc collector is not registered (src/config/config_schema.c, "
+                             "the grpc collector is not registered (src/appconfig/app_schema.c, "
                              "src/collectors/collectors.c)")
             self.assertEqual(p.returncode, 0, out)
 

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "config/config.h"
+#include "appconfig/app_config.h"
 #include "fuzz.h"
 #include "mongo/mongo_event.h"
 

@@ -3,7 +3,7 @@
  * grpc, mongodb, tracing), and the web config file (exporter-toolkit's
  * format) from the same bytes: any file gets a configuration or errors,
  * never a crash, and a loaded configuration frees cleanly. */
-#include "config/config.h"
+#include "appconfig/app_config.h"
 #include "core/log.h"
 #include "fuzz.h"
 #include "http/web_config.h"

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config/config.h"
+#include "appconfig/app_config.h"
 #include "config/schema.h"
 
 #define DATA POH_SOURCE_DIR "/tests/unit/data/config"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The grpc collector without HTTP: its schema (schema_grpc.c) parsed through
+/* The grpc collector without HTTP: its schema (grpc/grpc_schema.c) parsed through
  * the config engine with a test root holding only `grpc`, error cases as a
  * table, then the collector built from a parsed config and run against
  * poh_node_sim ($POH_NODE_SIM or tests/sim/poh_node_sim/poh_node_sim from the

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
+#include "appconfig/app_config.h"
 #include "http/landing.h"
 #include "metrics/metrics.h"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* config/schema_mongodb: the `mongodb` section. A full example parses into
+/* mongo/mongo_schema.c: the `mongodb` section. A full example parses into
  * the typed structs with the documented defaults; every rule has a row in
  * the error table with its exact message and position; passwords never
  * appear in messages. */
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config/config.h"
+#include "appconfig/app_config.h"
 #include "config/schema.h"
 
 static const char full[] =

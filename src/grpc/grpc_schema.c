@@ -27,6 +27,7 @@
 
 #include "config/schema.h"
 #include "core/header_name.h"
+#include "grpc/grpc_conf.h"
 #include "core/netmatch.h"
 #include "grpc/grpc_probe.h"
 #include "grpc/pbwire.h"

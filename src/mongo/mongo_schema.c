@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Schema of the `mongodb` section: a list of clusters, each with change
  * streams and their latencies (issue 5). Hooked into the root in
- * config_schema.c; documented in etc/poh_exporter.yml and the README. */
+ * appconfig/app_schema.c; documented in etc/poh_exporter.yml and the README. */
 #include <errno.h>
 #include <mongoc/mongoc.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "config/schema.h"
+#include "mongo/mongo_conf.h"
 #include "metrics/metrics.h"
 #include "mongo/mongo_event.h"
 #include "mongo/mongo_util.h"

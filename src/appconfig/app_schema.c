@@ -1,28 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The root of the configuration schema: top-level keys and the foundation's
- * sections (web, log). Later sections live in schema_<name>.c and are hooked
- * in here with one entry each (recipe at the top of config.c). Defaults are
+ * sections (web, log). Later sections live beside their code (grpc/grpc_schema.c,
+ * mongo/mongo_schema.c, trace/trace_schema.c) and are hooked in here with
+ * one entry each. Defaults are
  * written as they would be in YAML and parsed by the same code as the file;
  * etc/poh_exporter.yml documents each of them. */
 #include <errno.h>
 #include <stddef.h>
 
+#include "appconfig/app_config.h"
 #include "config/schema.h"
-
-int poh_cfg_check_http_path(const char *value, poh_strbuf_t *why)
-{
-    if (value[0] != '/') {
-        poh_strbuf_puts(why, "must start with \"/\"");
-        return -EINVAL;
-    }
-    for (const char *p = value; *p; p++) {
-        if ((unsigned char)*p <= 0x20 || *p == '?' || *p == '#' || *p == 0x7f) {
-            poh_strbuf_puts(why, "must be a plain URL path (no spaces, \"?\" or \"#\")");
-            return -EINVAL;
-        }
-    }
-    return 0;
-}
 
 #define WEB(f) offsetof(poh_config_web_t, f)
 static const poh_cfg_entry_t web_entries[] = {

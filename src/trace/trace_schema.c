@@ -4,12 +4,12 @@
  * tracer itself, so that they follow the OpenTelemetry rules (several
  * variables per key, percent-decoded lists); the defaults here equal
  * poh_tracing_config_defaults(). Hooked into the root by one entry in
- * config_schema.c. */
+ * appconfig/app_schema.c. */
 #include <errno.h>
 #include <stddef.h>
 
-#include "config/config.h"
 #include "config/schema.h"
+#include "trace/trace_conf.h"
 #include "trace/trace.h"
 
 static const char *const enabled_choices[] = {"auto", "true", "false", NULL};
