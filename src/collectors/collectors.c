@@ -431,6 +431,67 @@ static run_t *run_join_or_start(poh_collector_set_t *s, slot_t *sl, double deadl
 
 static const char *const collector_label[] = {"collector"};
 
+/* Start (or join) a run of every collector, one bounded collector (the
+ * last) on this thread, the rest on their workers, all at once. */
+static void start_runs(poh_collector_set_t *s, double deadline, const poh_trace_parent_t *trace,
+                       run_t **runs, int *errs)
+{
+    size_t n = poh_collector_set_len(s);
+    size_t here = n;
+    for (size_t i = n; i-- > 0;)
+        if (s->slots[i].c.ops->bounded) {
+            here = i;
+            break;
+        }
+    run_t *mine = NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool run_here = false;
+        runs[i] = run_join_or_start(s, &s->slots[i], deadline, trace, i == here, &run_here,
+                                    &errs[i]);
+        if (run_here)
+            mine = runs[i];
+    }
+    if (mine)
+        execute_run(mine); /* the caller holds the set: this never ends it */
+}
+
+/* Wait for one slot's run until abs; its output joins out if it finished.
+ * Records the outcome in the slot and in self's two families. */
+static void finish_run(slot_t *sl, run_t *r, int rc, const struct timespec *abs,
+                       poh_family_t *fsucc, poh_family_t *fdur, poh_scrape_output_t *out)
+{
+    bool done = false;
+    double dur = 0;
+    if (r) {
+        pthread_mutex_lock(&r->mu);
+        while (!r->done && pthread_cond_timedwait(&r->cv, &r->mu, abs) != ETIMEDOUT)
+            ;
+        done = r->done;
+        rc = done ? r->rc : -ETIMEDOUT;
+        dur = done ? r->duration : poh_now_mono() - r->started;
+        pthread_mutex_unlock(&r->mu);
+        if (done) {
+            /* Partial output of a failed collector is kept. */
+            out->regs[out->n] = r->reg;
+            out->held[out->n++] = r;
+        } else {
+            POH_WARN("collectors", "%s missed the scrape deadline after %.3fs", sl->c.name, dur);
+            run_release(r);
+        }
+    }
+    bool ok = done && rc == 0;
+    const char *lv[] = {sl->c.name};
+    poh_gauge_set(poh_family_series(fsucc, lv), ok ? 1 : 0);
+    poh_gauge_set(poh_family_series(fdur, lv), dur);
+    pthread_mutex_lock(&sl->mu);
+    sl->ran = true;
+    sl->last_ok = ok;
+    sl->last_rc = rc;
+    sl->last_duration = dur;
+    sl->last_time = poh_now_real();
+    pthread_mutex_unlock(&sl->mu);
+}
+
 int poh_collector_set_scrape(poh_collector_set_t *s, double deadline,
                              const poh_trace_parent_t *trace, poh_registry_t *self,
                              poh_scrape_output_t *out)
@@ -458,62 +519,10 @@ int poh_collector_set_scrape(poh_collector_set_t *s, double deadline,
         poh_scrape_output_free(out);
         return -ENOMEM;
     }
-    /* One bounded collector (the last) runs on this thread, the rest on
-     * their workers, all at once. */
-    size_t here = n;
-    for (size_t i = n; i-- > 0;)
-        if (s->slots[i].c.ops->bounded) {
-            here = i;
-            break;
-        }
-    run_t *mine = NULL;
-    for (size_t i = 0; i < n; i++) {
-        bool run_here = false;
-        runs[i] = run_join_or_start(s, &s->slots[i], deadline, trace, i == here, &run_here,
-                                    &errs[i]);
-        if (run_here)
-            mine = runs[i];
-    }
-    if (mine)
-        execute_run(mine); /* the caller holds the set: this never ends it */
-
+    start_runs(s, deadline, trace, runs, errs);
     struct timespec abs = poh_mono_to_abs_realtime(deadline);
-    for (size_t i = 0; i < n; i++) {
-        run_t *r = runs[i];
-        slot_t *sl = &s->slots[i];
-        bool done = false;
-        int rc = errs[i];
-        double dur = 0;
-        if (r) {
-            pthread_mutex_lock(&r->mu);
-            while (!r->done && pthread_cond_timedwait(&r->cv, &r->mu, &abs) != ETIMEDOUT)
-                ;
-            done = r->done;
-            rc = done ? r->rc : -ETIMEDOUT;
-            dur = done ? r->duration : poh_now_mono() - r->started;
-            pthread_mutex_unlock(&r->mu);
-            if (done) {
-                /* Partial output of a failed collector is kept. */
-                out->regs[out->n] = r->reg;
-                out->held[out->n++] = r;
-            } else {
-                POH_WARN("collectors", "%s missed the scrape deadline after %.3fs", sl->c.name,
-                         dur);
-                run_release(r);
-            }
-        }
-        bool ok = done && rc == 0;
-        const char *lv[] = {sl->c.name};
-        poh_gauge_set(poh_family_series(fsucc, lv), ok ? 1 : 0);
-        poh_gauge_set(poh_family_series(fdur, lv), dur);
-        pthread_mutex_lock(&sl->mu);
-        sl->ran = true;
-        sl->last_ok = ok;
-        sl->last_rc = rc;
-        sl->last_duration = dur;
-        sl->last_time = poh_now_real();
-        pthread_mutex_unlock(&sl->mu);
-    }
+    for (size_t i = 0; i < n; i++)
+        finish_run(&s->slots[i], runs[i], errs[i], &abs, fsucc, fdur, out);
     free(runs);
     free(errs);
     return 0;

@@ -726,6 +726,55 @@ static void *stream_main(void *arg)
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* The stream's families and series in the persistent registry r. Returns
+ * 0, or -1 (a histogram already exported with other buckets is logged). */
+static int stream_families(mongo_stream_t *s, poh_registry_t *r)
+{
+    const char *lv[] = {s->cl->name, s->name};
+    s->f_changes = poh_registry_family(
+        r, POH_COUNTER, "poh_mongodb_changes_total",
+        "Change events processed, by operation; rate() of inserts is transactions per second.",
+        3, l_stream_op, NULL, 0);
+    s->f_field_err = poh_registry_family(
+        r, POH_COUNTER, "poh_mongodb_change_field_errors_total",
+        "Change events that gave no latency value, by field and reason (missing, not_a_time, "
+        "out_of_range, negative, too_large).",
+        4, l_stream_field, NULL, 0);
+    poh_family_t *fres = poh_registry_family(
+        r, POH_COUNTER, "poh_mongodb_change_stream_resumes_total",
+        "Times the change stream was reopened after an error from its saved position.", 2,
+        l_stream, NULL, 0);
+    poh_family_t *flost = poh_registry_family(
+        r, POH_COUNTER, "poh_mongodb_change_stream_history_lost_total",
+        "Times the saved position was gone from the oplog and the stream restarted from now.", 2,
+        l_stream, NULL, 0);
+    if (!s->f_changes || !s->f_field_err || !fres || !flost)
+        return -1;
+    s->s_resumes = poh_family_series(fres, lv);
+    s->s_lost = poh_family_series(flost, lv);
+    for (size_t i = 0; i < s->spec.nlat; i++) {
+        char name[160], help[200];
+        snprintf(name, sizeof name, "poh_%s_latency_seconds", s->spec.lat[i].name);
+        if (s->spec.lat[i].to_field)
+            snprintf(help, sizeof help, "Time from the document's %s to its %s.",
+                     s->spec.lat[i].from_field, s->spec.lat[i].to_field);
+        else
+            snprintf(help, sizeof help, "Time from the document's %s to its commit (wallTime).",
+                     s->spec.lat[i].from_field);
+        poh_family_t *f = poh_registry_family(r, POH_HISTOGRAM, name, help, 2, l_stream,
+                                              s->spec.bounds, s->spec.nbounds);
+        if (!f) {
+            POH_ERROR(MODULE,
+                      "%s: %s is already exported with other buckets (another cluster, or "
+                      "changed since the exporter started: restart it to apply)",
+                      s->key, name);
+            return -1;
+        }
+        s->s_lat[i] = poh_family_series(f, lv);
+    }
+    return 0;
+}
+
 mongo_stream_t *mongo_stream_new(mongo_cluster_t *cl, const poh_config_mongo_stream_t *cfg)
 {
     mongo_stream_t *s = calloc(1, sizeof *s);
@@ -765,49 +814,8 @@ mongo_stream_t *mongo_stream_new(mongo_cluster_t *cl, const poh_config_mongo_str
     if (!s->s_field_err || !s->s_lat)
         goto err;
 
-    poh_registry_t *r = cl->persistent;
-    const char *lv[] = {cl->name, s->name};
-    s->f_changes = poh_registry_family(
-        r, POH_COUNTER, "poh_mongodb_changes_total",
-        "Change events processed, by operation; rate() of inserts is transactions per second.",
-        3, l_stream_op, NULL, 0);
-    s->f_field_err = poh_registry_family(
-        r, POH_COUNTER, "poh_mongodb_change_field_errors_total",
-        "Change events that gave no latency value, by field and reason (missing, not_a_time, "
-        "out_of_range, negative, too_large).",
-        4, l_stream_field, NULL, 0);
-    poh_family_t *fres = poh_registry_family(
-        r, POH_COUNTER, "poh_mongodb_change_stream_resumes_total",
-        "Times the change stream was reopened after an error from its saved position.", 2,
-        l_stream, NULL, 0);
-    poh_family_t *flost = poh_registry_family(
-        r, POH_COUNTER, "poh_mongodb_change_stream_history_lost_total",
-        "Times the saved position was gone from the oplog and the stream restarted from now.", 2,
-        l_stream, NULL, 0);
-    if (!s->f_changes || !s->f_field_err || !fres || !flost)
+    if (stream_families(s, cl->persistent) < 0)
         goto err;
-    s->s_resumes = poh_family_series(fres, lv);
-    s->s_lost = poh_family_series(flost, lv);
-    for (size_t i = 0; i < s->spec.nlat; i++) {
-        char name[160], help[200];
-        snprintf(name, sizeof name, "poh_%s_latency_seconds", s->spec.lat[i].name);
-        if (s->spec.lat[i].to_field)
-            snprintf(help, sizeof help, "Time from the document's %s to its %s.",
-                     s->spec.lat[i].from_field, s->spec.lat[i].to_field);
-        else
-            snprintf(help, sizeof help, "Time from the document's %s to its commit (wallTime).",
-                     s->spec.lat[i].from_field);
-        poh_family_t *f = poh_registry_family(r, POH_HISTOGRAM, name, help, 2, l_stream,
-                                              s->spec.bounds, s->spec.nbounds);
-        if (!f) {
-            POH_ERROR(MODULE,
-                      "%s: %s is already exported with other buckets (another cluster, or "
-                      "changed since the exporter started: restart it to apply)",
-                      s->key, name);
-            goto err;
-        }
-        s->s_lat[i] = poh_family_series(f, lv);
-    }
     return s;
 err:
     mongo_stream_destroy(s);

@@ -406,77 +406,84 @@ err:
     return NULL;
 }
 
-poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, const char *name,
-                                  const char *help, size_t nlabels,
-                                  const char *const *label_names, const double *buckets,
-                                  size_t nbuckets)
+/* The arguments of poh_registry_family() make a valid family (logged if
+ * not). */
+static bool family_args_valid(poh_metric_type_t type, const char *name, size_t name_len,
+                              size_t nlabels, const char *const *label_names)
 {
-    if (!r || !name)
-        return NULL;
     if ((unsigned)type > POH_HISTOGRAM) {
         POH_ERROR("metrics", "%s: unknown metric type %d", name, (int)type);
-        return NULL;
+        return false;
     }
     if (!poh_metric_name_valid(name)) {
         POH_ERROR("metrics", "invalid metric name \"%s\"", name);
-        return NULL;
+        return false;
     }
-    size_t name_len = strlen(name);
     if (type == POH_COUNTER && (!ends_with(name, name_len, "_total") || name_len == 6)) {
         POH_ERROR("metrics", "counter %s: name must be <base>_total", name);
-        return NULL;
+        return false;
     }
     if (nlabels > POH_MAX_LABELS) {
         POH_ERROR("metrics", "%s: %zu labels, at most %d", name, nlabels, POH_MAX_LABELS);
-        return NULL;
+        return false;
     }
     if (nlabels && !label_names) {
         POH_ERROR("metrics", "%s: %zu labels but no label names", name, nlabels);
-        return NULL;
+        return false;
     }
     for (size_t i = 0; i < nlabels; i++) {
         if (!poh_label_name_valid(label_names[i])) {
             POH_ERROR("metrics", "%s: invalid label name \"%s\"", name,
                       label_names[i] ? label_names[i] : "(null)");
-            return NULL;
+            return false;
         }
         if (type == POH_HISTOGRAM && strcmp(label_names[i], "le") == 0) {
             POH_ERROR("metrics", "histogram %s: label name \"le\" is reserved", name);
-            return NULL;
+            return false;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(label_names[i], label_names[j]) == 0) {
                 POH_ERROR("metrics", "%s: duplicate label name \"%s\"", name, label_names[i]);
-                return NULL;
+                return false;
             }
         }
     }
+    return true;
+}
+
+/* A histogram's buckets (the default when none, checked and deduplicated),
+ * none for other types. False (logged) when they are not valid. */
+static bool family_buckets(poh_metric_type_t type, const char *name, const double **buckets,
+                           size_t *nbuckets)
+{
     if (type == POH_HISTOGRAM) {
-        if (!buckets || nbuckets == 0) {
-            buckets = poh_default_buckets;
-            nbuckets = poh_default_buckets_len;
+        if (!*buckets || *nbuckets == 0) {
+            *buckets = poh_default_buckets;
+            *nbuckets = poh_default_buckets_len;
         }
-        int nb = validate_buckets(name, buckets, nbuckets);
+        int nb = validate_buckets(name, *buckets, *nbuckets);
         if (nb < 0)
-            return NULL;
-        nbuckets = (size_t)nb;
+            return false;
+        *nbuckets = (size_t)nb;
     } else {
-        buckets = NULL;
-        nbuckets = 0;
+        *buckets = NULL;
+        *nbuckets = 0;
     }
+    return true;
+}
 
-    /* Two families of one registry may not share a name in either format. */
-    poh_name_ref_t refs[5];
-    char *reserved[5] = {NULL};
-    size_t nres = poh_name_refs(type, name, name_len, true, refs);
-    for (size_t i = 0; i < nres; i++)
-        reserved[i] = name_ref_dup(&refs[i]);
-    poh_family_t *f = NULL;
-
-    pthread_mutex_lock(&r->mu);
+/* Under r->mu: is one of the names a family reserves (reserved[0] its own)
+ * taken? Then *found is the same family registered again, or NULL for a
+ * clash (logged), and the answer is true. */
+static bool family_taken(poh_registry_t *r, poh_metric_type_t type, const char *name,
+                         size_t nlabels, const char *const *label_names, const double *buckets,
+                         size_t nbuckets, char *const *reserved, size_t nres,
+                         poh_family_t **found)
+{
+    *found = NULL;
     for (size_t i = 0; i < nres; i++) {
         if (!reserved[i])
-            goto unlock;
+            return true;
         uint64_t h = hash_finish(poh_hash_bytes(POH_HASH_SEED, reserved[i], strlen(reserved[i])));
         poh_name_slot_t *slot = name_find(r, reserved[i], h);
         if (!slot)
@@ -484,7 +491,7 @@ poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, con
         poh_family_t *old = slot->family;
         if (i == 0 && strcmp(old->name, name) == 0 &&
             family_shape_equal(old, type, nlabels, label_names, buckets, nbuckets)) {
-            f = old;
+            *found = old;
         } else if (strcmp(old->name, name) == 0 && old->type != type) {
             POH_ERROR("metrics", "%s %s: already registered as a %s", type_names[type], name,
                       type_names[old->type]);
@@ -495,8 +502,34 @@ poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, con
             POH_ERROR("metrics", "%s %s: name \"%s\" clashes with %s %s", type_names[type], name,
                       reserved[i], type_names[old->type], old->name);
         }
-        goto unlock;
+        return true;
     }
+    return false;
+}
+
+poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, const char *name,
+                                  const char *help, size_t nlabels,
+                                  const char *const *label_names, const double *buckets,
+                                  size_t nbuckets)
+{
+    if (!r || !name)
+        return NULL;
+    size_t name_len = strlen(name);
+    if (!family_args_valid(type, name, name_len, nlabels, label_names) ||
+        !family_buckets(type, name, &buckets, &nbuckets))
+        return NULL;
+
+    /* Two families of one registry may not share a name in either format. */
+    poh_name_ref_t refs[5];
+    char *reserved[5] = {NULL};
+    size_t nres = poh_name_refs(type, name, name_len, true, refs);
+    for (size_t i = 0; i < nres; i++)
+        reserved[i] = name_ref_dup(&refs[i]);
+    poh_family_t *f = NULL;
+
+    pthread_mutex_lock(&r->mu);
+    if (family_taken(r, type, name, nlabels, label_names, buckets, nbuckets, reserved, nres, &f))
+        goto unlock;
     if (r->nfamilies == r->families_cap) {
         size_t ncap = r->families_cap ? r->families_cap * 2 : 16;
         poh_family_t **n = realloc(r->families, ncap * sizeof *n);
