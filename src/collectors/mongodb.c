@@ -622,14 +622,9 @@ static mongo_cluster_t *cluster_new(const poh_config_t *cfg, const poh_config_mo
     cl->persistent = env->persistent;
     cl->tracer = env->tracer;
     cl->store = env->mongodb_store;
-    if (!cl->store) {
-        cl->own_store = true;
-        if (!(cl->store = poh_mongodb_store_new())) {
-            pthread_mutex_destroy(&cl->mu);
-            free(cl);
-            return NULL;
-        }
-    }
+    cl->own_store = !cl->store; /* no app: a store of its own */
+    if (cl->own_store && !(cl->store = poh_mongodb_store_new()))
+        goto err;
     poh_strbuf_t red = POH_STRBUF_INIT;
     poh_mongo_redact_uri(&red, c->uri);
     cl->uri_redacted = poh_strbuf_steal(&red);
