@@ -283,6 +283,18 @@ static int observe(poh_mongo_lat_values_t *lv, const poh_mongo_stream_spec_t *sp
     return 0;
 }
 
+/* $changeStreamSplitLargeEvent (7.0, 6.0.9): fragments after the first
+ * carry only _id, splitEvent and the large fields; the event is counted
+ * once, by fragment 1. Whether this splitEvent is a later fragment. */
+static bool split_continuation(const bson_iter_t *split)
+{
+    bson_iter_t se;
+    return BSON_ITER_HOLDS_DOCUMENT(split) && bson_iter_recurse(split, &se) &&
+           bson_iter_find(&se, "fragment") &&
+           (BSON_ITER_HOLDS_INT32(&se) || BSON_ITER_HOLDS_INT64(&se)) &&
+           bson_iter_as_int64(&se) > 1;
+}
+
 int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec,
                         const uint8_t *data, uint32_t len)
 {
@@ -292,7 +304,7 @@ int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spe
     uint32_t id_len = 0;
     int op = POH_OP_OTHER;
     double wall = NAN, ct = NAN;
-    bool wall_out_of_range = false;
+    bool wall_out_of_range = false, continuation = false;
     if (!bson_iter_init_from_data(&it, data, len))
         return -EINVAL;
     while (bson_iter_next(&it)) {
@@ -325,6 +337,10 @@ int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spe
                 ct = t * 1000.0;
             }
             break;
+        case 's':
+            if (!strcmp(k, "splitEvent"))
+                continuation = split_continuation(&it);
+            break;
         case 'f':
             if (!strcmp(k, "fullDocument") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
                 full = it;
@@ -350,6 +366,8 @@ int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spe
     b->events++;
     b->last_id = id;
     b->last_id_len = id_len;
+    if (continuation)
+        return 0; /* its resume token is kept; the event was counted */
     if (op == POH_OP_INVALIDATE)
         b->invalidated = true;
     double commit = isnan(wall) ? ct : wall;
