@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "grpc/grpc_probe.h"
 
-#include <dlfcn.h>
 #include <malloc.h>
 #include <errno.h>
 #include <netdb.h>
@@ -256,53 +255,6 @@ static resolve_t *resolve_start(const char *address, char *why, size_t whylen)
         return NULL;
     }
     return r;
-}
-
-/* gRPC core writes its own log format to stderr; route it into ours, at
- * debug level: what matters reaches the caller as a status code and details. */
-static void grpc_log_to_poh(gpr_log_func_args *args)
-{
-    POH_DEBUG("grpc-core", "%s:%d: %s", args->file, args->line, args->message);
-}
-
-/* absl, under gRPC, checks every mutex operation for lock-order cycles when
- * its deadlock detection is on, as in Debian's build: about 10% of the CPU
- * of a probe, for a debugging aid. Turn it off when the symbol is there
- * (looked up, so other builds simply keep their default). */
-static void absl_deadlock_detection_off(void)
-{
-    static const char *const names[] = {
-        "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
-        "_ZN4absl12lts_2022062329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE",
-        "_ZN4absl29SetMutexDeadlockDetectionModeENS_15OnDeadlockCycleE",
-    };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        void *sym = dlsym(RTLD_DEFAULT, names[i]);
-        if (sym) {
-            void (*set_mode)(int);
-            memcpy(&set_mode, &sym, sizeof set_mode);
-            set_mode(0); /* absl::OnDeadlockCycle::kIgnore */
-            return;
-        }
-    }
-}
-
-static void grpc_global_setup(void)
-{
-    /* gRPC 1.51's "tcp_read_chunks" experiment (on by default) posts reads
-     * in 8 KiB units whatever GRPC_ARG_TCP_READ_CHUNK_SIZE says: 8 MiB held
-     * by 1,000 idle probe connections. Without it the read chunk arguments
-     * (common_args) apply. Read once, at gRPC's first initialisation: an
-     * operator's own GRPC_EXPERIMENTS is left as it is. */
-    setenv("GRPC_EXPERIMENTS", "-tcp_read_chunks", 0);
-    gpr_set_log_function(grpc_log_to_poh);
-    absl_deadlock_detection_off();
-}
-
-void poh_grpc_runtime_init(void)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, grpc_global_setup);
 }
 
 static gpr_timespec gpr_in(double seconds)
@@ -1073,6 +1025,110 @@ int poh_grpc_run(poh_grpc_call_t *calls, size_t n, double deadline)
     return poh_grpc_run_window(calls, n, deadline, 0);
 }
 
+/* Allocates r's arrays and the calls' metadata slots (returned, or NULL),
+ * and readies each call's state. */
+static grpc_metadata *run_setup(run_t *r, size_t total_md)
+{
+    size_t n = r->n;
+    r->st = calloc(n, sizeof *r->st);
+    r->conns = calloc(n, sizeof *r->conns);
+    r->pfds = calloc(n, sizeof *r->pfds);
+    r->byd.v = calloc(n, sizeof *r->byd.v);
+    grpc_metadata *md = calloc(total_md, sizeof *md);
+    if (!r->st || !r->conns || !r->pfds || !r->byd.v || !md)
+        goto nomem;
+    r->cq = grpc_completion_queue_create_for_next(NULL);
+    if (!r->cq)
+        goto nomem;
+    size_t mdpos = 0;
+    for (size_t i = 0; i < n; i++) {
+        call_state_t *st = &r->st[i];
+        poh_grpc_call_clear(&r->calls[i]);
+        st->md = md + mdpos;
+        mdpos += r->calls[i].nmetadata + 1;
+        grpc_metadata_array_init(&st->recv_initial_md);
+        grpc_metadata_array_init(&st->trailing_md);
+        st->details = grpc_empty_slice();
+        st->next_waiter = NONE;
+    }
+    return md;
+nomem:
+    run_free(r);
+    free(md);
+    return NULL;
+}
+
+/* The minimal stack has no deadline filter: this loop wakes at each
+ * deadline and cancels what is due. Connections being opened are looked
+ * at every millisecond (gRPC's queue cannot wait on them). Each call that
+ * ends makes room in the window for the next. Once every call is
+ * cancelled, gRPC gets CANCEL_GRACE_S to hand them back; past that, give
+ * up (-ETIMEDOUT). */
+static int run_loop(run_t *r)
+{
+    double give_up = 0;
+    while (r->pending > 0) {
+        double now = poh_now_mono();
+        if (r->nopen)
+            progress_conns(r, now);
+        double wake = expire_due(r, now);
+        if (r->pending < r->window && r->next < r->n) {
+            begin_more(r);
+            continue;
+        }
+        if (r->pending == 0)
+            break;
+        if (wake == 0 && r->nopen == 0) {
+            if (give_up == 0)
+                give_up = now + CANCEL_GRACE_S;
+            else if (now >= give_up) {
+                /* gRPC may still write into st: leaking the queue, the
+                 * calls and their state is the only safe move left. */
+                POH_ERROR("grpc", "%zu calls did not complete after cancel", r->pending);
+                return -ETIMEDOUT;
+            }
+            wake = give_up;
+        }
+        if (r->nopen && (wake == 0 || wake > now + 0.001))
+            wake = now + 0.001;
+        grpc_event ev = grpc_completion_queue_next(r->cq, gpr_in(wake - now), NULL);
+        if (ev.type == GRPC_OP_COMPLETE) {
+            call_state_t *s = ev.tag;
+            s->pending = false;
+            r->pending--;
+            finish_call(&r->calls[s - r->st], s, poh_now_mono());
+            release_state(s);
+        }
+    }
+    return 0;
+}
+
+/* After every call has ended: the channels, the queue, r's arrays. */
+static void run_teardown(run_t *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        release_state(&r->st[i]);
+    for (size_t k = 0; k < r->nconns; k++)
+        if (r->conns[k].ch)
+            grpc_channel_destroy(r->conns[k].ch);
+    grpc_completion_queue_shutdown(r->cq);
+    for (int i = 0; i < 1000; i++) {
+        grpc_event ev = grpc_completion_queue_next(r->cq, gpr_in(1.0), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+    }
+    grpc_completion_queue_destroy(r->cq);
+    run_free(r);
+    /* A reply stopped at its budget leaves up to that budget freed in
+     * gRPC's threads' malloc arenas; give it back to the system. Only
+     * after such a reply (a hostile or broken peer), never per scrape. */
+    for (size_t i = 0; i < r->n; i++)
+        if (r->calls[i].code == GRPC_STATUS_RESOURCE_EXHAUSTED) {
+            malloc_trim(0);
+            break;
+        }
+}
+
 int poh_grpc_run_window(poh_grpc_call_t *calls, size_t n, double deadline, size_t window)
 {
     if (n == 0)
@@ -1087,97 +1143,15 @@ int poh_grpc_run_window(poh_grpc_call_t *calls, size_t n, double deadline, size_
         total_md += calls[i].nmetadata + 1;
     }
     run_t r = {.calls = calls, .n = n, .window = window ? window : n, .deadline = deadline};
-    r.st = calloc(n, sizeof *r.st);
-    r.conns = calloc(n, sizeof *r.conns);
-    r.pfds = calloc(n, sizeof *r.pfds);
-    r.byd.v = calloc(n, sizeof *r.byd.v);
-    grpc_metadata *md = calloc(total_md, sizeof *md);
-    if (!r.st || !r.conns || !r.pfds || !r.byd.v || !md)
-        goto nomem;
-    r.cq = grpc_completion_queue_create_for_next(NULL);
-    if (!r.cq)
-        goto nomem;
-
-    size_t mdpos = 0;
-    for (size_t i = 0; i < n; i++) {
-        call_state_t *st = &r.st[i];
-        poh_grpc_call_clear(&calls[i]);
-        st->md = md + mdpos;
-        mdpos += calls[i].nmetadata + 1;
-        grpc_metadata_array_init(&st->recv_initial_md);
-        grpc_metadata_array_init(&st->trailing_md);
-        st->details = grpc_empty_slice();
-        st->next_waiter = NONE;
-    }
+    grpc_metadata *md = run_setup(&r, total_md);
+    if (!md)
+        return -ENOMEM;
     begin_more(&r);
-
-    /* The minimal stack has no deadline filter: this loop wakes at each
-     * deadline and cancels what is due. Connections being opened are looked
-     * at every millisecond (gRPC's queue cannot wait on them). Each call that
-     * ends makes room in the window for the next. Once every call is
-     * cancelled, gRPC gets CANCEL_GRACE_S to hand them back; past that, give
-     * up. */
-    double give_up = 0;
-    while (r.pending > 0) {
-        double now = poh_now_mono();
-        if (r.nopen)
-            progress_conns(&r, now);
-        double wake = expire_due(&r, now);
-        if (r.pending < r.window && r.next < n) {
-            begin_more(&r);
-            continue;
-        }
-        if (r.pending == 0)
-            break;
-        if (wake == 0 && r.nopen == 0) {
-            if (give_up == 0)
-                give_up = now + CANCEL_GRACE_S;
-            else if (now >= give_up) {
-                /* gRPC may still write into st: leaking the queue, the
-                 * calls and their state is the only safe move left. */
-                POH_ERROR("grpc", "%zu calls did not complete after cancel", r.pending);
-                return -ETIMEDOUT;
-            }
-            wake = give_up;
-        }
-        if (r.nopen && (wake == 0 || wake > now + 0.001))
-            wake = now + 0.001;
-        grpc_event ev = grpc_completion_queue_next(r.cq, gpr_in(wake - now), NULL);
-        if (ev.type == GRPC_OP_COMPLETE) {
-            call_state_t *s = ev.tag;
-            s->pending = false;
-            r.pending--;
-            finish_call(&calls[s - r.st], s, poh_now_mono());
-            release_state(s);
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        release_state(&r.st[i]);
-    for (size_t k = 0; k < r.nconns; k++)
-        if (r.conns[k].ch)
-            grpc_channel_destroy(r.conns[k].ch);
-    grpc_completion_queue_shutdown(r.cq);
-    for (int i = 0; i < 1000; i++) {
-        grpc_event ev = grpc_completion_queue_next(r.cq, gpr_in(1.0), NULL);
-        if (ev.type == GRPC_QUEUE_SHUTDOWN)
-            break;
-    }
-    grpc_completion_queue_destroy(r.cq);
-    run_free(&r);
-    /* A reply stopped at its budget leaves up to that budget freed in
-     * gRPC's threads' malloc arenas; give it back to the system. Only
-     * after such a reply (a hostile or broken peer), never per scrape. */
-    for (size_t i = 0; i < n; i++)
-        if (calls[i].code == GRPC_STATUS_RESOURCE_EXHAUSTED) {
-            malloc_trim(0);
-            break;
-        }
+    if (run_loop(&r) < 0)
+        return -ETIMEDOUT;
+    run_teardown(&r);
     free(md);
     return 0;
-nomem:
-    run_free(&r);
-    free(md);
-    return -ENOMEM;
 }
 
 int poh_grpc_health_request(const char *service, uint8_t **out, size_t *len)
@@ -1193,50 +1167,4 @@ int poh_grpc_health_request(const char *service, uint8_t **out, size_t *len)
     *len = grpc__health__v1__health_check_request__pack(&req, buf);
     *out = buf;
     return 0;
-}
-
-static const char *const code_names[] = {
-    "OK",                 "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",  "NOT_FOUND",         "ALREADY_EXISTS",   "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",        "OUT_OF_RANGE",
-    "UNIMPLEMENTED",      "INTERNAL",          "UNAVAILABLE",      "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
-#define NCODES (sizeof code_names / sizeof code_names[0])
-
-const char *poh_grpc_code_name(int code)
-{
-    return code >= 0 && (size_t)code < NCODES ? code_names[code] : "UNKNOWN";
-}
-
-int poh_grpc_code_parse(const char *s, int *code)
-{
-    if (!s || !*s)
-        return -EINVAL;
-    if (s[0] >= '0' && s[0] <= '9') {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (*end || v < 0 || (size_t)v >= NCODES)
-            return -EINVAL;
-        *code = (int)v;
-        return 0;
-    }
-    for (size_t i = 0; i < NCODES; i++) {
-        if (strcasecmp(s, code_names[i]) == 0) {
-            *code = (int)i;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-const char *poh_grpc_serving_status_name(int status)
-{
-    switch (status) {
-    case POH_GRPC_SERVING_UNKNOWN: return "UNKNOWN";
-    case POH_GRPC_SERVING_SERVING: return "SERVING";
-    case POH_GRPC_SERVING_NOT_SERVING: return "NOT_SERVING";
-    case POH_GRPC_SERVING_SERVICE_UNKNOWN: return "SERVICE_UNKNOWN";
-    default: return "INVALID";
-    }
 }

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "grpc/runtime.h"
+
 #define POH_GRPC_HEALTH_CHECK_METHOD "/grpc.health.v1.Health/Check"
 #define POH_GRPC_DETAILS_MAX 256
 
@@ -39,11 +41,6 @@ typedef struct poh_grpc_tls {
 
 typedef struct poh_grpc_target poh_grpc_target_t;
 
-/* Process-wide gRPC settings (log routing into ours, read buffer policy,
- * absl's deadlock detection off): once, before anything calls grpc_init()
- * and while the process has one thread (main() calls it first; target
- * creation calls it too, for tests). Idempotent. */
-void poh_grpc_runtime_init(void);
 
 /* Default largest reply: gRPC's own default receive limit. */
 #define POH_GRPC_DEFAULT_MAX_REPLY (4u << 20)
