@@ -28,6 +28,7 @@
 #include <grpc/support/time.h>
 
 #include "core/clock.h"
+#include "core/hostport.h"
 #include "core/log.h"
 #include "grpc/channel_args.h"
 #include "grpc/health/v1/health.pb-c.h"
@@ -219,20 +220,13 @@ out:
 bool poh_grpc_split_host_port(const char *address, char *host, size_t hostlen, char *port,
                               size_t portlen)
 {
-    if (poh_grpc_address_problem(address))
+    poh_hostport_t hp;
+    if (poh_hostport_parse(address, 0, &hp) != POH_HOSTPORT_OK)
         return false;
-    const char *colon = strrchr(address, ':');
-    const char *h = address;
-    size_t hlen = (size_t)(colon - address);
-    if (h[0] == '[') {
-        h++;
-        hlen -= 2;
-    }
-    if (hlen == 0 || hlen >= hostlen || strlen(colon + 1) >= portlen)
+    if (strlen(hp.host) >= hostlen || strlen(hp.port) >= portlen)
         return false;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    snprintf(port, portlen, "%s", colon + 1);
+    memcpy(host, hp.host, strlen(hp.host) + 1);
+    memcpy(port, hp.port, strlen(hp.port) + 1);
     return true;
 }
 
@@ -368,30 +362,30 @@ const char *poh_grpc_target_address(const poh_grpc_target_t *t)
 
 const char *poh_grpc_address_problem(const char *v)
 {
-    const char *colon = v ? strrchr(v, ':') : NULL;
-    if (!colon || colon == v)
-        return "must be host:port or [v6]:port";
-    size_t hlen = (size_t)(colon - v);
-    if (v[0] == '[') {
-        if (hlen < 3 || v[hlen - 1] != ']' || memchr(v + 1, ']', hlen - 2))
-            return "an IPv6 host must be written [addr]:port";
-    } else if (memchr(v, ':', hlen)) {
+    poh_hostport_t hp;
+    switch (poh_hostport_parse(v, 0, &hp)) {
+    case POH_HOSTPORT_OK:
+        return NULL;
+    case POH_HOSTPORT_NO_CLOSE_BRACKET:
+    case POH_HOSTPORT_BAD_IPV6:
+    case POH_HOSTPORT_AFTER_BRACKET:
+    case POH_HOSTPORT_UNBRACKETED_IPV6:
         return "an IPv6 host must be written [addr]:port";
-    }
-    for (size_t i = 0; i < hlen; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if (c <= 0x20 || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' ||
-            c == '%' || c == '\\')
-            return "the host contains a character not allowed in a host name";
-    }
-    const char *p = colon + 1;
-    unsigned long port = 0;
-    size_t digits = 0;
-    for (; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
-        port = port * 10 + (unsigned long)(*p - '0');
-    if (!digits || *p || port < 1 || port > 65535)
+    case POH_HOSTPORT_BAD_CHAR:
+        return "the host contains a character not allowed in a host name";
+    case POH_HOSTPORT_HOST_TOO_LONG:
+        return "the host name is longer than 253 characters";
+    case POH_HOSTPORT_BAD_IPV4:
+        return "the host is not a valid IPv4 address";
+    case POH_HOSTPORT_BAD_PORT:
+    case POH_HOSTPORT_PORT_RANGE:
         return "the port must be a number from 1 to 65535";
-    return NULL;
+    case POH_HOSTPORT_BAD_SCHEME:
+    case POH_HOSTPORT_NO_HOST:
+    case POH_HOSTPORT_NO_PORT:
+        break;
+    }
+    return "must be host:port or [v6]:port";
 }
 
 /* Credentials for t; NULL with a reason in err (no secrets, file names only). */

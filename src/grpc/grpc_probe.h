@@ -60,8 +60,8 @@ void poh_grpc_target_free(poh_grpc_target_t *t); /* NULL is fine */
 const char *poh_grpc_target_address(const poh_grpc_target_t *t);
 
 /* NULL when address is "host:port" or "[v6]:port" with a port 1..65535 (the
- * form configs and /probe accept), else a short reason. The engine itself
- * takes any gRPC target string. */
+ * rule of core/hostport.h, the form configs and /probe accept), else a short
+ * reason. The engine itself takes any gRPC target string. */
 const char *poh_grpc_address_problem(const char *address);
 
 /* A valid host:port or [v6]:port (see above) into its host, without

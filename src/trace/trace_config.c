@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/header_name.h"
+#include "core/hostport.h"
 #include "core/log.h"
 #include "poh_version.h"
 #include "trace/trace_internal.h"
@@ -175,94 +176,59 @@ int poh_trace_parse_kv_list(const char *s, const char *what, poh_config_kv_t **k
     return 0;
 }
 
-static bool valid_port(const char *p, size_t n)
+static const char *endpoint_problem(poh_hostport_problem_t p)
 {
-    if (n == 0 || n > 5)
-        return false;
-    unsigned v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)p[i]))
-            return false;
-        v = v * 10 + (unsigned)(p[i] - '0');
+    switch (p) {
+    case POH_HOSTPORT_OK:
+    case POH_HOSTPORT_BAD_SCHEME: /* worded with the scheme by the caller */
+        break;
+    case POH_HOSTPORT_NO_HOST:
+    case POH_HOSTPORT_NO_PORT:
+        return "endpoint has no host";
+    case POH_HOSTPORT_NO_CLOSE_BRACKET:
+    case POH_HOSTPORT_BAD_IPV6:
+        return "endpoint has a malformed IPv6 address";
+    case POH_HOSTPORT_AFTER_BRACKET:
+        return "endpoint has garbage after the IPv6 address";
+    case POH_HOSTPORT_UNBRACKETED_IPV6:
+        return "endpoint: put an IPv6 address in brackets";
+    case POH_HOSTPORT_BAD_CHAR:
+        return "endpoint host has a character not allowed in a host name";
+    case POH_HOSTPORT_HOST_TOO_LONG:
+        return "endpoint host name is longer than 253 characters";
+    case POH_HOSTPORT_BAD_IPV4:
+        return "endpoint host is not a valid IPv4 address";
+    case POH_HOSTPORT_BAD_PORT:
+    case POH_HOSTPORT_PORT_RANGE:
+        return "endpoint port must be 1..65535";
     }
-    return v >= 1 && v <= 65535;
+    return "endpoint is invalid";
 }
 
 int poh_trace_parse_endpoint(const char *endpoint, char **target, bool *tls, poh_strbuf_t *err)
 {
-    const char *s = endpoint;
     *tls = false;
     *target = NULL;
-    if (!s || !*s) {
+    if (!endpoint || !*endpoint) {
         poh_strbuf_puts(err, "endpoint is empty");
         return -EINVAL;
     }
-    const char *sep = strstr(s, "://");
-    if (sep) {
-        size_t sl = (size_t)(sep - s);
-        if (sl == 4 && strncasecmp(s, "http", 4) == 0) {
-            *tls = false;
-        } else if (sl == 5 && strncasecmp(s, "https", 5) == 0) {
-            *tls = true;
-        } else {
-            poh_strbuf_printf(err, "endpoint scheme '%.*s' is not http or https", (int)sl, s);
-            return -EINVAL;
-        }
-        s = sep + 3;
-    }
-    size_t alen = strcspn(s, "/?#");
-    const char *at = memchr(s, '@', alen);
-    if (at) {
-        /* Credentials in the URL are not a gRPC thing; use headers. */
-        alen -= (size_t)(at + 1 - s);
-        s = at + 1;
-    }
-    if (alen == 0) {
-        poh_strbuf_puts(err, "endpoint has no host");
+    poh_hostport_t hp;
+    poh_hostport_problem_t p =
+        poh_hostport_parse(endpoint, POH_HOSTPORT_PORT_OPTIONAL | POH_HOSTPORT_URL, &hp);
+    if (p == POH_HOSTPORT_BAD_SCHEME) {
+        poh_strbuf_printf(err, "endpoint scheme '%.*s' is not http or https", hp.scheme_len,
+                          endpoint);
         return -EINVAL;
     }
-    const char *port = NULL;
-    size_t hostlen = alen;
-    if (s[0] == '[') {
-        const char *rb = memchr(s, ']', alen);
-        if (!rb || rb == s + 1) {
-            poh_strbuf_puts(err, "endpoint has a malformed IPv6 address");
-            return -EINVAL;
-        }
-        hostlen = (size_t)(rb + 1 - s);
-        if (hostlen < alen) {
-            if (s[hostlen] != ':') {
-                poh_strbuf_puts(err, "endpoint has garbage after the IPv6 address");
-                return -EINVAL;
-            }
-            port = s + hostlen + 1;
-        }
-    } else {
-        const char *colon = memchr(s, ':', alen);
-        if (colon) {
-            if (memchr(colon + 1, ':', alen - (size_t)(colon + 1 - s))) {
-                poh_strbuf_puts(err, "endpoint: put an IPv6 address in brackets");
-                return -EINVAL;
-            }
-            hostlen = (size_t)(colon - s);
-            port = colon + 1;
-        }
-        if (hostlen == 0) {
-            poh_strbuf_puts(err, "endpoint has no host");
-            return -EINVAL;
-        }
-    }
-    if (port && !valid_port(port, alen - (size_t)(port - s))) {
-        poh_strbuf_puts(err, "endpoint port must be 1..65535");
+    if (p != POH_HOSTPORT_OK) {
+        poh_strbuf_puts(err, endpoint_problem(p));
         return -EINVAL;
     }
+    *tls = hp.https;
     poh_strbuf_t t = POH_STRBUF_INIT;
-    poh_strbuf_append(&t, s, hostlen);
-    poh_strbuf_putc(&t, ':');
-    if (port)
-        poh_strbuf_append(&t, port, alen - (size_t)(port - s));
-    else
-        poh_strbuf_puts(&t, DEFAULT_PORT);
+    poh_strbuf_printf(&t, hp.bracketed ? "[%s]:%s" : "%s:%s", hp.host,
+                      hp.port[0] ? hp.port : DEFAULT_PORT);
     if (t.failed) {
         poh_strbuf_free(&t);
         return -ENOMEM;
@@ -270,7 +236,6 @@ int poh_trace_parse_endpoint(const char *endpoint, char **target, bool *tls, poh
     *target = poh_strbuf_steal(&t);
     return 0;
 }
-
 
 /* Header names are folded to lowercase, then held to the one gRPC header
  * name rule (core/header_name.c). */

@@ -150,8 +150,10 @@ int poh_trace_parse_kv_list(const char *s, const char *what, poh_config_kv_t **k
 /* Set key to value in *kv (replace or append); copies both. 0 or -ENOMEM. */
 int poh_trace_kv_set(poh_config_kv_t **kv, size_t *n, const char *key, const char *value);
 void poh_trace_kv_free(poh_config_kv_t *kv, size_t n);
-/* Endpoint "host:port", "http://host:port[/path]" or "https://...": target
- * without scheme, path or userinfo; *tls set for https. 0 or -EINVAL. */
+/* Endpoint "host[:port]", "http://host[:port][/path]" or "https://..." (the
+ * host:port rule of core/hostport.h; a path or userinfo only after a
+ * scheme): target "host:port" without scheme, path or userinfo (port 4317
+ * when none is given); *tls set for https. 0, -EINVAL or -ENOMEM. */
 int poh_trace_parse_endpoint(const char *endpoint, char **target, bool *tls, poh_strbuf_t *err);
 
 /* --- OTLP encoding --------------------------------------------------------- */
