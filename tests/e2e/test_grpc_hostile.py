@@ -137,7 +137,9 @@ class HugeReplyTest(unittest.TestCase):
         self.assertEqual(pohtest.value(m, "poh_probe_success"), 0)
         self.assertEqual(pohtest.value(m, "poh_grpc_status_code",
                                        method=grpcsim.HEALTH_METHOD), 8)  # RESOURCE_EXHAUSTED
-        self.assertLess(secs, 3.0 if sanitized(self.exp.proc.pid) else 1.5)
+        # Cut by the reply budget, not by the 10 s deadline (half of it: a margin
+        # that holds on a loaded machine and under ASan).
+        self.assertLess(secs, 5.0)
 
     def returned(self, base, after, slack):
         if sanitized(self.exp.proc.pid):
@@ -174,7 +176,7 @@ class ConfiguredTargetTest(unittest.TestCase):
         node = grpcsim.NodeSim([[]])
         flood = Flood()
         exp = pohtest.Exporter(
-            "grpc:\n  - name: poh\n    timeout: 5s\n    max_reply_size: 64KiB\n"
+            "grpc:\n  - name: poh\n    timeout: 10s\n    max_reply_size: 64KiB\n"
             f"    targets: [\"{node.addr(0)}\", \"{flood.addr}\"]\n"
             "    state: {method: /poh.PoH/GetState,\n"
             "            fields: [{path: \"1\", metric: poh_node_tick_height, type: uint64}]}\n")
@@ -182,7 +184,8 @@ class ConfiguredTargetTest(unittest.TestCase):
             t0 = time.monotonic()
             m = exp.metrics()
             took = time.monotonic() - t0
-            self.assertLess(took, 3.0 if sanitized(exp.proc.pid) else 1.5)
+            # the flood is cut by its 64 KiB budget, not by the 10 s deadline
+            self.assertLess(took, 5.0)
             self.assertEqual(pohtest.value(m, "poh_probe_success", group="poh",
                                            target=flood.addr), 0)
             self.assertEqual(pohtest.value(m, "poh_probe_success", group="poh",
@@ -226,7 +229,7 @@ def threads(pid):
 
 class SlowDnsTest(unittest.TestCase):
     """Issue 14 item 5: 300 targets whose names never resolve (the slowdns
-    shim stalls each lookup 3 s, then fails) cost at most the lookup pool's
+    shim stalls each lookup 8 s, then fails) cost at most the lookup pool's
     8 threads, scrape after scrape; targets given as addresses are probed as
     usual in the same scrapes. Before, each lookup had a thread of its own:
     300 more threads per scrape, piling up while the DNS stalled."""
@@ -242,7 +245,7 @@ class SlowDnsTest(unittest.TestCase):
             "grpc:\n"
             f"  - {{name: slow, timeout: 1s, targets: [{slow}]}}\n"
             f"  - {{name: fast, timeout: 1s, targets: [\"{node.addr(0)}\"]}}\n",
-            env={"LD_PRELOAD": shim, "SLOWDNS_MS": "3000", "SLOWDNS_PEAK_FILE": peak_file,
+            env={"LD_PRELOAD": shim, "SLOWDNS_MS": "8000", "SLOWDNS_PEAK_FILE": peak_file,
                  "ASAN_OPTIONS": asan + ":verify_asan_link_order=0"})
         try:
             base = threads(exp.proc.pid)
@@ -252,7 +255,8 @@ class SlowDnsTest(unittest.TestCase):
                 m = exp.metrics()
                 took = time.monotonic() - t0
                 most = max(most, threads(exp.proc.pid))
-                self.assertLess(took, 3.0, "a scrape waited for the DNS")
+                # each lookup stalls 8 s; the scrape's deadline is 1 s
+                self.assertLess(took, 5.0, "a scrape waited for the DNS")
                 self.assertEqual(pohtest.value(m, "poh_probe_success", group="fast",
                                                target=node.addr(0)), 1)
                 ok = pohtest.find(m, "poh_probe_success", group="slow")

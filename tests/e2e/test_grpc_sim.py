@@ -82,10 +82,15 @@ class FaultModes(unittest.TestCase):
                 self.assertEqual(c["code"], MODES[i][1], c["details"])
                 self.assertEqual(c["code"], py[i][0])
                 self.assertEqual(c["serving"], MODES[i][2] or "INVALID")
-        # All at once on one queue: the blackhole's 1 s and the slow 0.3 s overlap.
-        self.assertLess(walls[0], 1.5)
+        # All at once on one queue: the blackhole's 1 s and the slow 0.3 s overlap,
+        # so the run is shorter than the calls' latencies end to end (one after
+        # the other it could not be); a loaded machine slows both sides alike.
+        lat = [c["latency"] for c in calls]
+        self.assertLess(walls[0], sum(lat), lat)
+        self.assertLess(walls[0], 3.0)
         self.assertGreaterEqual(calls[6]["latency"], 0.95)
-        self.assertLess(calls[0]["latency"], 0.5)
+        # the plain target did not wait for the blackhole's deadline
+        self.assertLess(calls[0]["latency"], 0.9)
         for i in range(len(MODES)):
             if i not in TCP_MODES:
                 self.assertEqual(self.sim.count(i), 1)

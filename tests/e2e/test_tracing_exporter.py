@@ -73,20 +73,25 @@ class TracingExporterTest(unittest.TestCase):
 
     def test_blackholed_collector_costs_nothing(self):
         with otlpsink.Sink("--blackhole") as sink:
-            with pohtest.Exporter("") as base:
-                scrape_times(base, 5)
-                t_base = statistics.median(scrape_times(base, 30))
             cfg = tracing_cfg(sink.endpoint, "  queue_size: 4\n  batch_size: 2\n")
-            with pohtest.Exporter(cfg) as ex:
+            with pohtest.Exporter("") as base, pohtest.Exporter(cfg) as ex:
+                # Both run at once and are scraped in turn, so a loaded machine
+                # slows both alike; waiting for the blackholed collector would
+                # cost the export timeout (seconds) per scrape.
+                scrape_times(base, 5)
                 scrape_times(ex, 5)
-                t_bh = statistics.median(scrape_times(ex, 30))
+                tb, tx = [], []
+                for _ in range(30):
+                    tb += scrape_times(base, 1)
+                    tx += scrape_times(ex, 1)
+                t_base, t_bh = statistics.median(tb), statistics.median(tx)
                 m = ex.metrics()
                 dropped = pohtest.value(m, "poh_exporter_spans_dropped_total",
                                         reason="queue_full")
                 exported = pohtest.value(m, "poh_exporter_spans_exported_total")
             print(f"median scrape: {t_base * 1e3:.2f} ms without tracing, "
                   f"{t_bh * 1e3:.2f} ms with a blackholed collector")
-            self.assertLess(t_bh, t_base * 2 + 0.005)
+            self.assertLess(t_bh, t_base * 2 + 0.02)
             self.assertGreater(dropped, 0)
             self.assertEqual(exported, 0)
 

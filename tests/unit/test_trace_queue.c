@@ -147,9 +147,15 @@ START_TEST(test_tracer_drops_when_full_and_never_blocks)
     ck_assert_uint_ge(st.dropped[POH_DROP_QUEUE_FULL], N - 2 * 16);
     ck_assert_uint_le(st.queued, 16);
     /* Waiting for the exporter would cost a connect attempt and a backoff
-     * (>= 1 s) per call; allow for preemption on a loaded 2-core box. */
-    ck_assert_msg(took[N * 99 / 100] < 0.005, "p99 of poh_span_end %.6f s", took[N * 99 / 100]);
-    ck_assert_msg(took[N - 1] < 0.5, "slowest poh_span_end %.3f s", took[N - 1]);
+     * (>= 1 s) per call, hours for N calls. The bounds leave room for
+     * preemption on a loaded 2-core box under ASan (time slices of several
+     * ms), yet no single call may have waited for one backoff. */
+    double sum = 0;
+    for (int i = 0; i < N; i++)
+        sum += took[i];
+    ck_assert_msg(sum < 5.0, "all %d calls of poh_span_end took %.3f s", N, sum);
+    ck_assert_msg(took[N * 99 / 100] < 0.05, "p99 of poh_span_end %.6f s", took[N * 99 / 100]);
+    ck_assert_msg(took[N - 1] < 0.9, "slowest poh_span_end %.3f s", took[N - 1]);
     double a = now_s();
     poh_tracer_shutdown(t);
     ck_assert_msg(now_s() - a < 2.0, "shutdown is bounded by shutdown_timeout");
