@@ -112,7 +112,14 @@ class ReloadSeriesTest(unittest.TestCase):
                 sim_a.insert(3)
                 self.assertEqual(mongoexp.wait_value(ex, "poh_mongodb_changes_total", 8, cluster="a",
                                                      stream="tx", operation="insert"), 8)
-                # b's clients are gone: a few scrapes later b has seen no new command
+                # b's clients are gone: once its connections are closed (the old
+                # collector's teardown may still be ending b's cursors and sessions
+                # right after the reload on a loaded machine), a few scrapes later
+                # b has seen no new command
+                end = time.monotonic() + 20
+                while sim_b.status()["connections"] > 0 and time.monotonic() < end:
+                    time.sleep(0.1)
+                self.assertEqual(sim_b.status()["connections"], 0, sim_b.status())
                 n_b = sum(sim_b.commands().values())
                 for _ in range(3):
                     ex.scrape()
