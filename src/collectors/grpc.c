@@ -172,23 +172,72 @@ static void method_series_init(method_series_t *ms, const char *method, const ch
     ms->latency = poh_family_series(lat, lv);
 }
 
-static grpc_collector_t *collector_new(const poh_config_grpc_group_t *g, poh_registry_t *persist)
+/* The /probe policy of g (probe.allow, probe.send_credentials) into c. */
+static int copy_probe_policy(grpc_collector_t *c, const poh_config_grpc_group_t *g)
 {
-    grpc_collector_t *c = calloc(1, sizeof *c);
-    if (!c || pthread_mutex_init(&c->mu, NULL) != 0) {
-        free(c);
-        return NULL;
+    c->send_credentials = g->probe.send_credentials;
+    if (!g->probe.allow_count)
+        return 0;
+    c->allow_src = calloc(g->probe.allow_count, sizeof *c->allow_src);
+    c->allow = calloc(g->probe.allow_count, sizeof *c->allow);
+    if (!c->allow_src || !c->allow)
+        return -ENOMEM;
+    for (; c->nallow < g->probe.allow_count; c->nallow++) {
+        const char *why;
+        size_t i = c->nallow;
+        if (!(c->allow_src[i] = strdup(g->probe.allow[i])) ||
+            poh_netpattern_parse(c->allow_src[i], &c->allow[i], &why) < 0) {
+            free(c->allow_src[i]);
+            return -ENOMEM; /* the loader checked them: only out of memory */
+        }
     }
+    return 0;
+}
+
+/* The metadata and the state reply's fields of g into c. */
+static int copy_md_and_fields(grpc_collector_t *c, const poh_config_grpc_group_t *g,
+                              bool *failed)
+{
+    if (g->metadata_count && !(c->md = calloc(g->metadata_count, sizeof *c->md)))
+        return -ENOMEM;
+    for (; c->nmd < g->metadata_count; c->nmd++) {
+        c->md[c->nmd].key = xstrdup(g->metadata[c->nmd].key, failed);
+        c->md[c->nmd].value = xstrdup(g->metadata[c->nmd].value, failed);
+    }
+    if (g->state.fields_count && !(c->fields = calloc(g->state.fields_count, sizeof *c->fields)))
+        return -ENOMEM;
+    for (; c->nfields < g->state.fields_count; c->nfields++) {
+        const poh_config_grpc_field_t *cf = &g->state.fields[c->nfields];
+        field_t *f = &c->fields[c->nfields];
+        if (poh_pb_path_parse(cf->path, &f->path) < 0 || poh_pb_type_parse(cf->type, &f->type) < 0)
+            return -EINVAL;
+        f->metric = xstrdup(cf->metric, failed);
+        if (cf->help && *cf->help) {
+            f->help = xstrdup(cf->help, failed);
+        } else {
+            size_t n = strlen(cf->path) + strlen(g->state.method) + 32;
+            if ((f->help = malloc(n)))
+                snprintf(f->help, n, "Field %s of the %s reply.", cf->path, g->state.method);
+            else
+                *failed = true;
+        }
+    }
+    return 0;
+}
+
+/* Everything of g but the targets into c. */
+static int copy_group(grpc_collector_t *c, const poh_config_grpc_group_t *g)
+{
     bool failed = false;
     c->group = xstrdup(g->name, &failed);
     c->timeout = g->timeout;
     if (poh_grpc_health_request(g->health_service, &c->health_req, &c->health_req_len) < 0)
-        goto err;
+        return -EINVAL;
     c->max_reply = g->max_reply_size;
     if (g->state.method) {
         c->state_method = xstrdup(g->state.method, &failed);
         if (poh_hex_decode(g->state.request_hex, &c->state_req, &c->state_req_len) < 0)
-            goto err;
+            return -EINVAL;
     }
     c->use_tls = g->tls.enabled;
     c->tls.ca_file = xstrdup(g->tls.ca_file, &failed);
@@ -196,48 +245,42 @@ static grpc_collector_t *collector_new(const poh_config_grpc_group_t *g, poh_reg
     c->tls.key_file = xstrdup(g->tls.key_file, &failed);
     c->tls.server_name = xstrdup(g->tls.server_name, &failed);
     c->tls.insecure_skip_verify = g->tls.insecure_skip_verify;
-    c->send_credentials = g->probe.send_credentials;
-    if (g->probe.allow_count) {
-        c->allow_src = calloc(g->probe.allow_count, sizeof *c->allow_src);
-        c->allow = calloc(g->probe.allow_count, sizeof *c->allow);
-        if (!c->allow_src || !c->allow)
-            goto err;
-        for (; c->nallow < g->probe.allow_count; c->nallow++) {
-            const char *why;
-            size_t i = c->nallow;
-            if (!(c->allow_src[i] = strdup(g->probe.allow[i])) ||
-                poh_netpattern_parse(c->allow_src[i], &c->allow[i], &why) < 0) {
-                free(c->allow_src[i]);
-                goto err; /* the loader checked them: only out of memory */
-            }
-        }
-    }
+    if (copy_probe_policy(c, g) < 0 || copy_md_and_fields(c, g, &failed) < 0)
+        return -EINVAL;
+    return failed ? -ENOMEM : 0;
+}
 
-    if (g->metadata_count && !(c->md = calloc(g->metadata_count, sizeof *c->md)))
-        goto err;
-    for (; c->nmd < g->metadata_count; c->nmd++) {
-        c->md[c->nmd].key = xstrdup(g->metadata[c->nmd].key, &failed);
-        c->md[c->nmd].value = xstrdup(g->metadata[c->nmd].value, &failed);
+/* One target of the group with its series in f_req, f_ack and f_lat. */
+static int target_init(grpc_collector_t *c, gtarget_t *t, const char *address,
+                       poh_family_t *f_req, poh_family_t *f_ack, poh_family_t *f_lat)
+{
+    t->address = strdup(address);
+    t->t = poh_grpc_target_new(address, c->use_tls ? &c->tls : NULL, c->max_reply,
+                               c->state_method ? 2 : 1);
+    if (c->nfields)
+        t->field_errors = calloc(c->nfields * NREASONS, sizeof *t->field_errors);
+    if (!t->address || !t->t || (c->nfields && !t->field_errors))
+        return -ENOMEM;
+    method_series_init(&t->health, POH_GRPC_HEALTH_CHECK_METHOD, c->group, t->address, f_req,
+                       f_ack, f_lat);
+    if (c->state_method)
+        method_series_init(&t->state, c->state_method, c->group, t->address, f_req, f_ack,
+                           f_lat);
+    if (!t->health.requests || !t->health.ack || !t->health.latency ||
+        (c->state_method && (!t->state.requests || !t->state.ack || !t->state.latency)))
+        return -ENOMEM;
+    snprintf(t->status.result, sizeof t->status.result, "not probed yet");
+    return 0;
+}
+
+static grpc_collector_t *collector_new(const poh_config_grpc_group_t *g, poh_registry_t *persist)
+{
+    grpc_collector_t *c = calloc(1, sizeof *c);
+    if (!c || pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return NULL;
     }
-    if (g->state.fields_count && !(c->fields = calloc(g->state.fields_count, sizeof *c->fields)))
-        goto err;
-    for (; c->nfields < g->state.fields_count; c->nfields++) {
-        const poh_config_grpc_field_t *cf = &g->state.fields[c->nfields];
-        field_t *f = &c->fields[c->nfields];
-        if (poh_pb_path_parse(cf->path, &f->path) < 0 || poh_pb_type_parse(cf->type, &f->type) < 0)
-            goto err;
-        f->metric = xstrdup(cf->metric, &failed);
-        if (cf->help && *cf->help) {
-            f->help = xstrdup(cf->help, &failed);
-        } else {
-            size_t n = strlen(cf->path) + strlen(g->state.method) + 32;
-            if ((f->help = malloc(n)))
-                snprintf(f->help, n, "Field %s of the %s reply.", cf->path, g->state.method);
-            else
-                failed = true;
-        }
-    }
-    if (failed)
+    if (copy_group(c, g) < 0)
         goto err;
 
     poh_family_t *f_req = poh_registry_family(
@@ -265,27 +308,11 @@ static grpc_collector_t *collector_new(const poh_config_grpc_group_t *g, poh_reg
     if (!c->targets)
         goto err;
     for (; c->ntargets < g->targets_count; c->ntargets++) {
-        gtarget_t *t = &c->targets[c->ntargets];
-        t->address = strdup(g->targets[c->ntargets]);
-        t->t = poh_grpc_target_new(g->targets[c->ntargets], c->use_tls ? &c->tls : NULL,
-                                   c->max_reply, c->state_method ? 2 : 1);
-        if (c->nfields)
-            t->field_errors = calloc(c->nfields * NREASONS, sizeof *t->field_errors);
-        if (!t->address || !t->t || (c->nfields && !t->field_errors)) {
+        if (target_init(c, &c->targets[c->ntargets], g->targets[c->ntargets], f_req, f_ack,
+                        f_lat) < 0) {
             c->ntargets++;
             goto err;
         }
-        method_series_init(&t->health, POH_GRPC_HEALTH_CHECK_METHOD, c->group, t->address, f_req,
-                           f_ack, f_lat);
-        if (c->state_method)
-            method_series_init(&t->state, c->state_method, c->group, t->address, f_req, f_ack,
-                               f_lat);
-        if (!t->health.requests || !t->health.ack || !t->health.latency ||
-            (c->state_method && (!t->state.requests || !t->state.ack || !t->state.latency))) {
-            c->ntargets++;
-            goto err;
-        }
-        snprintf(t->status.result, sizeof t->status.result, "not probed yet");
     }
     return c;
 err:

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The table-driven configuration engine (config.c) and the types its schema
- * tables are written in. It knows nothing of what it configures: each
+/* The table-driven configuration engine (src/config/) and the types its
+ * schema tables are written in. It knows nothing of what it configures: each
  * section's struct and table live with their code (docs/architecture.md).
  *
  * A section (a YAML mapping) is described by a poh_cfg_section_t: the size of
@@ -10,7 +10,7 @@
  * applies environment and defaults to keys that are absent, and collects every
  * error as "<file>:<line>:<col>: <key.path>: <message>". poh_cfg_release()
  * frees whatever the tables say a struct owns, so schema files never write
- * free code. See the recipe at the top of config.c. */
+ * free code. See the recipe at the top of load.c. */
 #ifndef POH_CONFIG_SCHEMA_H
 #define POH_CONFIG_SCHEMA_H
 
