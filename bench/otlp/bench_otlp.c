@@ -91,15 +91,22 @@ static int bench_encode(long total, size_t batch)
 
 static int bench_pipeline(const char *endpoint, long total, unsigned batch, unsigned queue)
 {
+    /* The exporter's own configuration path: the engine, the schema's
+     * defaults and checks. */
     poh_tracing_config_t cfg;
-    poh_tracing_config_defaults(&cfg);
-    cfg.enabled = "true";
-    cfg.endpoint = (char *)endpoint;
-    cfg.queue_size = queue;
-    cfg.batch_size = batch;
-    cfg.batch_timeout = 0.05;
-    cfg.shutdown_timeout = 30;
-    poh_tracer_t *t = poh_tracer_create(&cfg);
+    poh_strbuf_t yaml = POH_STRBUF_INIT, err = POH_STRBUF_INIT;
+    poh_strbuf_printf(&yaml,
+                      "enabled: true\nendpoint: \"%s\"\nqueue_size: %u\nbatch_size: %u\n"
+                      "batch_timeout: 50ms\nshutdown_timeout: 30s\n",
+                      endpoint, queue, batch);
+    poh_tracer_t *t = NULL;
+    if (poh_tracing_config_parse(yaml.data, &cfg, &err) == 0)
+        t = poh_tracer_create(&cfg);
+    else
+        fprintf(stderr, "bench_otlp: %s", err.data ? err.data : "invalid tracing settings\n");
+    poh_tracing_config_release(&cfg);
+    poh_strbuf_free(&yaml);
+    poh_strbuf_free(&err);
     if (!t)
         return -EINVAL;
 

@@ -56,9 +56,16 @@
 
 typedef poh_config_tracing_t poh_tracing_config_t;
 
-/* The defaults of every numeric key (as in the config schema); strings and
- * lists NULL (enabled NULL = auto). */
-void poh_tracing_config_defaults(poh_tracing_config_t *cfg);
+/* A `tracing` section read from YAML text through the config engine, with
+ * the schema's defaults and checks (trace_schema.c), for tools and tests
+ * that have no configuration file: 0, or -EINVAL with one error per line in
+ * err. cfg owns memory either way: poh_tracing_config_release() it. */
+int poh_tracing_config_parse(const char *yaml, poh_tracing_config_t *cfg, poh_strbuf_t *err);
+void poh_tracing_config_release(poh_tracing_config_t *cfg);
+
+/* cfg's numbers held to the schema's bounds and rules between keys (for a
+ * struct not read by the engine): 0, or -EINVAL with "key: reason" in why. */
+int poh_tracing_config_check(const poh_tracing_config_t *cfg, poh_strbuf_t *why);
 
 /* Checks used by the configuration schema: 0, or -EINVAL with the reason
  * appended to why (never a header value). */

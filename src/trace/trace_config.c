@@ -17,21 +17,6 @@
 #define DEFAULT_SERVICE "poh-exporter"
 #define DEFAULT_PORT "4317"
 
-void poh_tracing_config_defaults(poh_tracing_config_t *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->sample_ratio = 1.0;
-    cfg->queue_size = 2048;
-    cfg->batch_size = 512;
-    cfg->batch_timeout = 5.0;
-    cfg->export_timeout = 10.0;
-    cfg->retry_initial_backoff = 1.0;
-    cfg->retry_max_backoff = 5.0;
-    cfg->retry_max_elapsed = 30.0;
-    cfg->shutdown_timeout = 5.0;
-    cfg->drop_log_interval = 60.0;
-}
-
 static const char *env_nonempty(poh_getenv_fn get, const char *name)
 {
     const char *v = get(name);

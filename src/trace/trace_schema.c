@@ -2,11 +2,14 @@
 /* Schema of the `tracing` section (issue 6): OTLP/gRPC span export. The
  * environment fallbacks (OTEL_* and OTLP_GRPC_ENDPOINT) are applied by the
  * tracer itself, so that they follow the OpenTelemetry rules (several
- * variables per key, percent-decoded lists); the defaults here equal
- * poh_tracing_config_defaults(). Hooked into the root by one entry in
+ * variables per key, percent-decoded lists). The defaults and bounds here
+ * are the only ones: poh_tracer_create() holds a struct to the same table
+ * (poh_tracing_config_check), and tools build one with
+ * poh_tracing_config_parse(). Hooked into the root by one entry in
  * appconfig/app_schema.c. */
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "config/schema.h"
 #include "trace/trace_conf.h"
@@ -79,16 +82,30 @@ static const poh_cfg_entry_t tracing_entries[] = {
 };
 #undef TR
 
+/* The rules between keys, for validate_tracing and poh_tracing_config_check. */
+static bool batch_fits(const poh_config_tracing_t *t)
+{
+    return t->batch_size <= t->queue_size;
+}
+
+static bool backoffs_ordered(const poh_config_tracing_t *t)
+{
+    return t->retry_max_backoff >= t->retry_initial_backoff;
+}
+
+#define BATCH_FITS_WHY "must not exceed queue_size (%u)"
+#define BACKOFFS_WHY "must not be below retry_initial_backoff"
+
 static int validate_tracing(poh_cfg_ctx_t *ctx, void *obj)
 {
     const poh_config_tracing_t *t = obj;
     int rc = 0;
-    if (t->batch_size > t->queue_size) {
-        poh_cfg_error(ctx, "batch_size", "must not exceed queue_size (%u)", t->queue_size);
+    if (!batch_fits(t)) {
+        poh_cfg_error(ctx, "batch_size", BATCH_FITS_WHY, t->queue_size);
         rc = -EINVAL;
     }
-    if (t->retry_max_backoff < t->retry_initial_backoff) {
-        poh_cfg_error(ctx, "retry_max_backoff", "must not be below retry_initial_backoff");
+    if (!backoffs_ordered(t)) {
+        poh_cfg_error(ctx, "retry_max_backoff", BACKOFFS_WHY);
         rc = -EINVAL;
     }
     for (size_t i = 0; i < t->headers_count; i++) {
@@ -104,3 +121,42 @@ static int validate_tracing(poh_cfg_ctx_t *ctx, void *obj)
 
 const poh_cfg_section_t poh_cfg_tracing_section = {sizeof(poh_config_tracing_t), tracing_entries,
                                                    validate_tracing, NULL};
+
+int poh_tracing_config_check(const poh_tracing_config_t *cfg, poh_strbuf_t *why)
+{
+    for (const poh_cfg_entry_t *e = tracing_entries; e->name; e++) {
+        const char *field = (const char *)cfg + e->offset;
+        double v;
+        if (e->type == POH_CFG_UINT)
+            v = *(const unsigned *)field;
+        else if (e->type == POH_CFG_DOUBLE || e->type == POH_CFG_DURATION)
+            memcpy(&v, field, sizeof v);
+        else
+            continue;
+        if (e->min < e->max && !(v >= e->min && v <= e->max)) {
+            poh_strbuf_printf(why, "%s: %.15g is out of range (%.15g to %.15g)", e->name, v,
+                              e->min, e->max);
+            return -EINVAL;
+        }
+    }
+    if (!batch_fits(cfg)) {
+        poh_strbuf_printf(why, "batch_size: " BATCH_FITS_WHY, cfg->queue_size);
+        return -EINVAL;
+    }
+    if (!backoffs_ordered(cfg)) {
+        poh_strbuf_puts(why, "retry_max_backoff: " BACKOFFS_WHY);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int poh_tracing_config_parse(const char *yaml, poh_tracing_config_t *cfg, poh_strbuf_t *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    return poh_cfg_parse(&poh_cfg_tracing_section, cfg, "tracing", yaml, strlen(yaml), NULL, err);
+}
+
+void poh_tracing_config_release(poh_tracing_config_t *cfg)
+{
+    poh_cfg_release(&poh_cfg_tracing_section, cfg);
+}

@@ -548,23 +548,12 @@ static grpc_channel_credentials *make_tls_creds(const poh_config_tracing_tls_t *
 
 static int check_settings(const poh_tracing_config_t *c)
 {
-    const char *bad = NULL;
-    if (!(c->sample_ratio >= 0.0 && c->sample_ratio <= 1.0))
-        bad = "sample_ratio must be within 0..1";
-    else if (c->queue_size < 1 || c->queue_size > (1u << 24))
-        bad = "queue_size must be within 1..16777216";
-    else if (c->batch_size < 1)
-        bad = "batch_size must be at least 1";
-    else if (!(c->batch_timeout > 0) || !(c->export_timeout > 0) ||
-             !(c->retry_initial_backoff > 0) || !(c->retry_max_backoff > 0) ||
-             !(c->retry_max_elapsed >= 0) || !(c->shutdown_timeout >= 0) ||
-             !(c->drop_log_interval > 0))
-        bad = "timeouts, backoffs and intervals must be positive";
-    if (bad) {
-        POH_ERROR("trace", "tracing: %s", bad);
-        return -EINVAL;
-    }
-    return 0;
+    poh_strbuf_t why = POH_STRBUF_INIT;
+    int rc = poh_tracing_config_check(c, &why);
+    if (rc < 0)
+        POH_ERROR("trace", "tracing.%s", why.data ? why.data : "invalid settings");
+    poh_strbuf_free(&why);
+    return rc;
 }
 
 static int setup_grpc(poh_tracer_t *t, const poh_tracing_config_t *cfg)
@@ -661,11 +650,11 @@ poh_tracer_t *poh_tracer_create(const poh_tracing_config_t *cfg)
     bool sem_ok = false, lock_ok = false, cond_ok = false;
     if (!t)
         goto err;
-    t->batch_size = cfg->batch_size < cfg->queue_size ? cfg->batch_size : cfg->queue_size;
+    t->batch_size = cfg->batch_size;
     t->batch_timeout = cfg->batch_timeout;
     t->export_timeout = cfg->export_timeout;
     t->retry_initial_backoff = cfg->retry_initial_backoff;
-    t->retry_max_backoff = fmax(cfg->retry_max_backoff, cfg->retry_initial_backoff);
+    t->retry_max_backoff = cfg->retry_max_backoff;
     t->retry_max_elapsed = cfg->retry_max_elapsed;
     t->shutdown_timeout = cfg->shutdown_timeout;
     t->drop_log_interval = cfg->drop_log_interval;

@@ -9,6 +9,7 @@
 #include "config/schema.h"
 #include "poh_version.h"
 #include "trace/trace_internal.h"
+#include "trace_schema_defaults.h"
 
 /* A fake environment for poh_tracing_resolve(). */
 static const char *const *fake_env;
@@ -55,7 +56,7 @@ START_TEST(test_endpoint_precedence)
     poh_tracing_config_t cfg;
     poh_tracing_resolved_t r;
     poh_strbuf_t err = POH_STRBUF_INIT;
-    poh_tracing_config_defaults(&cfg);
+    trace_schema_defaults(&cfg);
     cfg.endpoint = (char *)ep_cases[_i].cfg;
     fake_env = ep_cases[_i].env;
     ck_assert_int_eq(poh_tracing_resolve(&cfg, fake_getenv, &r, &err), 0);
@@ -86,7 +87,7 @@ START_TEST(test_bad_endpoints)
     poh_tracing_config_t cfg;
     poh_tracing_resolved_t r;
     poh_strbuf_t err = POH_STRBUF_INIT;
-    poh_tracing_config_defaults(&cfg);
+    trace_schema_defaults(&cfg);
     cfg.endpoint = (char *)bad_endpoints[_i].in;
     fake_env = NULL;
     ck_assert_int_eq(poh_tracing_resolve(&cfg, fake_getenv, &r, &err), -EINVAL);
@@ -103,7 +104,7 @@ START_TEST(test_tls_switches)
     poh_tracing_config_t cfg;
     poh_tracing_resolved_t r;
     poh_strbuf_t err = POH_STRBUF_INIT;
-    poh_tracing_config_defaults(&cfg);
+    trace_schema_defaults(&cfg);
     fake_env = NULL;
     cfg.endpoint = "collector:4317";
     cfg.tls.ca_file = "/etc/ssl/ca.pem"; /* TLS settings without a scheme: TLS */
@@ -136,7 +137,7 @@ START_TEST(test_service_name_and_resource)
     poh_tracing_config_t cfg;
     poh_tracing_resolved_t r;
     poh_strbuf_t err = POH_STRBUF_INIT;
-    poh_tracing_config_defaults(&cfg);
+    trace_schema_defaults(&cfg);
 
     /* Default. */
     fake_env = NULL;
@@ -199,7 +200,7 @@ START_TEST(test_headers)
     poh_tracing_config_t cfg;
     poh_tracing_resolved_t r;
     poh_strbuf_t err = POH_STRBUF_INIT;
-    poh_tracing_config_defaults(&cfg);
+    trace_schema_defaults(&cfg);
     static const char *const env[] = {
         "OTEL_EXPORTER_OTLP_HEADERS", "Api-Key=secret%20one,x-tenant=t1, bad key=v,x-b64=a%3D%3D",
         "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=t2", NULL};
@@ -283,7 +284,7 @@ END_TEST
 START_TEST(test_create_rejects_bad_settings)
 {
     poh_tracing_config_t cfg;
-    poh_tracing_config_defaults(&cfg);
+    trace_schema_defaults(&cfg);
     cfg.endpoint = "127.0.0.1:9";
     cfg.sample_ratio = 1.5;
     ck_assert_ptr_null(poh_tracer_create(&cfg));
@@ -293,6 +294,7 @@ START_TEST(test_create_rejects_bad_settings)
     cfg.queue_size = 8;
     cfg.batch_timeout = 0;
     ck_assert_ptr_null(poh_tracer_create(&cfg));
+    cfg.queue_size = 512; /* what fits batch_size (512), as the schema says */
     cfg.batch_timeout = 1;
     cfg.endpoint = "ftp://x:1";
     ck_assert_ptr_null(poh_tracer_create(&cfg));
@@ -309,7 +311,7 @@ END_TEST
 START_TEST(test_enabled_auto)
 {
     poh_tracing_config_t cfg;
-    poh_tracing_config_defaults(&cfg);
+    trace_schema_defaults(&cfg);
     fake_env = NULL;
     ck_assert_ptr_null(cfg.enabled); /* auto */
     ck_assert_int_eq(poh_tracing_wanted(&cfg, fake_getenv), 0);
@@ -348,11 +350,16 @@ static int parse_tracing(const char *yaml, poh_config_tracing_t *out, poh_strbuf
 
 START_TEST(test_schema_defaults_match)
 {
-    poh_config_tracing_t c, d;
+    poh_config_tracing_t c;
     poh_strbuf_t err = POH_STRBUF_INIT;
     ck_assert_int_eq(poh_cfg_schema_check(&poh_cfg_tracing_section, &err), 0);
     ck_assert_int_eq(parse_tracing("{}\n", &c, &err), 0);
-    poh_tracing_config_defaults(&d);
+    /* the only defaults there are: the schema's (trace_conf.h documents them) */
+    const poh_config_tracing_t d = {.sample_ratio = 1, .queue_size = 2048, .batch_size = 512,
+                                    .batch_timeout = 5, .export_timeout = 10,
+                                    .retry_initial_backoff = 1, .retry_max_backoff = 5,
+                                    .retry_max_elapsed = 30, .shutdown_timeout = 5,
+                                    .drop_log_interval = 60};
     ck_assert_str_eq(c.enabled, "auto");
     ck_assert_ptr_null(c.endpoint);
     ck_assert_ptr_null(c.service_name);

@@ -117,13 +117,18 @@ START_TEST(test_tracer_drops_when_full_and_never_blocks)
 {
     /* No collector at all: every span beyond the queue is dropped at once. */
     poh_tracing_config_t cfg;
-    poh_tracing_config_defaults(&cfg);
-    cfg.endpoint = "127.0.0.1:9";
-    cfg.queue_size = 16;
-    cfg.batch_size = 16;
-    cfg.batch_timeout = 60; /* the exporter waits, the queue stays full */
-    cfg.shutdown_timeout = 0.2;
+    poh_strbuf_t err = POH_STRBUF_INIT;
+    ck_assert_int_eq(poh_tracing_config_parse("endpoint: 127.0.0.1:9\n"
+                                              "queue_size: 16\n"
+                                              "batch_size: 16\n"
+                                              /* the exporter waits, the queue stays full */
+                                              "batch_timeout: 60s\n"
+                                              "shutdown_timeout: 200ms\n",
+                                              &cfg, &err),
+                     0);
     poh_tracer_t *t = poh_tracer_create(&cfg);
+    poh_tracing_config_release(&cfg);
+    poh_strbuf_free(&err);
     ck_assert_ptr_nonnull(t);
     enum { N = 10000 };
     static double took[N];

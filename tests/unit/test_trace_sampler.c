@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "trace/trace_internal.h"
+#include "trace_schema_defaults.h"
 
 static double sampled_fraction(double ratio, int n)
 {
@@ -87,13 +88,19 @@ END_TEST
 static poh_tracer_t *make_tracer(double ratio)
 {
     poh_tracing_config_t cfg;
-    poh_tracing_config_defaults(&cfg);
-    cfg.endpoint = "127.0.0.1:9"; /* discard port: nothing answers */
-    cfg.sample_ratio = ratio;
-    cfg.shutdown_timeout = 0.2;
-    cfg.retry_max_elapsed = 0;
+    poh_strbuf_t yaml = POH_STRBUF_INIT, err = POH_STRBUF_INIT;
+    poh_strbuf_printf(&yaml,
+                      "endpoint: 127.0.0.1:9\n" /* discard port: nothing answers */
+                      "sample_ratio: %.17g\n"
+                      "shutdown_timeout: 200ms\n"
+                      "retry_max_elapsed: 0s\n",
+                      ratio);
+    ck_assert_msg(poh_tracing_config_parse(yaml.data, &cfg, &err) == 0, "%s", err.data);
     poh_tracer_t *t = poh_tracer_create(&cfg);
     ck_assert_ptr_nonnull(t);
+    poh_tracing_config_release(&cfg);
+    poh_strbuf_free(&yaml);
+    poh_strbuf_free(&err);
     return t;
 }
 
@@ -194,7 +201,7 @@ START_TEST(test_null_everything)
     poh_tracer_shutdown(NULL);
     poh_tracer_destroy(NULL);
     poh_tracing_config_t cfg;
-    poh_tracing_config_defaults(&cfg);
+    trace_schema_defaults(&cfg);
     cfg.enabled = "false";
     ck_assert_ptr_null(poh_tracer_create(&cfg));
     ck_assert_ptr_null(poh_tracer_create(NULL));
@@ -232,7 +239,7 @@ END_TEST
 START_TEST(test_tracing_enabled)
 {
     poh_tracing_config_t cfg;
-    poh_tracing_config_defaults(&cfg);
+    trace_schema_defaults(&cfg);
     cfg.enabled = "false";
     ck_assert(!poh_tracing_enabled(&cfg));
     cfg.enabled = "true";

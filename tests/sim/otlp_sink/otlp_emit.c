@@ -178,135 +178,164 @@ static int scenario_flood(poh_tracer_t *t, long count, int threads, double rate)
     return 0;
 }
 
-static int add_kv(poh_config_kv_t **kv, size_t *n, const char *arg)
+/* A double-quoted YAML scalar. */
+static void yaml_quote(poh_strbuf_t *y, const char *s)
+{
+    poh_strbuf_putc(y, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            poh_strbuf_printf(y, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            poh_strbuf_printf(y, "\\x%02x", *p);
+        else
+            poh_strbuf_putc(y, (char)*p);
+    }
+    poh_strbuf_putc(y, '"');
+}
+
+/* "k=v" as an item of a YAML flow mapping; -EINVAL without '='. */
+static int yaml_kv(poh_strbuf_t *map, const char *arg)
 {
     const char *eq = strchr(arg, '=');
-    poh_config_kv_t *g = realloc(*kv, (*n + 1) * sizeof **kv);
-    if (!eq || !g)
+    if (!eq)
         return -EINVAL;
-    *kv = g;
-    g[*n].key = strndup(arg, (size_t)(eq - arg));
-    g[*n].value = strdup(eq + 1);
-    (*n)++;
+    char *k = strndup(arg, (size_t)(eq - arg));
+    if (!k)
+        return -ENOMEM;
+    poh_strbuf_puts(map, map->len ? ", " : "{");
+    yaml_quote(map, k);
+    poh_strbuf_puts(map, ": ");
+    yaml_quote(map, eq + 1);
+    free(k);
     return 0;
 }
 
-int main(int argc, char **argv)
-{
-    poh_tracing_config_t cfg;
-    const char *scenario = "tree", *traceparent = NULL;
-    long child_ms = 30, gap_ms = 0, count = 1000, flush_ms = -1;
-    int threads = 1;
-    double rate = 0;
-    uint64_t start_ns = 0, end_ns = 0;
+typedef struct run {
+    poh_strbuf_t yaml, tls, headers, resource; /* the tracing section, in parts */
+    bool enabled_set;
+    const char *scenario, *traceparent;
+    long child_ms, gap_ms, count, flush_ms;
+    int threads;
+    double rate;
+    uint64_t start_ns, end_ns;
+} run_t;
 
-    poh_log_setup(POH_LOG_INFO, POH_LOG_LOGFMT);
-    poh_tracing_config_defaults(&cfg);
-    cfg.enabled = "true";
+enum { RAW, QUOTED, MS };
+
+/* A tracer setting: the flag, its key in the tracing section (or its tls
+ * section) and how its value is written there. */
+static const struct {
+    const char *flag, *key;
+    int how;
+    bool tls;
+} settings[] = {
+    {"--endpoint", "endpoint", QUOTED, false},
+    {"--enabled", "enabled", RAW, false},
+    {"--service-name", "service_name", QUOTED, false},
+    {"--sample-ratio", "sample_ratio", RAW, false},
+    {"--queue-size", "queue_size", RAW, false},
+    {"--batch-size", "batch_size", RAW, false},
+    {"--batch-timeout-ms", "batch_timeout", MS, false},
+    {"--export-timeout-ms", "export_timeout", MS, false},
+    {"--retry-initial-ms", "retry_initial_backoff", MS, false},
+    {"--retry-max-ms", "retry_max_backoff", MS, false},
+    {"--retry-max-elapsed-ms", "retry_max_elapsed", MS, false},
+    {"--shutdown-timeout-ms", "shutdown_timeout", MS, false},
+    {"--drop-log-interval-ms", "drop_log_interval", MS, false},
+    {"--tls-ca", "ca_file", QUOTED, true},
+    {"--tls-cert", "cert_file", QUOTED, true},
+    {"--tls-key", "key_file", QUOTED, true},
+    {"--tls-server-name", "server_name", QUOTED, true},
+};
+
+/* One tracer setting into r's YAML; 1 when a is not one. */
+static int read_setting(run_t *r, const char *a, const char *v)
+{
+    for (size_t k = 0; k < sizeof settings / sizeof settings[0]; k++) {
+        if (strcmp(a, settings[k].flag) != 0)
+            continue;
+        poh_strbuf_t *y = settings[k].tls ? &r->tls : &r->yaml;
+        poh_strbuf_printf(y, "%s%s: ", settings[k].tls ? "  " : "", settings[k].key);
+        if (settings[k].how == MS)
+            poh_strbuf_printf(y, "%ldms", atol(v));
+        else if (settings[k].how == QUOTED)
+            yaml_quote(y, v);
+        else
+            poh_strbuf_puts(y, v);
+        poh_strbuf_putc(y, '\n');
+        r->enabled_set |= strcmp(a, "--enabled") == 0;
+        return 0;
+    }
+    if (strcmp(a, "--header") == 0)
+        return yaml_kv(&r->headers, v);
+    if (strcmp(a, "--resource") == 0)
+        return yaml_kv(&r->resource, v);
+    return 1;
+}
+
+/* One scenario option; 1 when a is not one. */
+static int read_option(run_t *r, const char *a, const char *v)
+{
+    if (strcmp(a, "--scenario") == 0)
+        r->scenario = v;
+    else if (strcmp(a, "--flush-timeout-ms") == 0)
+        r->flush_ms = atol(v);
+    else if (strcmp(a, "--child-ms") == 0)
+        r->child_ms = atol(v);
+    else if (strcmp(a, "--gap-ms") == 0)
+        r->gap_ms = atol(v);
+    else if (strcmp(a, "--traceparent") == 0)
+        r->traceparent = v;
+    else if (strcmp(a, "--start-ns") == 0)
+        r->start_ns = strtoull(v, NULL, 10);
+    else if (strcmp(a, "--end-ns") == 0)
+        r->end_ns = strtoull(v, NULL, 10);
+    else if (strcmp(a, "--count") == 0)
+        r->count = atol(v);
+    else if (strcmp(a, "--rate") == 0)
+        r->rate = atof(v);
+    else if (strcmp(a, "--threads") == 0)
+        r->threads = atoi(v);
+    else
+        return 1;
+    return 0;
+}
+
+/* The command line into r: scenario options, and the tracer's settings as
+ * the YAML of a tracing section (read by the config engine, as the
+ * exporter reads its file). 0, or 2 for a bad command line. */
+static int read_args(int argc, char **argv, run_t *r)
+{
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define ARG(name) (strcmp(a, name) == 0 && v && ++i)
-#define MS(x) (atof(x) / 1000.0)
-        if (ARG("--scenario"))
-            scenario = v;
-        else if (ARG("--endpoint"))
-            cfg.endpoint = (char *)v;
-        else if (ARG("--enabled"))
-            cfg.enabled = (char *)v;
-        else if (ARG("--service-name"))
-            cfg.service_name = (char *)v;
-        else if (ARG("--sample-ratio"))
-            cfg.sample_ratio = atof(v);
-        else if (ARG("--queue-size"))
-            cfg.queue_size = (unsigned)atol(v);
-        else if (ARG("--batch-size"))
-            cfg.batch_size = (unsigned)atol(v);
-        else if (ARG("--batch-timeout-ms"))
-            cfg.batch_timeout = MS(v);
-        else if (ARG("--export-timeout-ms"))
-            cfg.export_timeout = MS(v);
-        else if (ARG("--retry-initial-ms"))
-            cfg.retry_initial_backoff = MS(v);
-        else if (ARG("--retry-max-ms"))
-            cfg.retry_max_backoff = MS(v);
-        else if (ARG("--retry-max-elapsed-ms"))
-            cfg.retry_max_elapsed = MS(v);
-        else if (ARG("--shutdown-timeout-ms"))
-            cfg.shutdown_timeout = MS(v);
-        else if (ARG("--drop-log-interval-ms"))
-            cfg.drop_log_interval = MS(v);
-        else if (ARG("--flush-timeout-ms"))
-            flush_ms = atol(v);
-        else if (ARG("--header")) {
-            if (add_kv(&cfg.headers, &cfg.headers_count, v) < 0)
-                return 2;
-        } else if (ARG("--resource")) {
-            if (add_kv(&cfg.resource_attributes, &cfg.resource_attributes_count, v) < 0)
-                return 2;
-        } else if (ARG("--tls-ca"))
-            cfg.tls.ca_file = (char *)v;
-        else if (ARG("--tls-cert"))
-            cfg.tls.cert_file = (char *)v;
-        else if (ARG("--tls-key"))
-            cfg.tls.key_file = (char *)v;
-        else if (ARG("--tls-server-name"))
-            cfg.tls.server_name = (char *)v;
-        else if (strcmp(a, "--tls-insecure") == 0)
-            cfg.tls.insecure_skip_verify = true;
-        else if (ARG("--child-ms"))
-            child_ms = atol(v);
-        else if (ARG("--gap-ms"))
-            gap_ms = atol(v);
-        else if (ARG("--traceparent"))
-            traceparent = v;
-        else if (ARG("--start-ns"))
-            start_ns = strtoull(v, NULL, 10);
-        else if (ARG("--end-ns"))
-            end_ns = strtoull(v, NULL, 10);
-        else if (ARG("--count"))
-            count = atol(v);
-        else if (ARG("--rate"))
-            rate = atof(v);
-        else if (ARG("--threads"))
-            threads = atoi(v);
-        else {
-            fprintf(stderr, "otlp_emit: unknown or incomplete argument %s\n", a);
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int rc = 1;
+        if (strcmp(a, "--tls-insecure") == 0) {
+            poh_strbuf_puts(&r->tls, "  insecure_skip_verify: true\n");
+            continue;
+        }
+        if (v && (rc = read_setting(r, a, v)) == 1)
+            rc = read_option(r, a, v);
+        if (rc != 0) {
+            fprintf(stderr, "otlp_emit: unknown, incomplete or bad argument %s\n", a);
             return 2;
         }
-#undef ARG
-#undef MS
+        i++;
     }
-    if (threads < 1 || threads > 64 || count < 1)
-        return 2;
+    if (!r->enabled_set)
+        poh_strbuf_puts(&r->yaml, "enabled: true\n");
+    if (r->tls.len)
+        poh_strbuf_printf(&r->yaml, "tls:\n%s", r->tls.data);
+    if (r->headers.len)
+        poh_strbuf_printf(&r->yaml, "headers: %s}\n", r->headers.data);
+    if (r->resource.len)
+        poh_strbuf_printf(&r->yaml, "resource_attributes: %s}\n", r->resource.data);
+    return r->yaml.failed ? 2 : 0;
+}
 
-    poh_tracer_t *t = poh_tracer_create(&cfg);
-    int rc = 0;
-    if (!t)
-        printf("{\"type\":\"tracer\",\"enabled\":false}\n");
-    if (strcmp(scenario, "tree") == 0)
-        scenario_tree(t, child_ms, gap_ms);
-    else if (strcmp(scenario, "join") == 0)
-        rc = scenario_join(t, traceparent, start_ns, end_ns);
-    else if (strcmp(scenario, "types") == 0)
-        scenario_types(t);
-    else if (strcmp(scenario, "flood") == 0)
-        rc = scenario_flood(t, count, threads, rate);
-    else {
-        fprintf(stderr, "otlp_emit: unknown scenario %s\n", scenario);
-        rc = -EINVAL;
-    }
-    fflush(stdout);
-
-    int flushed = 0;
-    if (flush_ms >= 0)
-        flushed = poh_tracer_flush(t, (double)flush_ms / 1000.0);
-    double d0 = now_s();
-    poh_tracer_shutdown(t);
-    double destroy_s = now_s() - d0;
+static void print_stats(poh_tracer_t *t, int flushed, double destroy_s)
+{
     poh_tracer_stats_t st;
     poh_tracer_stats(t, &st);
-    poh_tracer_destroy(t);
     /* Peak RSS of this program (VmHWM): getrusage's ru_maxrss survives
      * execve and would report the parent's size. */
     long hwm_kb = -1;
@@ -327,15 +356,70 @@ int main(int argc, char **argv)
            (unsigned long long)st.dropped[POH_DROP_SHUTDOWN], (unsigned long long)st.export_calls,
            (unsigned long long)st.export_retries, (unsigned long long)st.queued, destroy_s,
            hwm_kb);
-    for (size_t i = 0; i < cfg.headers_count; i++) {
-        free(cfg.headers[i].key);
-        free(cfg.headers[i].value);
+}
+
+/* The tracing section r's command line gave, through the config engine. */
+static int load_config(run_t *r, poh_tracing_config_t *cfg)
+{
+    poh_strbuf_t err = POH_STRBUF_INIT;
+    int rc = poh_tracing_config_parse(r->yaml.data, cfg, &err);
+    if (rc < 0)
+        fprintf(stderr, "otlp_emit: %s", err.data ? err.data : "invalid tracing settings\n");
+    poh_strbuf_free(&err);
+    return rc;
+}
+
+static int run_scenario(poh_tracer_t *t, const run_t *r)
+{
+    if (strcmp(r->scenario, "tree") == 0)
+        scenario_tree(t, r->child_ms, r->gap_ms);
+    else if (strcmp(r->scenario, "join") == 0)
+        return scenario_join(t, r->traceparent, r->start_ns, r->end_ns);
+    else if (strcmp(r->scenario, "types") == 0)
+        scenario_types(t);
+    else if (strcmp(r->scenario, "flood") == 0)
+        return scenario_flood(t, r->count, r->threads, r->rate);
+    else {
+        fprintf(stderr, "otlp_emit: unknown scenario %s\n", r->scenario);
+        return -EINVAL;
     }
-    free(cfg.headers);
-    for (size_t i = 0; i < cfg.resource_attributes_count; i++) {
-        free(cfg.resource_attributes[i].key);
-        free(cfg.resource_attributes[i].value);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    run_t r = {.scenario = "tree", .child_ms = 30, .count = 1000, .flush_ms = -1, .threads = 1};
+    poh_tracing_config_t cfg;
+
+    poh_log_setup(POH_LOG_INFO, POH_LOG_LOGFMT);
+    int bad = read_args(argc, argv, &r);
+    if (!bad && (r.threads < 1 || r.threads > 64 || r.count < 1))
+        bad = 2;
+    if (!bad && load_config(&r, &cfg) < 0) {
+        poh_tracing_config_release(&cfg);
+        bad = 2;
     }
-    free(cfg.resource_attributes);
+    poh_strbuf_free(&r.yaml);
+    poh_strbuf_free(&r.tls);
+    poh_strbuf_free(&r.headers);
+    poh_strbuf_free(&r.resource);
+    if (bad)
+        return bad;
+
+    poh_tracer_t *t = poh_tracer_create(&cfg);
+    poh_tracing_config_release(&cfg); /* the tracer keeps copies */
+    if (!t)
+        printf("{\"type\":\"tracer\",\"enabled\":false}\n");
+    int rc = run_scenario(t, &r);
+    fflush(stdout);
+
+    int flushed = 0;
+    if (r.flush_ms >= 0)
+        flushed = poh_tracer_flush(t, (double)r.flush_ms / 1000.0);
+    double d0 = now_s();
+    poh_tracer_shutdown(t);
+    double destroy_s = now_s() - d0;
+    print_stats(t, flushed, destroy_s);
+    poh_tracer_destroy(t);
     return rc < 0 ? 1 : 0;
 }
