@@ -17,6 +17,7 @@
 #include "control.h"
 #include "generator.h"
 #include "server.h"
+#include "shard.h"
 
 #define MAX_LINE 1024
 #define MAX_ARGS 8
@@ -486,6 +487,11 @@ int sim_control_exec(sim_t *sim, char *line, poh_strbuf_t *out)
     }
     if (c.argc == 0)
         return err(&c, "empty command (try HELP)");
+    if (sim->cluster) {
+        int rc = sim_cluster_control(sim, c.argc, c.argv, out);
+        if (rc != -ENOENT)
+            return rc;
+    }
     for (size_t i = 0; i < sizeof ctl_commands / sizeof ctl_commands[0]; i++)
         if (!strcasecmp(c.argv[0], ctl_commands[i].name))
             return ctl_commands[i].fn(&c);

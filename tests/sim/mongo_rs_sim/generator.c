@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "shard.h"
 
 #define TICK_MS 10
 #define MAX_PER_TICK 20000
@@ -96,8 +97,18 @@ static int gen_one(sim_gen_t *g, sim_coll_t *c)
     bson_oid_t oid;
     char tp[56], sender[32];
     sim_err_t e = {0};
+    sim_store_t *st = sim->store;
+    sim_coll_t *named = c;
+    sim_t *shard = NULL;
     bson_oid_init(&oid, NULL);
-    sim_store_tick(sim->store, &ts, &wall);
+    /* Sharded: the document goes to the shard its hashed _id belongs to. */
+    if (sim->cluster && !(shard = sim_cluster_lock_oid(sim->cluster, c->db, c->name, &oid)))
+        return -ENOMEM;
+    if (shard && !(c = sim_store_coll((st = shard->store), named->db, named->name, true))) {
+        sim_cluster_unlock(sim->cluster, shard);
+        return -ENOMEM;
+    }
+    sim_store_tick(st, &ts, &wall);
     g->seq++;
     snprintf(sender, sizeof sender, "acct-%04u", (unsigned)(rng_next(g) % 1000));
     traceparent(g, tp);
@@ -109,13 +120,16 @@ static int gen_one(sim_gen_t *g, sim_coll_t *c)
     BSON_APPEND_DATE_TIME(&g->doc, "created_at", wall - sim->cfg.commit_delay_ms);
     BSON_APPEND_UTF8(&g->doc, "traceparent", tp);
     BSON_APPEND_UTF8(&g->doc, "status", "pending");
-    if (sim_store_insert_at(sim->store, c, &g->doc, ts, wall, &e) < 0) {
+    int rc = sim_store_insert_at(st, c, &g->doc, ts, wall, &e);
+    if (shard)
+        sim_cluster_unlock(sim->cluster, shard);
+    if (rc < 0) {
         POH_WARN(SIM_LOG, "generator: insert failed: %s", e.msg);
         return -ENOMEM;
     }
     g->generated++;
     if (sim->cfg.approve_after_ms > 0)
-        return push_approval(g, &oid, sim_mono_ms() + sim->cfg.approve_after_ms, c);
+        return push_approval(g, &oid, sim_mono_ms() + sim->cfg.approve_after_ms, named);
     return 0;
 }
 
@@ -135,9 +149,16 @@ static size_t approve_due(sim_gen_t *g, int64_t now)
         BSON_APPEND_DATE_TIME(&set, "approved_at", sim_now_ms());
         BSON_APPEND_UTF8(&set, "status", "approved");
         bson_append_document_end(&g->u_doc, &set);
+        sim_store_t *st = g->sim->store;
+        sim_coll_t *c = a->coll;
+        sim_t *shard = g->sim->cluster ? sim_cluster_lock_oid(g->sim->cluster, c->db, c->name, &a->id) : NULL;
+        if (g->sim->cluster)
+            c = shard ? sim_store_coll((st = shard->store), a->coll->db, a->coll->name, false) : NULL;
         /* A document evicted by --max-docs is simply not approved. */
-        if (sim_store_update(g->sim->store, a->coll, &g->q_doc, &g->u_doc, false, false, &r, &e) == 0 && r.modified)
+        if (c && sim_store_update(st, c, &g->q_doc, &g->u_doc, false, false, &r, &e) == 0 && r.modified)
             g->approved++;
+        if (shard)
+            sim_cluster_unlock(g->sim->cluster, shard);
         g->qhead = (g->qhead + 1) % g->qcap;
         g->qlen--;
         n++;

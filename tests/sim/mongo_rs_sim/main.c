@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "generator.h"
 #include "server.h"
+#include "shard.h"
 #include "sim.h"
 
 enum { OPT_INT, OPT_LONG, OPT_SIZE, OPT_DOUBLE, OPT_STR, OPT_MB };
@@ -50,6 +51,8 @@ static const struct opt {
      "concurrent client connections (default 4096)"},
     {"--auth-user", OPT_STR, offsetof(sim_config_t, auth_user), 0, 0, 128,
      "require SCRAM-SHA-256 login as this admin-database user (default none)"},
+    {"--shards", OPT_INT, offsetof(sim_config_t, shards), 0, SIM_MAX_SHARDS, 0,
+     "sharded cluster: a mongos front on --port over this many shard replica sets (default 0 = a replica set)"},
     {"--auth-password-file", OPT_STR, offsetof(sim_config_t, auth_password_file), 0, 0, 512,
      "file holding that user's password, ASCII, one trailing newline ignored"},
 };
@@ -179,6 +182,8 @@ int main(int argc, char **argv)
         POH_ERROR(SIM_LOG, "cannot create %ld collections in %s", cfg.collections, cfg.collections_db);
         goto out;
     }
+    if (cfg.shards > 0 && !(sim->cluster = sim_cluster_start(sim, cfg.shards)))
+        goto out;
     sim->server = sim_server_start(sim, "wire", cfg.bind, cfg.port, cfg.max_connections, sim_serve_mongo);
     if (!sim->server)
         goto out;
@@ -197,6 +202,8 @@ int main(int argc, char **argv)
                       "%ld collections in %s",
              cfg.set_name, sim->members[0].host, cfg.bind, sim->control_port, cfg.secondaries, cfg.rate, created,
              cfg.collections_db);
+    if (sim->cluster)
+        POH_INFO(SIM_LOG, "mongos front on %s over %d shards", sim->members[0].host, cfg.shards);
 
     int sig = 0;
     while (sigwait(&set, &sig) != 0)
@@ -210,6 +217,8 @@ out:
     pthread_mutex_unlock(&sim->mu);
     int busy = sim_server_stop(sim->server) | sim_server_stop(sim->control);
     sim_gen_stop(sim->gen);
+    if (!busy)
+        sim_cluster_stop(sim->cluster);
     /* A connection thread that would not stop still uses sim: leave it be. */
     if (!busy)
         sim_destroy(sim);

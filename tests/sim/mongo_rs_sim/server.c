@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "shard.h"
 
 #define MID_MESSAGE_TIMEOUT_MS 30000
 #define CONN_STACK_SIZE (512 * 1024)
@@ -345,7 +346,7 @@ void sim_serve_mongo(sim_server_t *srv, sim_conn_t *c)
             break;
         }
         bson_reinit(&reply);
-        int rc = sim_dispatch(sim, &c->cl, &req, &reply);
+        int rc = sim->cluster ? sim_mongos_dispatch(sim, &c->cl, &req, &reply) : sim_dispatch(sim, &c->cl, &req, &reply);
         if (cap > KEEP_REQUEST_BUFFER) {
             free(buf);
             buf = NULL;

@@ -46,6 +46,7 @@ typedef struct sim_config {
     int max_connections;
     char auth_user[128];          /* --auth-user: SCRAM-SHA-256 required when set */
     char auth_password_file[512]; /* --auth-password-file */
+    int shards;                   /* --shards: a mongos front over this many shards (shard.h) */
 } sim_config_t;
 
 typedef struct sim_fault {
@@ -105,6 +106,7 @@ typedef struct sim {
     struct sim_server *control;
     struct sim_gen *gen;
     sim_auth_t auth; /* auth.on: commands need a login (set before the servers start) */
+    struct sim_cluster *cluster; /* --shards: this sim_t is the mongos front */
 } sim_t;
 
 /* Per-connection state handed to command handlers. */

@@ -376,6 +376,12 @@ void sim_store_destroy(sim_store_t *s)
 
 void sim_store_tick(sim_store_t *s, uint64_t *ts, int64_t *wall_ms)
 {
+    if (s->clock) {
+        sim_clock_next(s->clock, &s->last_ts, &s->last_wall_ms);
+        *ts = s->last_ts;
+        *wall_ms = s->last_wall_ms;
+        return;
+    }
     int64_t now = sim_now_ms();
     if (now < s->last_wall_ms)
         now = s->last_wall_ms;
@@ -516,6 +522,20 @@ static sim_doc_t *key_doc(const sim_doc_t *d)
     sim_doc_t *kd = sim_doc_new_raw(&k);
     bson_destroy(&k);
     return kd;
+}
+
+int sim_coll_move_doc(sim_coll_t *from, sim_coll_t *to, sim_doc_t *d)
+{
+    /* A copy: the donor's oplog may still reference d under another lock. */
+    bson_t v;
+    sim_doc_view(d, &v);
+    sim_doc_t *nd = sim_doc_new(&v);
+    if (!nd || coll_add(to, nd) < 0) {
+        sim_doc_unref(nd);
+        return -ENOMEM;
+    }
+    coll_remove(from, d);
+    return 0;
 }
 
 static void evict_over_cap(sim_store_t *s, sim_coll_t *c)

@@ -105,6 +105,7 @@ typedef struct sim_store {
     size_t kcap, kcount;
     uint64_t cursor_seq;
     int64_t last_reap_ms;
+    struct sim_clock *clock; /* sharded mode: cluster times come from this shared clock */
 } sim_store_t;
 
 typedef struct sim_err {
@@ -124,6 +125,11 @@ bool sim_ns_writable(const char *db, const char *name, sim_err_t *e);
 
 /* Reserve the next cluster time and wall clock for a write. */
 void sim_store_tick(sim_store_t *s, uint64_t *ts, int64_t *wall_ms);
+/* The shared clock's next time, strictly after every earlier one (shard.c). */
+void sim_clock_next(struct sim_clock *c, uint64_t *ts, int64_t *wall_ms);
+/* Move (a copy of) document d of from into to without an oplog entry (a
+ * chunk migration: fromMigrate writes are no change events). 0 or -ENOMEM. */
+int sim_coll_move_doc(sim_coll_t *from, sim_coll_t *to, sim_doc_t *d);
 int sim_store_noop(sim_store_t *s, const char *msg);
 
 sim_doc_t *sim_coll_find_id(const sim_coll_t *c, uint8_t type, const uint8_t *val, uint32_t len);
