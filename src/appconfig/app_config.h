@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The application's configuration root: web, log, memory, state_dir, tracing
- * and one list per collector kind, loaded from YAML by the engine in
+ * and one list per collector kind (appconfig/kinds.h), loaded from YAML by the engine in
  * src/config/ against the root schema (app_schema.c). Each section's struct
  * and schema table live with the code they configure (grpc/grpc_conf.h,
  * mongo/mongo_conf.h, trace/trace_conf.h); see docs/architecture.md.
@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "appconfig/kinds.h"
 #include "config/schema.h"
 #include "core/strbuf.h"
 #include "grpc/grpc_conf.h"
@@ -54,12 +55,9 @@ typedef struct poh_config {
     poh_config_log_t log;
     poh_config_memory_t memory;
     char *state_dir;               /* default /var/lib/poh_exporter */
-    poh_config_mongodb_t *mongodb;
-    size_t mongodb_count;
     poh_config_tracing_t tracing;
-    poh_config_grpc_group_t *grpc;
-    size_t grpc_count;
-    /* Later sections (grpc, mongodb, tracing) are added here by their issues. */
+    /* One list per collector kind (appconfig/kinds.h): e.g. grpc, grpc_count. */
+    POH_COLLECTOR_KINDS(POH_CONFIG_KIND_FIELDS)
 } poh_config_t;
 
 /* Load and validate. On failure returns a negative errno, *out is NULL, and

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The root of the configuration schema: top-level keys and the foundation's
- * sections (web, log). Later sections live beside their code (grpc/grpc_schema.c,
- * mongo/mongo_schema.c, trace/trace_schema.c) and are hooked in here with
- * one entry each. Defaults are
+ * sections (web, log, memory). Other sections live beside their code
+ * (trace/trace_schema.c, and each collector kind's, e.g. grpc/grpc_schema.c);
+ * the kinds' entries come from the list in appconfig/kinds.h. Defaults are
  * written as they would be in YAML and parsed by the same code as the file;
  * etc/poh_exporter.yml documents each of them. */
 #include <errno.h>
@@ -69,9 +69,9 @@ static const poh_cfg_entry_t memory_entries[] = {
 
 static const poh_cfg_section_t memory_section = {sizeof(poh_config_memory_t), memory_entries};
 
-extern const poh_cfg_section_t poh_cfg_grpc_section;
-extern const poh_cfg_section_t poh_cfg_mongodb_section;
 extern const poh_cfg_section_t poh_cfg_tracing_section;
+
+#define KIND_ENTRY(k, tag) POH_CONFIG_KIND_ENTRY(poh_config_t, k)
 
 static const poh_cfg_entry_t root_entries[] = {
     {.name = "web", .type = POH_CFG_SECTION, .offset = offsetof(poh_config_t, web),
@@ -82,12 +82,7 @@ static const poh_cfg_entry_t root_entries[] = {
      .section = &memory_section},
     {.name = "state_dir", .type = POH_CFG_STRING, .offset = offsetof(poh_config_t, state_dir),
      .flags = POH_CFG_NONEMPTY, .def = "/var/lib/poh_exporter"},
-    {.name = "grpc", .type = POH_CFG_SECTION_LIST, .offset = offsetof(poh_config_t, grpc),
-     .count_offset = offsetof(poh_config_t, grpc_count), .section = &poh_cfg_grpc_section,
-     .unique = "name"},
-    {.name = "mongodb", .type = POH_CFG_SECTION_LIST, .offset = offsetof(poh_config_t, mongodb),
-     .count_offset = offsetof(poh_config_t, mongodb_count), .section = &poh_cfg_mongodb_section,
-     .unique = "name"},
+    POH_COLLECTOR_KINDS(KIND_ENTRY)
     {.name = "tracing", .type = POH_CFG_SECTION, .offset = offsetof(poh_config_t, tracing),
      .section = &poh_cfg_tracing_section},
     {NULL},

@@ -13,6 +13,7 @@
 #define POH_COLLECTOR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "appconfig/app_config.h"
 #include "core/strbuf.h"
@@ -101,11 +102,6 @@ typedef struct poh_collector_list {
     size_t len, cap;
 } poh_collector_list_t;
 
-/* A factory builds the collectors of one kind from the whole configuration,
- * appending to *list with poh_collector_list_push(). Zero collectors is fine
- * (section absent). Returns 0, or a negative errno after logging why.
- * Collectors must copy what they keep from cfg: a collector may outlive the
- * config it was built from (reload while a straggler still runs). */
 /* The collector sets not yet destroyed (a straggling collector keeps its
  * set alive past the last unref). Owned by the app, which waits for none
  * before freeing what the sets use. */
@@ -126,15 +122,45 @@ typedef struct poh_collector_env {
     poh_mongodb_store_t *mongodb_store;
 } poh_collector_env_t;
 
-typedef int (*poh_collector_factory_fn)(const poh_config_t *cfg, const poh_collector_env_t *env,
-                                        poh_collector_list_t *list);
+/* A collector kind: one descriptor, defined beside the kind's collector
+ * (e.g. poh_grpc_kind in collectors/grpc.c) and listed once, by its key, in
+ * appconfig/kinds.h. confs is the kind's list of instances as the schema
+ * section filled it (conf_size bytes each), n of them. */
+typedef struct poh_collector_kind {
+    const char *name;                 /* the YAML key, and "<kind>/" of collector names */
+    const poh_cfg_section_t *section; /* the schema of one instance */
+    size_t conf_size;                 /* sizeof one instance's conf struct */
+    /* Build the collectors of this kind, appending to *list with
+     * poh_collector_list_push(). Zero instances is fine (section absent).
+     * Returns 0, or a negative errno after logging why. Collectors must copy
+     * what they keep: a collector may outlive the config it was built from
+     * (reload while a straggler still runs). cfg is the whole configuration
+     * (e.g. memory.buffer_limit). */
+    int (*create)(const poh_config_t *cfg, const void *confs, size_t n,
+                  const poh_collector_env_t *env, poh_collector_list_t *list);
+    /* Optional, after a reload: does the persistent series with these labels
+     * still belong to something confs configures? A kind answers only for
+     * series it made (e.g. those labelled group+target for grpc) and true
+     * for all others. */
+    bool (*keep)(const void *confs, size_t n, const char *family, const char *const *names,
+                 const char *const *values, size_t nlabels);
+    const poh_collector_ops_t *ops;   /* what its collectors run */
+} poh_collector_kind_t;
 
-/* After a reload: does the persistent series with these labels still belong
- * to something cfg configures? A kind answers only for series it made (e.g.
- * those labelled group+target for grpc) and true for all others. */
-typedef bool (*poh_collector_keep_fn)(const poh_config_t *cfg, const char *family,
-                                      const char *const *names, const char *const *values,
-                                      size_t n);
+/* Where a configuration root of type root_t holds the instances of kind k
+ * (the fields POH_CONFIG_KIND_FIELDS made). */
+typedef struct poh_collector_kind_ref {
+    const poh_collector_kind_t *kind; /* NULL ends a list */
+    size_t offset, count_offset;
+} poh_collector_kind_ref_t;
+
+#define POH_COLLECTOR_KIND_DECL(k, tag) extern const poh_collector_kind_t poh_##k##_kind;
+#define POH_COLLECTOR_KIND_REF(root_t, k)                                                              {&poh_##k##_kind, offsetof(root_t, k), offsetof(root_t, k##_count)},
+
+POH_COLLECTOR_KINDS(POH_COLLECTOR_KIND_DECL)
+
+/* The product's kinds (appconfig/kinds.h) in a poh_config_t, ended by {NULL}. */
+extern const poh_collector_kind_ref_t poh_collector_kinds[];
 
 /* Remove from the persistent registry the series of targets, groups,
  * clusters and streams that cfg no longer configures, so a reload does not
@@ -157,6 +183,12 @@ typedef struct poh_collector_set poh_collector_set_t;
 
 poh_collector_set_t *poh_collector_set_create(const poh_config_t *cfg,
                                               const poh_collector_env_t *env);
+/* The same from the kinds of a list ended by {NULL}, their instances found
+ * in the root cfg points to (a poh_config_t, or a struct that starts with
+ * one, as in the unit test of the example kind). */
+poh_collector_set_t *poh_collector_set_create_kinds(const poh_config_t *cfg,
+                                                    const poh_collector_env_t *env,
+                                                    const poh_collector_kind_ref_t *kinds);
 /* Build a set from collectors already made (takes them; tests use this). */
 poh_collector_set_t *poh_collector_set_from_list(poh_collector_list_t *list);
 void poh_collector_set_ref(poh_collector_set_t *s);

@@ -10,21 +10,8 @@
 #include <time.h>
 
 #include "collectors/collector.h"
-#include "collectors/grpc.h"
-#include "collectors/mongodb.h"
 #include "core/clock.h"
 #include "core/log.h"
-
-/* One entry per collector kind. A kind whose section is absent adds nothing. */
-static const struct {
-    const char *kind;
-    poh_collector_factory_fn create;
-    poh_collector_keep_fn keep;
-} factories[] = {
-    {"grpc", poh_grpc_collectors_create, poh_grpc_series_keep},
-    {"mongodb", poh_mongodb_collectors_create, poh_mongodb_series_keep},
-    {NULL, NULL, NULL},
-};
 
 const char *poh_label_value(const char *const *names, const char *const *values, size_t n,
                             const char *name)
@@ -35,18 +22,37 @@ const char *poh_label_value(const char *const *names, const char *const *values,
     return NULL;
 }
 
+/* The instances of kind ref in the root cfg. */
+static const void *kind_confs(const poh_config_t *cfg, const poh_collector_kind_ref_t *ref,
+                              size_t *n)
+{
+    const char *root = (const char *)cfg;
+    *n = *(const size_t *)(root + ref->count_offset);
+    return *(const void *const *)(root + ref->offset);
+}
+
+typedef struct sweep {
+    const poh_config_t *cfg;
+    const poh_collector_kind_ref_t *kinds;
+} sweep_t;
+
 static bool keep_series(const char *family, const char *const *names, const char *const *values,
                         size_t n, void *ctx)
 {
-    for (size_t i = 0; factories[i].create; i++)
-        if (factories[i].keep && !factories[i].keep(ctx, family, names, values, n))
+    const sweep_t *sw = ctx;
+    for (const poh_collector_kind_ref_t *k = sw->kinds; k->kind; k++) {
+        size_t nconfs;
+        const void *confs = kind_confs(sw->cfg, k, &nconfs);
+        if (k->kind->keep && !k->kind->keep(confs, nconfs, family, names, values, n))
             return false;
+    }
     return true;
 }
 
 size_t poh_collectors_sweep(const poh_config_t *cfg, poh_registry_t *persistent)
 {
-    return poh_registry_remove_series_if(persistent, keep_series, (void *)cfg);
+    sweep_t sw = {cfg, poh_collector_kinds};
+    return poh_registry_remove_series_if(persistent, keep_series, &sw);
 }
 
 struct run;
@@ -180,14 +186,17 @@ poh_collector_set_t *poh_collector_set_from_list(poh_collector_list_t *list)
     return s;
 }
 
-poh_collector_set_t *poh_collector_set_create(const poh_config_t *cfg,
-                                              const poh_collector_env_t *env)
+poh_collector_set_t *poh_collector_set_create_kinds(const poh_config_t *cfg,
+                                                    const poh_collector_env_t *env,
+                                                    const poh_collector_kind_ref_t *kinds)
 {
     poh_collector_list_t list = {0};
-    for (size_t i = 0; factories[i].create; i++) {
-        int rc = factories[i].create(cfg, env, &list);
+    for (const poh_collector_kind_ref_t *k = kinds; k->kind; k++) {
+        size_t n;
+        const void *confs = kind_confs(cfg, k, &n);
+        int rc = k->kind->create(cfg, confs, n, env, &list);
         if (rc < 0) {
-            POH_ERROR("collectors", "creating %s collectors failed: %s", factories[i].kind,
+            POH_ERROR("collectors", "creating %s collectors failed: %s", k->kind->name,
                       strerror(-rc));
             list_destroy(&list);
             return NULL;
@@ -199,6 +208,12 @@ poh_collector_set_t *poh_collector_set_create(const poh_config_t *cfg,
         sets_live_add(s->live, 1);
     }
     return s;
+}
+
+poh_collector_set_t *poh_collector_set_create(const poh_config_t *cfg,
+                                              const poh_collector_env_t *env)
+{
+    return poh_collector_set_create_kinds(cfg, env, poh_collector_kinds);
 }
 
 void poh_collector_set_ref(poh_collector_set_t *s)

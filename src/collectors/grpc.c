@@ -803,16 +803,18 @@ static void ensure_fd_room(size_t targets)
                  (unsigned long long)rl.rlim_cur, targets);
 }
 
-bool poh_grpc_series_keep(const poh_config_t *cfg, const char *family, const char *const *names,
-                          const char *const *values, size_t n)
+/* Persistent series labelled group+target are kept while confs probe that
+ * target in that group. */
+static bool grpc_series_keep(const void *confs, size_t nconfs, const char *family,
+                             const char *const *names, const char *const *values, size_t n)
 {
     (void)family;
     const char *group = poh_label_value(names, values, n, "group");
     const char *target = poh_label_value(names, values, n, "target");
     if (!group || !target)
         return true;
-    for (size_t i = 0; i < cfg->grpc_count; i++) {
-        const poh_config_grpc_group_t *g = &cfg->grpc[i];
+    for (size_t i = 0; i < nconfs; i++) {
+        const poh_config_grpc_group_t *g = (const poh_config_grpc_group_t *)confs + i;
         if (strcmp(g->name, group) != 0)
             continue;
         for (size_t k = 0; k < g->targets_count; k++)
@@ -822,22 +824,22 @@ bool poh_grpc_series_keep(const poh_config_t *cfg, const char *family, const cha
     return false;
 }
 
-int poh_grpc_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
-                               poh_collector_list_t *list)
+static int grpc_kind_create(const poh_config_t *cfg, const void *confs, size_t ngroups,
+                            const poh_collector_env_t *env, poh_collector_list_t *list)
 {
+    const poh_config_grpc_group_t *groups = confs;
     size_t total = 0;
-    for (size_t i = 0; i < cfg->grpc_count; i++)
-        total += cfg->grpc[i].targets_count;
+    for (size_t i = 0; i < ngroups; i++)
+        total += groups[i].targets_count;
     if (total)
         ensure_fd_room(total);
     /* Half of the buffer limit is for calls in flight, shared evenly by the
      * groups (they run at the same time). */
-    size_t window = cfg->grpc_count ? cfg->memory.buffer_limit / 2 / CALL_BYTES / cfg->grpc_count
-                                    : 0;
+    size_t window = ngroups ? cfg->memory.buffer_limit / 2 / CALL_BYTES / ngroups : 0;
     if (window < MIN_WINDOW)
         window = MIN_WINDOW;
-    for (size_t i = 0; i < cfg->grpc_count; i++) {
-        const poh_config_grpc_group_t *g = &cfg->grpc[i];
+    for (size_t i = 0; i < ngroups; i++) {
+        const poh_config_grpc_group_t *g = &groups[i];
         grpc_collector_t *c = collector_new(g, env->persistent);
         if (!c) {
             POH_ERROR("grpc", "cannot create the collector of group %s", g->name);
@@ -852,3 +854,18 @@ int poh_grpc_collectors_create(const poh_config_t *cfg, const poh_collector_env_
     }
     return 0;
 }
+
+int poh_grpc_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
+                               poh_collector_list_t *list)
+{
+    return grpc_kind_create(cfg, cfg->grpc, cfg->grpc_count, env, list);
+}
+
+const poh_collector_kind_t poh_grpc_kind = {
+    .name = "grpc",
+    .section = &poh_cfg_grpc_section,
+    .conf_size = sizeof(poh_config_grpc_group_t),
+    .create = grpc_kind_create,
+    .keep = grpc_series_keep,
+    .ops = &poh_grpc_collector_ops,
+};

@@ -30,12 +30,8 @@
 
 extern const poh_collector_ops_t poh_grpc_collector_ops;
 
-/* Factory (collectors.c table): one collector per cfg->grpc group. */
-/* Persistent series labelled group+target are kept while cfg probes that
- * target in that group (poh_collector_keep_fn). */
-bool poh_grpc_series_keep(const poh_config_t *cfg, const char *family, const char *const *names,
-                          const char *const *values, size_t n);
-
+/* The kind (poh_grpc_kind, collector.h) makes one collector per group;
+ * this makes those of cfg->grpc. */
 int poh_grpc_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
                                poh_collector_list_t *list);
 

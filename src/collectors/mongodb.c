@@ -689,8 +689,10 @@ err:
     return NULL;
 }
 
-bool poh_mongodb_series_keep(const poh_config_t *cfg, const char *family,
-                             const char *const *names, const char *const *values, size_t n)
+/* Persistent series labelled cluster (and stream) are kept while confs have
+ * that cluster (and stream). */
+static bool mongodb_series_keep(const void *confs, size_t nconfs, const char *family,
+                                const char *const *names, const char *const *values, size_t n)
 {
     if (strncmp(family, "poh_", 4) != 0)
         return true;
@@ -698,8 +700,8 @@ bool poh_mongodb_series_keep(const poh_config_t *cfg, const char *family,
     const char *stream = poh_label_value(names, values, n, "stream");
     if (!cluster)
         return true;
-    for (size_t i = 0; i < cfg->mongodb_count; i++) {
-        const poh_config_mongodb_t *c = &cfg->mongodb[i];
+    for (size_t i = 0; i < nconfs; i++) {
+        const poh_config_mongodb_t *c = (const poh_config_mongodb_t *)confs + i;
         if (strcmp(c->name, cluster) != 0)
             continue;
         if (!stream)
@@ -711,14 +713,14 @@ bool poh_mongodb_series_keep(const poh_config_t *cfg, const char *family,
     return false;
 }
 
-int poh_mongodb_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
-                                  poh_collector_list_t *list)
+static int mongodb_kind_create(const poh_config_t *cfg, const void *confs, size_t nclusters,
+                               const poh_collector_env_t *env, poh_collector_list_t *list)
 {
-    if (!cfg->mongodb_count)
+    if (!nclusters)
         return 0;
     poh_mongo_global_init();
-    for (size_t i = 0; i < cfg->mongodb_count; i++) {
-        const poh_config_mongodb_t *c = &cfg->mongodb[i];
+    for (size_t i = 0; i < nclusters; i++) {
+        const poh_config_mongodb_t *c = (const poh_config_mongodb_t *)confs + i;
         mongo_cluster_t *cl = cluster_new(cfg, c, env);
         if (!cl)
             return -EINVAL;
@@ -739,3 +741,12 @@ int poh_mongodb_collectors_create(const poh_config_t *cfg, const poh_collector_e
     }
     return 0;
 }
+
+const poh_collector_kind_t poh_mongodb_kind = {
+    .name = "mongodb",
+    .section = &poh_cfg_mongodb_section,
+    .conf_size = sizeof(poh_config_mongodb_t),
+    .create = mongodb_kind_create,
+    .keep = mongodb_series_keep,
+    .ops = &mongodb_ops,
+};

@@ -20,20 +20,13 @@
 
 #include "collectors/collector.h"
 
-/* Factory (collectors.c): one collector per cfg->mongodb entry. */
-/* Persistent series labelled cluster (and stream) are kept while cfg has
- * that cluster (and stream) (poh_collector_keep_fn). */
+/* The kind (poh_mongodb_kind, collector.h) makes one collector per cluster. */
+
 /* Change-stream state that must survive a reload (position and totals per
  * cluster/stream, one stream thread at a time): owned by the app, handed to
  * the collectors in poh_collector_env_t.mongodb_store, freed once no
  * collector set is alive. */
 poh_mongodb_store_t *poh_mongodb_store_new(void);
 void poh_mongodb_store_free(poh_mongodb_store_t *store); /* NULL is fine */
-
-bool poh_mongodb_series_keep(const poh_config_t *cfg, const char *family,
-                             const char *const *names, const char *const *values, size_t n);
-
-int poh_mongodb_collectors_create(const poh_config_t *cfg, const poh_collector_env_t *env,
-                                  poh_collector_list_t *list);
 
 #endif
