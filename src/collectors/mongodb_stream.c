@@ -98,7 +98,7 @@ struct mongo_stream {
     poh_series_t *s_changes[POH_OP_COUNT]; /* created on first use */
     poh_series_t **s_field_err;            /* per spec field and reason, created on first use */
     poh_series_t **s_lat;                  /* per latency */
-    poh_series_t *s_resumes, *s_lost;
+    poh_series_t *s_resumes, *s_lost, *s_inv;
 
     pthread_t th;
     bool started;
@@ -117,7 +117,6 @@ struct mongo_stream {
     mongoc_client_t *client;
     uint32_t server_id;
     int64_t cursor_id;
-    bool start_after;                      /* reopen after an invalidate event */
     bool failing;                          /* an error since the last success */
     double last_save;
     unsigned long long warned_code;        /* domain << 32 | code of the last warning */
@@ -216,6 +215,7 @@ static void restore_counters(mongo_stream_t *s, const poh_mongo_state_t *st)
     }
     poh_counter_add(s->s_resumes, (double)st->resumes);
     poh_counter_add(s->s_lost, (double)st->history_lost);
+    poh_counter_add(s->s_inv, (double)st->invalidations);
 }
 
 /* Unix ms to ns, whole milliseconds scaled in integers: a double of ns
@@ -341,6 +341,12 @@ static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *
     } else if (clear_token) {
         next.token = NULL;
     }
+    /* An invalidate's token can only be started after; any other token
+     * saved later is resumed after again. */
+    bool invalidated = b && b->invalidated;
+    if (invalidated || tok || clear_token)
+        next.start_after = invalidated;
+    next.invalidations += invalidated;
     for (int op = 0; b && op < POH_OP_COUNT; op++) {
         uint64_t *c;
         if (b->ops[op] && (c = poh_mongo_count_slot(next.changes, &next.nchanges,
@@ -383,6 +389,7 @@ static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *
         apply_batch(s, b);
     poh_counter_add(s->s_resumes, (double)add_resumes);
     poh_counter_add(s->s_lost, (double)add_lost);
+    poh_counter_add(s->s_inv, (double)invalidated);
     return 0;
 }
 
@@ -459,6 +466,7 @@ static int prepare(mongo_stream_t *s)
         POH_WARN(MODULE, "%s: the stream now watches %s instead of %s; starting from now",
                  s->key, s->ns, sl->st.ns);
         poh_mongo_state_set_token(&sl->st, NULL, 0);
+        sl->st.start_after = false;
     }
     if (!sl->st.ns || strcmp(sl->st.ns, s->ns))
         if (poh_mongo_state_set_ns(&sl->st, s->ns) < 0)
@@ -551,8 +559,10 @@ static int process_reply(mongo_stream_t *s, const bson_t *reply, const char *bat
     }
     s->cursor_id = id;
     if (b->invalidated) {
-        /* The collection was dropped or renamed: start after the invalidate. */
-        s->start_after = true;
+        /* The server closed the cursor; the saved token is the invalidate's. */
+        POH_WARN(MODULE, "%s: change stream invalidated (%s dropped or renamed, or its database "
+                         "dropped); reopening after the invalidate with startAfter",
+                 s->key, s->ns);
         s->cursor_id = 0;
     }
     return 0;
@@ -583,7 +593,7 @@ static int stream_open(mongo_stream_t *s, cmd_err_t *ce)
     if (s->spec.update_lookup)
         BSON_APPEND_UTF8(&cs, "fullDocument", "updateLookup");
     if (s->slot->st.token)
-        BSON_APPEND_DOCUMENT(&cs, s->start_after ? "startAfter" : "resumeAfter",
+        BSON_APPEND_DOCUMENT(&cs, s->slot->st.start_after ? "startAfter" : "resumeAfter",
                              s->slot->st.token);
     bson_append_document_end(&stage, &cs);
     bson_append_document_end(&pipeline, &stage);
@@ -592,8 +602,6 @@ static int stream_open(mongo_stream_t *s, cmd_err_t *ce)
     BSON_APPEND_INT64(&cursor, "batchSize", batch_size(s));
     bson_append_document_end(&cmd, &cursor);
     int rc = run(s, &cmd, &reply, ce) ? process_reply(s, &reply, "firstBatch", ce) : -EIO;
-    if (rc == 0)
-        s->start_after = false;
     bson_destroy(&reply);
     bson_destroy(&cmd);
     return rc;
@@ -748,10 +756,16 @@ static int stream_families(mongo_stream_t *s, poh_registry_t *r)
         r, POH_COUNTER, "poh_mongodb_change_stream_history_lost_total",
         "Times the saved position was gone from the oplog and the stream restarted from now.", 2,
         l_stream, NULL, 0);
-    if (!s->f_changes || !s->f_field_err || !fres || !flost)
+    poh_family_t *finv = poh_registry_family(
+        r, POH_COUNTER, "poh_mongodb_change_stream_invalidations_total",
+        "Times an invalidate event (the collection dropped or renamed, or its database dropped) "
+        "closed the change stream and it was reopened after it with startAfter.",
+        2, l_stream, NULL, 0);
+    if (!s->f_changes || !s->f_field_err || !fres || !flost || !finv)
         return -1;
     s->s_resumes = poh_family_series(fres, lv);
     s->s_lost = poh_family_series(flost, lv);
+    s->s_inv = poh_family_series(finv, lv);
     for (size_t i = 0; i < s->spec.nlat; i++) {
         char name[160], help[200];
         snprintf(name, sizeof name, "poh_%s_latency_seconds", s->spec.lat[i].name);

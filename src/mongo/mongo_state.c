@@ -178,6 +178,10 @@ int poh_mongo_state_save(int dirfd, const char *name, const poh_mongo_state_t *s
     append_counts(&doc, "field_errors", st->field_errors, st->nfield_errors);
     bson_append_int64(&doc, "resumes", -1, (int64_t)st->resumes);
     bson_append_int64(&doc, "history_lost", -1, (int64_t)st->history_lost);
+    /* Fields added later: older files lack them (0 / false), older
+     * exporters ignore them. */
+    bson_append_int64(&doc, "invalidations", -1, (int64_t)st->invalidations);
+    bson_append_bool(&doc, "start_after", -1, st->start_after);
 
     int rc = 0;
     int fd = open_regular(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -274,6 +278,12 @@ static int parse_state(const uint8_t *data, size_t len, poh_mongo_state_t *st)
             rc = read_u64(&it, &st->resumes);
         } else if (!strcmp(k, "history_lost")) {
             rc = read_u64(&it, &st->history_lost);
+        } else if (!strcmp(k, "invalidations")) {
+            rc = read_u64(&it, &st->invalidations);
+        } else if (!strcmp(k, "start_after")) {
+            if (!BSON_ITER_HOLDS_BOOL(&it))
+                return -EBADMSG;
+            st->start_after = bson_iter_bool(&it);
         }
     }
     if (rc == 0 && it.err_off)

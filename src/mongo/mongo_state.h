@@ -47,6 +47,8 @@ typedef struct poh_mongo_state {
     poh_mongo_count_t field_errors[POH_MONGO_STATE_MAX_COUNTS]; /* by field */
     size_t nfield_errors;
     uint64_t resumes, history_lost;
+    uint64_t invalidations; /* invalidate events that closed the stream (reopened after them) */
+    bool start_after;       /* token is an invalidate's: reopen with startAfter, not resumeAfter */
 } poh_mongo_state_t;
 
 /* Free what st owns and zero it (a zeroed state is empty and valid). */

@@ -53,6 +53,8 @@ static void fill(poh_mongo_state_t *st, int64_t seq)
     *poh_mongo_count_slot(st->field_errors, &st->nfield_errors, "created_at") = 3;
     st->resumes = 4;
     st->history_lost = 1;
+    st->invalidations = 2;
+    st->start_after = true;
 }
 
 static int64_t token_seq(const poh_mongo_state_t *st)
@@ -78,6 +80,8 @@ START_TEST(test_round_trip)
     ck_assert_uint_eq(*poh_mongo_count_slot(back.field_errors, &back.nfield_errors, "created_at"), 3);
     ck_assert_uint_eq(back.resumes, 4);
     ck_assert_uint_eq(back.history_lost, 1);
+    ck_assert_uint_eq(back.invalidations, 2);
+    ck_assert(back.start_after);
     /* no temporary left behind */
     ck_assert_int_eq(faccessat(dirfd_, "s.state.tmp", F_OK, 0), -1);
     poh_mongo_state_clear(&st);
@@ -438,6 +442,28 @@ START_TEST(test_count_slots)
 }
 END_TEST
 
+/* A file written before invalidations/start_after existed loads with them
+ * 0/false; a start_after that is not a bool is a corrupt file. */
+START_TEST(test_fields_added_later)
+{
+    bson_t *old = BCON_NEW("v", BCON_INT32(1), "ns", BCON_UTF8("dag.transactions"), "token", "{",
+                           "_data", BCON_UTF8("82"), "}", "last_wall_ms", BCON_INT64(5), "changes",
+                           "{", "insert", BCON_INT64(9), "}", "field_errors", "{", "}", "resumes",
+                           BCON_INT64(1), "history_lost", BCON_INT64(0));
+    write_file("old.state", bson_get_data(old), old->len);
+    bson_destroy(old);
+    poh_mongo_state_t back = {0};
+    ck_assert_int_eq(poh_mongo_state_load(dirfd_, "old.state", &back), 0);
+    ck_assert_uint_eq(*poh_mongo_count_slot(back.changes, &back.nchanges, "insert"), 9);
+    ck_assert_uint_eq(back.invalidations, 0);
+    ck_assert(!back.start_after);
+    poh_mongo_state_clear(&back);
+    bson_t *bad = BCON_NEW("v", BCON_INT32(1), "start_after", BCON_INT32(1));
+    expect_bad("bad_start_after", bson_get_data(bad), bad->len);
+    bson_destroy(bad);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("mongodb_state");
@@ -458,6 +484,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_lock_file);
     tcase_add_test(tc, test_dir_check);
     tcase_add_test(tc, test_count_slots);
+    tcase_add_test(tc, test_fields_added_later);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -40,7 +40,7 @@ static const struct {
     const char *name;
 } code_names[] = {
     {2, "BadValue"}, {9, "FailedToParse"}, {13, "Unauthorized"}, {17, "ProtocolError"}, {18, "AuthenticationFailed"}, {14, "TypeMismatch"},
-    {16, "InvalidLength"}, {23, "AlreadyInitialized"}, {26, "NamespaceNotFound"}, {40, "ConflictingUpdateOperators"},
+    {16, "InvalidLength"}, {20, "IllegalOperation"}, {23, "AlreadyInitialized"}, {26, "NamespaceNotFound"}, {40, "ConflictingUpdateOperators"},
     {43, "CursorNotFound"}, {48, "NamespaceExists"}, {50, "MaxTimeMSExpired"}, {59, "CommandNotFound"},
     {66, "ImmutableField"}, {72, "InvalidOptions"}, {73, "InvalidNamespace"}, {89, "NetworkTimeout"},
     {91, "ShutdownInProgress"}, {96, "OperationFailed"}, {136, "CappedPositionLost"}, {146, "ExceededMemoryLimit"},
@@ -48,7 +48,7 @@ static const struct {
     {292, "CursorInUse"}, {334, "MechanismUnavailable"}, {352, "UnsupportedOpQueryCommand"}, {9001, "SocketException"},
     {10107, "NotWritablePrimary"}, {10334, "BSONObjectTooLarge"}, {11000, "DuplicateKey"},
     {11600, "InterruptedAtShutdown"}, {11602, "InterruptedDueToReplStateChange"},
-    {13435, "NotPrimaryNoSecondaryOk"}, {13436, "NotPrimaryOrSecondary"},
+    {260, "InvalidResumeToken"}, {13435, "NotPrimaryNoSecondaryOk"}, {13436, "NotPrimaryOrSecondary"},
 };
 
 /* Errors after which a driver may resume a change stream (server 4.4+ labels them). */
@@ -684,6 +684,73 @@ static int cmd_create(cmd_ctx_t *x)
     return rc;
 }
 
+/* ---- DDL: drop, renameCollection, dropDatabase ---------------------------------------- */
+
+static int cmd_drop(cmd_ctx_t *x)
+{
+    const char *coll = NULL;
+    char ns[400];
+    if (write_target(x, &coll) < 0)
+        return -1;
+    pthread_mutex_lock(&x->sim->mu);
+    int rc = sim_store_drop(x->sim->store, sim_store_coll(x->sim->store, x->db, coll, false), &x->err);
+    pthread_cond_broadcast(&x->sim->wake);
+    pthread_mutex_unlock(&x->sim->mu);
+    if (rc < 0)
+        return -1;
+    snprintf(ns, sizeof ns, "%s.%s", x->db, coll);
+    BSON_APPEND_INT32(x->reply, "nIndexesWas", 1);
+    BSON_APPEND_UTF8(x->reply, "ns", ns);
+    return 0;
+}
+
+/* "db.coll" split at the first dot into a writable namespace. */
+static int split_ns(cmd_ctx_t *x, const char *field, const char *full, char *db, size_t dblen, const char **coll)
+{
+    const char *dot = full ? strchr(full, '.') : NULL;
+    if (!dot || (size_t)(dot - full) >= dblen)
+        return sim_err_set(&x->err, 73, "Invalid %s namespace: '%.200s'", field, full ? full : "");
+    memcpy(db, full, (size_t)(dot - full));
+    db[dot - full] = '\0';
+    *coll = dot + 1;
+    return sim_ns_writable(db, *coll, &x->err) ? 0 : -1;
+}
+
+static int cmd_rename(cmd_ctx_t *x)
+{
+    const char *from = NULL, *to = NULL, *from_coll, *to_coll;
+    char from_db[128], to_db[128];
+    if (strcmp(x->db, "admin"))
+        return fail(x, 13, "renameCollection may only be run against the admin database.");
+    if (!get_str(&x->req->body, "renameCollection", &from) || !get_str(&x->req->body, "to", &to))
+        return fail(x, 2, "renameCollection and to must be strings 'db.collection'");
+    if (split_ns(x, "source", from, from_db, sizeof from_db, &from_coll) < 0 ||
+        split_ns(x, "target", to, to_db, sizeof to_db, &to_coll) < 0)
+        return -1;
+    pthread_mutex_lock(&x->sim->mu);
+    sim_store_t *s = x->sim->store;
+    int rc = sim_store_rename(s, sim_store_coll(s, from_db, from_coll, false), to_db, to_coll,
+                              get_bool(&x->req->body, "dropTarget", false), &x->err);
+    pthread_cond_broadcast(&x->sim->wake);
+    pthread_mutex_unlock(&x->sim->mu);
+    return rc;
+}
+
+static int cmd_drop_database(cmd_ctx_t *x)
+{
+    uint32_t n;
+    if (!sim_ns_writable(x->db, "x", &x->err))
+        return -1;
+    pthread_mutex_lock(&x->sim->mu);
+    int rc = sim_store_drop_db(x->sim->store, x->db, &n, &x->err);
+    pthread_cond_broadcast(&x->sim->wake);
+    pthread_mutex_unlock(&x->sim->mu);
+    if (rc < 0)
+        return -1;
+    BSON_APPEND_UTF8(x->reply, "dropped", x->db);
+    return 0;
+}
+
 /* ---- cursors and queries --------------------------------------------------------- */
 
 typedef struct doc_vec {
@@ -1002,7 +1069,7 @@ static int cmd_list_collections(cmd_ctx_t *x)
         if (i == s->ccount) {
             name = "oplog.rs";
             capped = true;
-        } else if (!strcmp(s->clist[i]->db, x->db)) {
+        } else if (!s->clist[i]->dropped && !strcmp(s->clist[i]->db, x->db)) {
             name = s->clist[i]->name;
         } else {
             continue;
@@ -1060,6 +1127,8 @@ static int cmd_list_databases(cmd_ctx_t *x)
         dbs[ndbs++] = "local";
         for (size_t i = 0; i < s->ccount; i++) {
             size_t j = 0;
+            if (s->clist[i]->dropped)
+                continue;
             while (j < ndbs && strcmp(dbs[j], s->clist[i]->db))
                 j++;
             if (j == ndbs)
@@ -1146,10 +1215,21 @@ static int cmd_coll_stats(cmd_ctx_t *x)
 
 /* ---- change streams ---------------------------------------------------------------- */
 
-static int parse_cs_stage(cmd_ctx_t *x, const bson_t *spec, sim_cursor_t *cur, uint64_t *after, bool *has_start)
+/* Where a stream starts: START_NOW, or after a token (sub: a position
+ * inside its event), or at an operation time (after = that time - 1). */
+enum { START_NOW, START_RESUME_AFTER, START_START_AFTER, START_AT_TIME };
+typedef struct cs_start {
+    int kind;
+    uint64_t after;
+    uint32_t sub;
+} cs_start_t;
+
+static int parse_cs_stage(cmd_ctx_t *x, const bson_t *spec, sim_cursor_t *cur, cs_start_t *st)
 {
     bson_iter_t it;
     bson_iter_init(&it, spec);
+    bool has_start_, *has_start = &has_start_;
+    uint64_t *after = &st->after;
     *has_start = false;
     while (bson_iter_next(&it)) {
         const char *k = bson_iter_key(&it);
@@ -1162,9 +1242,10 @@ static int parse_cs_stage(cmd_ctx_t *x, const bson_t *spec, sim_cursor_t *cur, u
             bson_iter_document(&it, &len, &data);
             if (*has_start)
                 return fail(x, 40674, "Only one of resumeAfter, startAfter or startAtOperationTime may be given");
-            if (!bson_init_static(&tok, data, len) || !sim_token_parse(&tok, after))
+            if (!bson_init_static(&tok, data, len) || !sim_token_parse_sub(&tok, after, &st->sub))
                 return sim_err_set(&x->err, 9, "invalid %s: not a resume token issued by this server", k);
             *has_start = true;
+            st->kind = k[0] == 'r' ? START_RESUME_AFTER : START_START_AFTER;
         } else if (!strcmp(k, "startAtOperationTime")) {
             uint32_t t, i;
             if (!BSON_ITER_HOLDS_TIMESTAMP(&it))
@@ -1175,6 +1256,7 @@ static int parse_cs_stage(cmd_ctx_t *x, const bson_t *spec, sim_cursor_t *cur, u
             uint64_t ts = SIM_TS(t, i);
             *after = ts ? ts - 1 : 0;
             *has_start = true;
+            st->kind = START_AT_TIME;
         } else if (!strcmp(k, "fullDocument")) {
             const char *v = BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "";
             if (!strcmp(v, "updateLookup"))
@@ -1239,6 +1321,49 @@ static bool read_pref_allows_secondary(const bson_t *body)
     return get_doc(body, "$readPreference", &rp) && get_str(&rp, "mode", &mode) && strcmp(mode, "primary") != 0;
 }
 
+/* The stream's scope (SIM_SCOPE_*) and cursor namespace, or -1 with x->err set.
+ * *coll: the collection of a collection stream, else NULL. */
+static int cs_scope(cmd_ctx_t *x, const bson_t *cs_spec, const char **coll, char *ns, size_t nslen)
+{
+    const bson_t *b = &x->req->body;
+    bson_iter_t it;
+    int scope;
+    if (get_str(b, "aggregate", coll)) {
+        if (!strcmp(x->db, "admin") || !strcmp(x->db, "local") || !strcmp(x->db, "config"))
+            return sim_err_set(&x->err, 73, "$changeStream may not be opened on the internal %s database", x->db);
+        snprintf(ns, nslen, "%s.%s", x->db, *coll);
+        return SIM_SCOPE_COLL;
+    }
+    *coll = NULL;
+    if (!get_iter(b, "aggregate", &it) || !BSON_ITER_HOLDS_NUMBER(&it) || bson_iter_as_int64(&it) != 1)
+        return fail(x, 14, "aggregate must name a collection or be 1");
+    if (!strcmp(x->db, "admin")) {
+        if (!get_bool(cs_spec, "allChangesForCluster", false))
+            return fail(x, 73, "$changeStream on the admin database requires allChangesForCluster: true");
+        scope = SIM_SCOPE_CLUSTER;
+    } else if (!strcmp(x->db, "local") || !strcmp(x->db, "config")) {
+        return sim_err_set(&x->err, 73, "$changeStream may not be opened on the internal %s database", x->db);
+    } else {
+        scope = SIM_SCOPE_DB;
+    }
+    snprintf(ns, nslen, "%s.$cmd.aggregate", x->db);
+    return scope;
+}
+
+/* Position a new stream. A stream without a start point begins after the
+ * current cluster time; reporting that + 1 makes startAtOperationTime
+ * resumes exact. Holds sim->mu. */
+static int cs_start(cmd_ctx_t *x, sim_cursor_t *cur, cs_start_t *start)
+{
+    sim_store_t *s = x->sim->store;
+    if (start->kind == START_NOW)
+        start->after = s->last_ts;
+    x->op_time = start->kind != START_NOW ? 0 : start->after + 1;
+    if (start->kind == START_RESUME_AFTER || start->kind == START_START_AFTER)
+        return sim_cs_resume(s, cur, start->after, start->sub, start->kind == START_START_AFTER, &x->err);
+    return sim_cs_position(s, cur, start->after, &x->err);
+}
+
 static int cmd_aggregate(cmd_ctx_t *x)
 {
     sim_t *sim = x->sim;
@@ -1247,8 +1372,7 @@ static int cmd_aggregate(cmd_ctx_t *x)
     bson_t cs_spec, cur_opts, cd, arr;
     sim_cursor_t *cur = NULL;
     int64_t batch = DEFAULT_FIRST_BATCH;
-    uint64_t after = 0;
-    bool has_start;
+    cs_start_t start = {START_NOW, 0, 0};
     char ns[400];
     int scope;
     const char *coll = NULL;
@@ -1271,25 +1395,8 @@ static int cmd_aggregate(cmd_ctx_t *x)
             return fail(x, 40324, "the simulator runs aggregate only for $changeStream pipelines");
     }
     bson_iter_next(&stages);
-    if (get_str(b, "aggregate", &coll)) {
-        scope = SIM_SCOPE_COLL;
-        if (!strcmp(x->db, "admin") || !strcmp(x->db, "local") || !strcmp(x->db, "config"))
-            return sim_err_set(&x->err, 73, "$changeStream may not be opened on the internal %s database", x->db);
-        snprintf(ns, sizeof ns, "%s.%s", x->db, coll);
-    } else if (get_iter(b, "aggregate", &it) && BSON_ITER_HOLDS_NUMBER(&it) && bson_iter_as_int64(&it) == 1) {
-        if (!strcmp(x->db, "admin")) {
-            if (!get_bool(&cs_spec, "allChangesForCluster", false))
-                return fail(x, 73, "$changeStream on the admin database requires allChangesForCluster: true");
-            scope = SIM_SCOPE_CLUSTER;
-        } else if (!strcmp(x->db, "local") || !strcmp(x->db, "config")) {
-            return sim_err_set(&x->err, 73, "$changeStream may not be opened on the internal %s database", x->db);
-        } else {
-            scope = SIM_SCOPE_DB;
-        }
-        snprintf(ns, sizeof ns, "%s.$cmd.aggregate", x->db);
-    } else {
-        return fail(x, 14, "aggregate must name a collection or be 1");
-    }
+    if ((scope = cs_scope(x, &cs_spec, &coll, ns, sizeof ns)) < 0)
+        return -1;
     pthread_mutex_lock(&sim->mu);
     sim_repl_tick(sim);
     if (!sim_is_primary(sim) && !read_pref_allows_secondary(b)) {
@@ -1310,26 +1417,25 @@ static int cmd_aggregate(cmd_ctx_t *x)
         fail(x, 146, "out of memory");
         goto err;
     }
-    if (parse_cs_stage(x, &cs_spec, cur, &after, &has_start) < 0 || parse_cs_pipeline(x, &stages, cur) < 0)
+    if (parse_cs_stage(x, &cs_spec, cur, &start) < 0 || parse_cs_pipeline(x, &stages, cur) < 0)
         goto err;
-    if (!has_start)
-        after = sim->store->last_ts;
-    if (sim_cs_position(sim->store, cur, after, &x->err) < 0)
+    if (cs_start(x, cur, &start) < 0)
         goto err;
-    /* A stream without a start point begins after the current cluster time;
-     * reporting that + 1 makes startAtOperationTime resumes exact. */
-    x->op_time = has_start ? 0 : after + 1;
     BSON_APPEND_DOCUMENT_BEGIN(x->reply, "cursor", &cd);
     BSON_APPEND_ARRAY_BEGIN(&cd, "firstBatch", &arr);
     uint32_t idx = 0;
     long n = batch ? sim_cs_fill(sim->store, cur, &arr, &idx, (size_t)batch, MAX_BATCH_BYTES, &x->cl->scratch, &x->err) : 0;
     bson_append_array_end(&cd, &arr);
-    sim_token_append(&cd, "postBatchResumeToken", cur->after);
-    BSON_APPEND_INT64(&cd, "id", cur->id);
+    sim_cs_append_pbrt(cur, &cd);
+    /* An invalidate closes the cursor. */
+    BSON_APPEND_INT64(&cd, "id", cur->invalidated ? 0 : cur->id);
     BSON_APPEND_UTF8(&cd, "ns", ns);
     bson_append_document_end(x->reply, &cd);
-    if (n < 0)
-        goto err;
+    if (n < 0 || cur->invalidated) {
+        sim_cursor_free(sim->store, cur);
+        pthread_mutex_unlock(&sim->mu);
+        return n < 0 ? -1 : 0;
+    }
     cur->last_used_ms = sim_mono_ms();
     pthread_mutex_unlock(&sim->mu);
     return 0;
@@ -1337,6 +1443,43 @@ err:
     sim_cursor_free(sim->store, cur);
     pthread_mutex_unlock(&sim->mu);
     return -1;
+}
+
+/* A change-stream getMore: events as soon as there are any, else wait for a
+ * write until maxTimeMS. Returns 0, or -1 with x->err set; *dropped when the
+ * connection was dropped (or the simulator stops) meanwhile. Holds sim->mu. */
+static int cs_await(cmd_ctx_t *x, sim_cursor_t *cur, bson_t *arr, int64_t batch, int64_t max_time, bool *dropped)
+{
+    sim_t *sim = x->sim;
+    int64_t deadline = sim_mono_ms() + (max_time >= 0 ? max_time : AWAIT_DEFAULT_MS);
+    uint32_t idx = 0;
+    for (;;) {
+        long n = sim_cs_fill(sim->store, cur, arr, &idx, batch ? (size_t)batch : SIZE_MAX, MAX_BATCH_BYTES,
+                             &x->cl->scratch, &x->err);
+        if (n < 0) {
+            x->err.label = "NonResumableChangeStreamError";
+            return -1;
+        }
+        if (n > 0 || cur->killed)
+            return 0;
+        if (atomic_load(&x->cl->dropped) || atomic_load(&sim->stopping)) {
+            *dropped = true;
+            return 0;
+        }
+        int64_t now = sim_mono_ms();
+        if (now >= deadline)
+            return 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t wait = deadline - now;
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (wait % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&sim->wake, &sim->mu, &ts);
+    }
 }
 
 static int cmd_get_more(cmd_ctx_t *x)
@@ -1372,42 +1515,12 @@ static int cmd_get_more(cmd_ctx_t *x)
         fill_docs(&arr, cur->docs, cur->ndocs, &cur->pos, batch ? batch : -1, &cur->proj);
         done = cur->pos == cur->ndocs;
     } else {
-        int64_t deadline = sim_mono_ms() + (max_time >= 0 ? max_time : AWAIT_DEFAULT_MS);
-        uint32_t idx = 0;
-        for (;;) {
-            long n = sim_cs_fill(sim->store, cur, &arr, &idx, batch ? (size_t)batch : SIZE_MAX, MAX_BATCH_BYTES,
-                                 &x->cl->scratch, &x->err);
-            if (n < 0) {
-                rc = -1;
-                x->err.label = "NonResumableChangeStreamError";
-                break;
-            }
-            if (n > 0)
-                break;
-            if (atomic_load(&x->cl->dropped) || atomic_load(&sim->stopping)) {
-                dropped = true;
-                break;
-            }
-            if (cur->killed)
-                break;
-            int64_t now = sim_mono_ms();
-            if (now >= deadline)
-                break;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t wait = deadline - now;
-            ts.tv_sec += wait / 1000;
-            ts.tv_nsec += (wait % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&sim->wake, &sim->mu, &ts);
-        }
+        rc = cs_await(x, cur, &arr, batch, max_time, &dropped);
+        done = cur->invalidated; /* an invalidate closes the cursor */
     }
     bson_append_array_end(&cd, &arr);
     if (cur->kind == SIM_CUR_CHANGE)
-        sim_token_append(&cd, "postBatchResumeToken", cur->after);
+        sim_cs_append_pbrt(cur, &cd);
     BSON_APPEND_INT64(&cd, "id", done ? 0 : cur->id);
     BSON_APPEND_UTF8(&cd, "ns", cur->ns);
     bson_append_document_end(x->reply, &cd);
@@ -1513,6 +1626,8 @@ static const cmd_def_t commands[] = {
     {"count", cmd_count, ROLE_READ, CAT_READ},
     {"create", cmd_create, ROLE_WRITE, CAT_CMD},
     {"delete", cmd_delete, ROLE_WRITE, CAT_WRITE},
+    {"drop", cmd_drop, ROLE_WRITE, CAT_CMD},
+    {"dropDatabase", cmd_drop_database, ROLE_WRITE, CAT_CMD},
     {"endSessions", cmd_end_sessions, ROLE_ANY, CAT_CMD},
     {"find", cmd_find, ROLE_READ, CAT_READ},
     {"getMore", cmd_get_more, ROLE_ANY, CAT_READ},
@@ -1524,6 +1639,7 @@ static const cmd_def_t commands[] = {
     {"listCollections", cmd_list_collections, ROLE_READ, CAT_CMD},
     {"listDatabases", cmd_list_databases, ROLE_READ, CAT_CMD},
     {"ping", cmd_ping, ROLE_ANY, CAT_CMD},
+    {"renameCollection", cmd_rename, ROLE_WRITE, CAT_CMD},
     {"replSetGetStatus", cmd_repl_status, ROLE_ANY, CAT_CMD},
     {"replSetInitiate", cmd_repl_initiate, ROLE_ANY, CAT_CMD},
     {"saslContinue", cmd_sasl_continue, ROLE_ANY, CAT_CMD},
@@ -1629,7 +1745,8 @@ int sim_dispatch(sim_t *sim, sim_client_t *cl, const sim_request_t *req, bson_t 
     if (!def) {
         rc = sim_err_set(&x.err, 59, "no such command: '%.60s' (the simulator implements: hello, isMaster, ping, "
                                      "buildInfo, serverStatus, replSetGetStatus, replSetInitiate, insert, update, delete, find, "
-                                     "aggregate, getMore, killCursors, endSessions, collStats, count, create, "
+                                     "aggregate, getMore, killCursors, endSessions, collStats, count, create, drop, "
+                                     "renameCollection, dropDatabase, "
                                      "listCollections, listDatabases, saslStart, saslContinue)",
                          name);
         goto done;

@@ -77,6 +77,13 @@ static void json_counts(poh_strbuf_t *sb, const uint64_t counts[SIM_EV_COUNT])
     poh_strbuf_printf(sb, "\"total\":%llu", (unsigned long long)total);
 }
 
+/* DDL operations (oplog entries): not change events of data, kept out of "total". */
+static void json_ddl_counts(poh_strbuf_t *sb, const uint64_t *counts, int n)
+{
+    for (int i = 0; i < n; i++)
+        poh_strbuf_printf(sb, ",\"%s\":%llu", sim_ddl_names[i], (unsigned long long)counts[i]);
+}
+
 static int c_ping(ctl_t *c)
 {
     poh_strbuf_puts(c->out, "OK");
@@ -94,6 +101,7 @@ static int c_counts(ctl_t *c)
     sim_gen_counts(sim->gen, &generated, &approved, &rate);
     poh_strbuf_putc(o, '{');
     json_counts(o, s->counts);
+    json_ddl_counts(o, s->ddl_counts, SIM_DDL_COUNT);
     poh_strbuf_printf(o, ",\"generated\":%llu,\"approved\":%llu,\"docs_evicted\":%llu,\"last_ts\":",
                       (unsigned long long)generated, (unsigned long long)approved,
                       (unsigned long long)s->docs_evicted);
@@ -109,6 +117,8 @@ static int c_counts(ctl_t *c)
         uint64_t any = cl->count;
         for (int k = 0; k < SIM_EV_COUNT; k++)
             any |= cl->counts[k];
+        for (int k = 0; k < SIM_DDL_COUNT; k++)
+            any |= cl->ddl_counts[k];
         if (!any)
             continue;
         if (!first)
@@ -118,6 +128,7 @@ static int c_counts(ctl_t *c)
         poh_strbuf_putc(o, ':');
         poh_strbuf_putc(o, '{');
         json_counts(o, cl->counts);
+        json_ddl_counts(o, cl->ddl_counts, 2); /* drop, rename (from it) */
         poh_strbuf_printf(o, ",\"docs\":%llu}", (unsigned long long)cl->count);
     }
     poh_strbuf_puts(o, "}}");

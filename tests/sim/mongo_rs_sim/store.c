@@ -11,6 +11,7 @@
 #define SIM_MAX_BSON (16 * 1024 * 1024)
 
 const char *const sim_ev_names[SIM_EV_COUNT] = {"insert", "update", "replace", "delete"};
+const char *const sim_ddl_names[SIM_DDL_COUNT] = {"drop", "rename", "dropDatabase"};
 
 int sim_err_set(sim_err_t *e, int code, const char *fmt, ...)
 {
@@ -277,8 +278,10 @@ sim_coll_t *sim_store_coll(sim_store_t *s, const char *db, const char *name, boo
     if (snprintf(nsbuf, sizeof nsbuf, "%s.%s", db, name) >= (int)sizeof nsbuf)
         return NULL;
     size_t i = ns_probe(s, nsbuf);
+    if (s->cslots[i] && create)
+        s->cslots[i]->dropped = false;
     if (s->cslots[i] || !create)
-        return s->cslots[i];
+        return s->cslots[i] && !s->cslots[i]->dropped ? s->cslots[i] : NULL;
     if ((s->ccount + 1) * 2 > s->ccap) {
         if (ns_grow(s) < 0)
             return NULL;
@@ -352,7 +355,10 @@ static void entry_release(sim_entry_t *e)
 {
     sim_doc_unref(e->o);
     sim_doc_unref(e->key);
+    free(e->db);
     e->o = e->key = NULL;
+    e->db = NULL;
+    e->to = NULL;
 }
 
 void sim_store_destroy(sim_store_t *s)
@@ -437,6 +443,8 @@ static void oplog_append(sim_store_t *s, uint8_t op, sim_coll_t *c, sim_doc_t *o
     e->term = s->term;
     e->op = op;
     e->coll = c;
+    e->to = NULL;
+    e->db = NULL;
     e->o = o;
     e->key = key;
     /* Size of the rendered oplog document, near enough for collStats. */
@@ -446,6 +454,11 @@ static void oplog_append(sim_store_t *s, uint8_t op, sim_coll_t *c, sim_doc_t *o
     if (op < SIM_EV_COUNT) {
         s->counts[op]++;
         c->counts[op]++;
+        c->dropped = false; /* a write creates the collection again */
+    } else if (op > SIM_EV_NOOP) {
+        s->ddl_counts[SIM_DDL_INDEX(op)]++;
+        if (c)
+            c->ddl_counts[SIM_DDL_INDEX(op)]++;
     }
     while (s->oplog_bytes > s->oplog_max_bytes && s->end_seq - s->first_seq > 1)
         oplog_evict_first(s);
@@ -493,10 +506,16 @@ uint64_t sim_oplog_truncate(sim_store_t *s, uint64_t keep)
 
 void sim_entry_render(const sim_entry_t *e, bson_t *out)
 {
-    static const char *const ops[] = {"i", "u", "u", "d", "n"};
+    static const char *const ops[] = {"i", "u", "u", "d", "n", "c", "c", "c"};
     bson_t o;
+    char cmd_ns[400];
     BSON_APPEND_UTF8(out, "op", ops[e->op]);
-    BSON_APPEND_UTF8(out, "ns", e->coll ? e->coll->ns : "");
+    if (e->op > SIM_EV_NOOP) {
+        snprintf(cmd_ns, sizeof cmd_ns, "%s.$cmd", e->coll ? e->coll->db : e->db);
+        BSON_APPEND_UTF8(out, "ns", cmd_ns);
+    } else {
+        BSON_APPEND_UTF8(out, "ns", e->coll ? e->coll->ns : "");
+    }
     sim_doc_view(e->o, &o);
     BSON_APPEND_DOCUMENT(out, "o", &o);
     if (e->op == SIM_EV_UPDATE || e->op == SIM_EV_REPLACE) {
@@ -913,6 +932,125 @@ int sim_store_delete(sim_store_t *s, sim_coll_t *c, const bson_t *q, bool multi,
     return 0;
 }
 
+/* ---- DDL ------------------------------------------------------------------------ */
+
+static sim_coll_t *coll_lookup(const sim_store_t *s, const char *db, const char *name)
+{
+    char nsbuf[512];
+    if (snprintf(nsbuf, sizeof nsbuf, "%s.%s", db, name) >= (int)sizeof nsbuf)
+        return NULL;
+    return s->cslots[ns_probe(s, nsbuf)];
+}
+
+static void coll_clear(sim_coll_t *c)
+{
+    for (sim_doc_t *d = c->head, *n; d; d = n) {
+        n = d->next;
+        sim_doc_unref(d);
+    }
+    if (c->slots)
+        memset(c->slots, 0, c->cap * sizeof *c->slots);
+    c->head = c->tail = NULL;
+    c->count = 0;
+    c->bytes = 0;
+}
+
+/* Append a DDL entry (o: its oplog "o"); takes nothing over. */
+static int ddl_entry(sim_store_t *s, uint8_t op, sim_coll_t *c, sim_coll_t *to, const char *db, const bson_t *o,
+                     sim_err_t *e)
+{
+    uint64_t ts;
+    int64_t wall;
+    sim_doc_t *od = sim_doc_new_raw(o);
+    char *dbc = db ? strdup(db) : NULL;
+    if (!od || (db && !dbc) || oplog_reserve(s) < 0) {
+        sim_doc_unref(od);
+        free(dbc);
+        return sim_err_set(e, 146, "out of memory");
+    }
+    sim_store_tick(s, &ts, &wall);
+    oplog_append(s, op, c, od, NULL, ts, wall);
+    /* Eviction never takes the newest entry. */
+    sim_entry_t *en = &s->ring[(s->end_seq - 1) & (s->ring_cap - 1)];
+    en->to = to;
+    en->db = dbc;
+    return 0;
+}
+
+int sim_store_drop(sim_store_t *s, sim_coll_t *c, sim_err_t *e)
+{
+    if (!c || c->dropped)
+        return sim_err_set(e, 26, "ns not found");
+    bson_t o = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&o, "drop", c->name);
+    int rc = ddl_entry(s, SIM_EV_DROP, c, NULL, NULL, &o, e);
+    bson_destroy(&o);
+    if (rc < 0)
+        return rc;
+    coll_clear(c);
+    c->dropped = true;
+    return 0;
+}
+
+int sim_store_rename(sim_store_t *s, sim_coll_t *from, const char *to_db, const char *to_name, bool drop_target,
+                     sim_err_t *e)
+{
+    if (!from || from->dropped)
+        return sim_err_set(e, 26, "Source collection %.300s does not exist", from ? from->ns : "");
+    sim_coll_t *to = coll_lookup(s, to_db, to_name);
+    if (to == from)
+        return sim_err_set(e, 20, "Can't rename a collection to itself");
+    if (to && !to->dropped && !drop_target)
+        return sim_err_set(e, 48, "target namespace exists");
+    if (!(to = sim_store_coll(s, to_db, to_name, true)))
+        return sim_err_set(e, 146, "out of memory");
+    bson_t o = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&o, "renameCollection", from->ns);
+    BSON_APPEND_UTF8(&o, "to", to->ns);
+    BSON_APPEND_BOOL(&o, "stayTemp", false);
+    BSON_APPEND_BOOL(&o, "dropTarget", drop_target);
+    int rc = ddl_entry(s, SIM_EV_RENAME, from, to, NULL, &o, e);
+    bson_destroy(&o);
+    if (rc < 0)
+        return rc;
+    /* The documents move: the target's (emptied) storage goes to the source. */
+    coll_clear(to);
+    sim_coll_t tmp = *to;
+    to->slots = from->slots;
+    to->cap = from->cap;
+    to->count = from->count;
+    to->head = from->head;
+    to->tail = from->tail;
+    to->bytes = from->bytes;
+    from->slots = tmp.slots;
+    from->cap = tmp.cap;
+    from->count = 0;
+    from->head = from->tail = NULL;
+    from->bytes = 0;
+    from->dropped = true;
+    return 0;
+}
+
+int sim_store_drop_db(sim_store_t *s, const char *db, uint32_t *n, sim_err_t *e)
+{
+    *n = 0;
+    for (size_t i = 0; i < s->ccount; i++) {
+        sim_coll_t *c = s->clist[i];
+        if (c->dropped || strcmp(c->db, db))
+            continue;
+        if (sim_store_drop(s, c, e) < 0)
+            return -1;
+        (*n)++;
+    }
+    if (!*n)
+        return 0;
+    bson_t o = BSON_INITIALIZER;
+    BSON_APPEND_INT32(&o, "dropDatabase", 1);
+    int rc = ddl_entry(s, SIM_EV_DROPDB, NULL, NULL, db, &o, e);
+    bson_destroy(&o);
+    return rc;
+}
+
 /* ---- resume tokens ------------------------------------------------------------- */
 
 static void hex32(char *out, uint32_t v)
@@ -924,18 +1062,25 @@ static void hex32(char *out, uint32_t v)
     }
 }
 
-void sim_token_append(bson_t *parent, const char *key, uint64_t ts)
+void sim_token_append_sub(bson_t *parent, const char *key, uint64_t ts, uint32_t sub)
 {
-    char data[19];
+    char data[27];
     bson_t tok;
     data[0] = '8';
     data[1] = '2';
     hex32(data + 2, SIM_TS_T(ts));
     hex32(data + 10, SIM_TS_I(ts));
-    data[18] = 0;
+    hex32(data + 18, sub);
+    int len = sub ? 22 : 18; /* 4 hex digits of sub */
+    memmove(data + 18, data + 22, 4);
     bson_append_document_begin(parent, key, -1, &tok);
-    bson_append_utf8(&tok, "_data", 5, data, 18);
+    bson_append_utf8(&tok, "_data", 5, data, len);
     bson_append_document_end(parent, &tok);
+}
+
+void sim_token_append(bson_t *parent, const char *key, uint64_t ts)
+{
+    sim_token_append_sub(parent, key, ts, 0);
 }
 
 static int hexval(char c)
@@ -949,24 +1094,37 @@ static int hexval(char c)
     return -1;
 }
 
-bool sim_token_parse(const bson_t *token, uint64_t *ts)
+bool sim_token_parse_sub(const bson_t *token, uint64_t *ts, uint32_t *sub)
 {
     bson_iter_t it;
     uint32_t len;
     if (!bson_iter_init_find(&it, token, "_data") || !BSON_ITER_HOLDS_UTF8(&it))
         return false;
     const char *s = bson_iter_utf8(&it, &len);
-    if (len != 18 || s[0] != '8' || s[1] != '2')
+    if ((len != 18 && len != 22) || s[0] != '8' || s[1] != '2')
         return false;
     uint64_t v = 0;
-    for (int i = 2; i < 18; i++) {
+    uint32_t w = 0;
+    for (uint32_t i = 2; i < len; i++) {
         int h = hexval(s[i]);
         if (h < 0)
             return false;
-        v = v << 4 | (uint64_t)h;
+        if (i < 18)
+            v = v << 4 | (uint64_t)h;
+        else
+            w = w << 4 | (uint32_t)h;
     }
+    if (len == 22 && w == 0)
+        return false; /* never issued: one spelling per position */
     *ts = v;
+    *sub = w;
     return true;
+}
+
+bool sim_token_parse(const bson_t *token, uint64_t *ts)
+{
+    uint32_t sub;
+    return sim_token_parse_sub(token, ts, &sub) && sub == 0;
 }
 
 /* ---- cursors ------------------------------------------------------------------- */
@@ -1084,15 +1242,75 @@ static bool internal_db(const char *db)
     return !strcmp(db, "admin") || !strcmp(db, "local") || !strcmp(db, "config");
 }
 
+static const char *entry_db(const sim_entry_t *en)
+{
+    return en->coll ? en->coll->db : en->db;
+}
+
+/* As mongod 6.0/7.0 filter the oplog: a collection stream sees its
+ * collection's events, a rename from or onto it, and its drop (a
+ * dropDatabase drops each collection first); a database stream every event
+ * of the database, renames out of or into it included; a cluster stream
+ * every event outside admin, local and config. */
 static bool cs_wants(const sim_cursor_t *cur, const sim_entry_t *en)
 {
     if (en->op == SIM_EV_NOOP)
         return false;
+    bool into = en->op == SIM_EV_RENAME;
     switch (cur->scope) {
-    case SIM_SCOPE_COLL: return en->coll == cur->coll;
-    case SIM_SCOPE_DB: return strcmp(en->coll->db, cur->db) == 0;
-    default: return !internal_db(en->coll->db);
+    case SIM_SCOPE_COLL: return en->coll ? en->coll == cur->coll || (into && en->to == cur->coll) : false;
+    case SIM_SCOPE_DB: return !strcmp(entry_db(en), cur->db) || (into && !strcmp(en->to->db, cur->db));
+    default: return !internal_db(entry_db(en)) || (into && !internal_db(en->to->db));
     }
+}
+
+/* Whether the event of en (wanted by cur) is followed by an invalidate that
+ * closes cur: drop and rename on a collection stream, dropDatabase on a
+ * database stream; a cluster stream is never invalidated. */
+static bool cs_invalidates(const sim_cursor_t *cur, const sim_entry_t *en)
+{
+    if (cur->scope == SIM_SCOPE_COLL)
+        return en->op == SIM_EV_DROP || en->op == SIM_EV_RENAME;
+    return cur->scope == SIM_SCOPE_DB && en->op == SIM_EV_DROPDB;
+}
+
+/* A collection stream goes by name: the collection may be created (or
+ * dropped and created again) after the stream opened. */
+static void cs_resolve(sim_store_t *s, sim_cursor_t *cur)
+{
+    if (cur->scope == SIM_SCOPE_COLL && !cur->coll)
+        cur->coll = coll_lookup(s, cur->db, cur->coll_name);
+}
+
+int sim_cs_resume(sim_store_t *s, sim_cursor_t *cur, uint64_t ts, uint32_t sub, bool start_after, sim_err_t *e)
+{
+    if (sub == SIM_TOKEN_INVALIDATE && !start_after)
+        return sim_err_set(e, 260, "Attempting to resume a change stream using 'resumeAfter' is not allowed from an "
+                                   "invalidate notification.");
+    if (sub != 0 && sub != SIM_TOKEN_INVALIDATE)
+        return sim_err_set(e, 260, "invalid resume token: unknown position inside an event");
+    if (sim_cs_position(s, cur, ts, e) < 0)
+        return -1;
+    if (sub) {
+        cur->past_inv = true;
+        return 0;
+    }
+    cs_resolve(s, cur);
+    uint64_t seq = sim_oplog_seq_after(s, ts);
+    if (seq > s->first_seq) {
+        const sim_entry_t *en = sim_oplog_at(s, seq - 1);
+        if (en->ts == ts && cs_wants(cur, en) && cs_invalidates(cur, en)) {
+            cur->inv_pending = true;
+            cur->inv_wall_ms = en->wall_ms;
+        }
+    }
+    return 0;
+}
+
+void sim_cs_append_pbrt(const sim_cursor_t *cur, bson_t *parent)
+{
+    sim_token_append_sub(parent, "postBatchResumeToken", cur->after,
+                         cur->invalidated || cur->past_inv ? SIM_TOKEN_INVALIDATE : 0);
 }
 
 static void append_update_description(bson_t *out, const sim_doc_t *o)
@@ -1128,12 +1346,50 @@ static void append_update_description(bson_t *out, const sim_doc_t *o)
     bson_append_document_end(out, &ud);
 }
 
+static void append_ns(bson_t *out, const char *key, const char *db, const char *coll)
+{
+    bson_t nsd;
+    bson_append_document_begin(out, key, -1, &nsd);
+    bson_append_utf8(&nsd, "db", 2, db, -1);
+    if (coll)
+        bson_append_utf8(&nsd, "coll", 4, coll, -1);
+    bson_append_document_end(out, &nsd);
+}
+
+/* drop {ns}, rename {ns, to}, dropDatabase {ns: {db}}, as 6.0 renders them
+ * without showExpandedEvents. */
+static void cs_ddl_event(const sim_entry_t *en, bson_t *out)
+{
+    bson_append_utf8(out, "operationType", 13, sim_ddl_names[SIM_DDL_INDEX(en->op)], -1);
+    bson_append_timestamp(out, "clusterTime", 11, SIM_TS_T(en->ts), SIM_TS_I(en->ts));
+    bson_append_date_time(out, "wallTime", 8, en->wall_ms);
+    if (en->op == SIM_EV_DROPDB) {
+        append_ns(out, "ns", en->db, NULL);
+        return;
+    }
+    append_ns(out, "ns", en->coll->db, en->coll->name);
+    if (en->op == SIM_EV_RENAME)
+        append_ns(out, "to", en->to->db, en->to->name);
+}
+
+static void cs_invalidate_event(uint64_t ts, int64_t wall_ms, bson_t *out)
+{
+    sim_token_append_sub(out, "_id", ts, SIM_TOKEN_INVALIDATE);
+    bson_append_utf8(out, "operationType", 13, "invalidate", -1);
+    bson_append_timestamp(out, "clusterTime", 11, SIM_TS_T(ts), SIM_TS_I(ts));
+    bson_append_date_time(out, "wallTime", 8, wall_ms);
+}
+
 /* Render the change event of entry en as cursor cur sees it. */
 static void cs_event(const sim_cursor_t *cur, const sim_entry_t *en, bson_t *out)
 {
     bson_t v, nsd, dk;
     bson_iter_t it;
     sim_token_append(out, "_id", en->ts);
+    if (en->op > SIM_EV_NOOP) {
+        cs_ddl_event(en, out);
+        return;
+    }
     bson_append_utf8(out, "operationType", 13, sim_ev_names[en->op], -1);
     bson_append_timestamp(out, "clusterTime", 11, SIM_TS_T(en->ts), SIM_TS_I(en->ts));
     bson_append_date_time(out, "wallTime", 8, en->wall_ms);
@@ -1171,36 +1427,66 @@ static void cs_event(const sim_cursor_t *cur, const sim_entry_t *en, bson_t *out
         append_update_description(out, en->o);
 }
 
+static void arr_push(bson_t *arr, uint32_t *idx, const bson_t *doc)
+{
+    char kb[16];
+    const char *key;
+    size_t kl = bson_uint32_to_string((*idx)++, &key, kb, sizeof kb);
+    bson_append_document(arr, key, (int)kl, doc);
+}
+
+/* Deliver the pending invalidate if it fits; the cursor is then closed. */
+static long cs_fill_invalidate(sim_cursor_t *cur, bson_t *arr, uint32_t *idx, long n, size_t max_events,
+                               size_t max_bytes, bson_t *scratch)
+{
+    bson_reinit(scratch);
+    cs_invalidate_event(cur->after, cur->inv_wall_ms, scratch);
+    if ((size_t)n >= max_events || (n > 0 && (size_t)arr->len + scratch->len + 16 > max_bytes))
+        return n;
+    arr_push(arr, idx, scratch);
+    cur->inv_pending = false;
+    cur->invalidated = true;
+    return n + 1;
+}
+
 long sim_cs_fill(sim_store_t *s, sim_cursor_t *cur, bson_t *arr, uint32_t *idx, size_t max_events,
                  size_t max_bytes, bson_t *scratch, sim_err_t *e)
 {
     long n = 0;
+    if (cur->invalidated)
+        return 0;
+    if (cur->inv_pending)
+        return cs_fill_invalidate(cur, arr, idx, 0, max_events, max_bytes, scratch);
     if (cur->next_seq < s->first_seq) {
         if (s->evicted_max > cur->after)
             return sim_err_set(e, 286, "Resume of change stream was not possible, as the resume point may no "
                                        "longer be in the oplog.");
         cur->next_seq = s->first_seq;
     }
-    if (cur->scope == SIM_SCOPE_COLL && !cur->coll)
-        cur->coll = sim_store_coll(s, cur->db, cur->coll_name, false);
+    cs_resolve(s, cur);
     for (uint64_t seq = cur->next_seq; seq < s->end_seq && (size_t)n < max_events; seq++) {
         const sim_entry_t *en = sim_oplog_at(s, seq);
-        if (en->ts > cur->after && cs_wants(cur, en)) {
+        bool wanted = en->ts > cur->after && cs_wants(cur, en);
+        if (wanted) {
             bson_reinit(scratch);
             cs_event(cur, en, scratch);
             if (!cur->match || sim_match(scratch, cur->match)) {
                 if (n > 0 && (size_t)arr->len + scratch->len + 16 > max_bytes)
                     break;
-                char kb[16];
-                const char *key;
-                size_t kl = bson_uint32_to_string((*idx)++, &key, kb, sizeof kb);
-                bson_append_document(arr, key, (int)kl, scratch);
+                arr_push(arr, idx, scratch);
                 n++;
             }
         }
-        if (en->ts > cur->after)
+        if (en->ts > cur->after) {
             cur->after = en->ts;
+            cur->past_inv = false;
+        }
         cur->next_seq = seq + 1;
+        if (wanted && cs_invalidates(cur, en)) {
+            cur->inv_pending = true;
+            cur->inv_wall_ms = en->wall_ms;
+            return cs_fill_invalidate(cur, arr, idx, n, max_events, max_bytes, scratch);
+        }
     }
     return n;
 }

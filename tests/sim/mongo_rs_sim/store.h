@@ -35,8 +35,16 @@ sim_doc_t *sim_doc_new_raw(const bson_t *b);
 void sim_doc_unref(sim_doc_t *d);
 void sim_doc_view(const sim_doc_t *d, bson_t *out);
 
-enum { SIM_EV_INSERT, SIM_EV_UPDATE, SIM_EV_REPLACE, SIM_EV_DELETE, SIM_EV_COUNT, SIM_EV_NOOP = SIM_EV_COUNT };
+/* Data operations (counted per collection), the no-op, then the DDL
+ * operations (oplog "c" entries, counted apart). */
+enum {
+    SIM_EV_INSERT, SIM_EV_UPDATE, SIM_EV_REPLACE, SIM_EV_DELETE, SIM_EV_COUNT, SIM_EV_NOOP = SIM_EV_COUNT,
+    SIM_EV_DROP, SIM_EV_RENAME, SIM_EV_DROPDB
+};
+#define SIM_DDL_COUNT 3
+#define SIM_DDL_INDEX(op) ((op) - SIM_EV_DROP)
 extern const char *const sim_ev_names[SIM_EV_COUNT];
+extern const char *const sim_ddl_names[SIM_DDL_COUNT]; /* "drop", "rename", "dropDatabase" */
 
 typedef struct sim_coll {
     char *db, *name, *ns;
@@ -45,15 +53,23 @@ typedef struct sim_coll {
     sim_doc_t *head, *tail;
     uint64_t bytes;
     uint64_t counts[SIM_EV_COUNT];
+    uint64_t ddl_counts[SIM_DDL_COUNT]; /* drops of it, renames from it (dropDatabase: 0) */
+    /* Dropped (or renamed away) and not written since. The object stays:
+     * oplog entries and cursors point at it, and a collection created again
+     * under the name is the same object, as change streams go by name. */
+    bool dropped;
 } sim_coll_t;
 
 typedef struct sim_entry {
     uint64_t ts;
     int64_t wall_ms;
     int64_t term;
-    uint8_t op;         /* SIM_EV_* or SIM_EV_NOOP */
-    sim_coll_t *coll;   /* NULL for a no-op */
-    sim_doc_t *o;       /* insert/replace: document; update: {$v: 2, diff}; delete: {_id}; no-op: {msg} */
+    uint8_t op;         /* SIM_EV_* */
+    sim_coll_t *coll;   /* NULL for a no-op and dropDatabase; rename: the source */
+    sim_coll_t *to;     /* rename: the target */
+    char *db;           /* dropDatabase: the database */
+    sim_doc_t *o;       /* insert/replace: document; update: {$v: 2, diff}; delete: {_id}; no-op: {msg};
+                         * drop: {drop: name}; rename: {renameCollection, to, dropTarget}; {dropDatabase: 1} */
     sim_doc_t *key;     /* {_id} for update/replace/delete */
     uint32_t bytes;
 } sim_entry_t;
@@ -79,6 +95,10 @@ typedef struct sim_cursor {
     uint64_t after;     /* deliver entries with ts > after */
     uint64_t next_seq;
     bool lookup;
+    bool inv_pending;   /* the invalidate of the entry at `after` is still to be delivered */
+    bool invalidated;   /* the invalidate was delivered: the cursor is closed */
+    int64_t inv_wall_ms;
+    bool past_inv;      /* started after the invalidate of the entry at `after` (its token is the PBRT) */
     bson_t *match;      /* $match stages combined, or NULL */
 } sim_cursor_t;
 
@@ -99,6 +119,7 @@ typedef struct sim_store {
     int64_t term;
     size_t max_docs;
     uint64_t counts[SIM_EV_COUNT];
+    uint64_t ddl_counts[SIM_DDL_COUNT];
     uint64_t docs_evicted;
     /* cursors by id */
     sim_cursor_t **kslots;
@@ -119,6 +140,8 @@ int sim_err_set(sim_err_t *e, int code, const char *fmt, ...) __attribute__((for
 sim_store_t *sim_store_new(uint64_t oplog_max_bytes, size_t max_docs);
 void sim_store_destroy(sim_store_t *s);
 
+/* The collection db.name: an existing one (NULL if absent or dropped), or
+ * with create, an existing or new one (a dropped one comes back, empty). */
 sim_coll_t *sim_store_coll(sim_store_t *s, const char *db, const char *name, bool create);
 /* Valid user namespace: non-empty, no '$' or NUL, not in local/admin/config. */
 bool sim_ns_writable(const char *db, const char *name, sim_err_t *e);
@@ -148,6 +171,15 @@ typedef struct sim_update_result {
 int sim_store_update(sim_store_t *s, sim_coll_t *c, const bson_t *q, const bson_t *u, bool upsert, bool multi,
                      sim_update_result_t *r, sim_err_t *e);
 int sim_store_delete(sim_store_t *s, sim_coll_t *c, const bson_t *q, bool multi, uint32_t *n, sim_err_t *e);
+/* DDL. Each writes its oplog entries and returns 0, or -1 with e set:
+ * drop of a missing collection is 26 (NamespaceNotFound, as 6.0 answers);
+ * rename of a missing source 26, onto an existing target without
+ * drop_target 48, onto itself 20. dropDatabase drops each collection of db
+ * (one drop entry each), then writes a dropDatabase entry; *n: how many. */
+int sim_store_drop(sim_store_t *s, sim_coll_t *c, sim_err_t *e);
+int sim_store_rename(sim_store_t *s, sim_coll_t *from, const char *to_db, const char *to_name, bool drop_target,
+                     sim_err_t *e);
+int sim_store_drop_db(sim_store_t *s, const char *db, uint32_t *n, sim_err_t *e);
 /* Check an update document before running it. */
 bool sim_update_check(const bson_t *u, sim_err_t *e);
 
@@ -158,9 +190,14 @@ uint64_t sim_oplog_seq_after(const sim_store_t *s, uint64_t ts); /* first seq wi
 void sim_entry_render(const sim_entry_t *e, bson_t *out);
 uint64_t sim_oplog_truncate(sim_store_t *s, uint64_t keep);
 
-/* Resume tokens: {_data: "82<8 hex t><8 hex i>"}. */
+/* Resume tokens: {_data: "82<8 hex t><8 hex i>"}, followed for a position
+ * inside an entry by 4 hex digits of sub: SIM_TOKEN_INVALIDATE for the
+ * invalidate that follows the entry's event. */
+#define SIM_TOKEN_INVALIDATE 0x0100u
 void sim_token_append(bson_t *parent, const char *key, uint64_t ts);
+void sim_token_append_sub(bson_t *parent, const char *key, uint64_t ts, uint32_t sub);
 bool sim_token_parse(const bson_t *token, uint64_t *ts);
+bool sim_token_parse_sub(const bson_t *token, uint64_t *ts, uint32_t *sub);
 
 /* Cursors. */
 sim_cursor_t *sim_cursor_new(sim_store_t *s, int kind, const char *ns);
@@ -172,6 +209,13 @@ size_t sim_cursor_reap(sim_store_t *s, int64_t now_ms, int64_t idle_ms);
 /* Change streams: position a new stream after ts (deliver ts' > after).
  * Returns 0, or -1 with e set (286 when history is gone). */
 int sim_cs_position(sim_store_t *s, sim_cursor_t *cur, uint64_t after, sim_err_t *e);
+/* Position a stream resumed from a token (resumeAfter unless start_after).
+ * A token of an event that invalidates this stream delivers the invalidate
+ * first; an invalidate token is refused with 260 under resumeAfter and
+ * starts after the entry under startAfter. */
+int sim_cs_resume(sim_store_t *s, sim_cursor_t *cur, uint64_t ts, uint32_t sub, bool start_after, sim_err_t *e);
+/* The postBatchResumeToken of the cursor's position. */
+void sim_cs_append_pbrt(const sim_cursor_t *cur, bson_t *parent);
 /* Append up to max_events events (stopping short of max_bytes) as elements of
  * array arr, starting with index *idx. scratch is a reusable bson_t.
  * Returns the number appended, or -1 with e set when history was lost. */

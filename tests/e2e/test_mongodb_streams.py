@@ -1,0 +1,223 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Change streams through what production does to them (issue 16 item 3),
+the real poh_exporter against the simulator with exact counts: the watched
+collection dropped, renamed away, replaced by a rename onto it, or its
+database dropped, each followed by more writes; and pymongo seeing the same
+events the simulator sends the exporter."""
+import time
+import unittest
+
+import pymongo
+
+import mongosim
+import pohtest
+from mongoexp import value, wait_value, wait_stream_up
+from test_mongodb_sim import Stack
+
+L = {"cluster": "main", "stream": "tx"}
+
+
+def changes(exp, op):
+    return value(exp, "poh_mongodb_changes_total", operation=op, **L) or 0
+
+
+class TestInvalidate(unittest.TestCase):
+    def setUp(self):
+        self.st = Stack()
+        self.exp = self.st.start_exporter()
+        self.assertTrue(wait_stream_up(self.exp))
+        self.client = pymongo.MongoClient(self.st.sim.uri, serverSelectionTimeoutMS=10000)
+
+    def tearDown(self):
+        self.client.close()
+        self.st.close()
+
+    def wait_inserts(self, n, timeout=60):
+        self.assertEqual(self.st.produced(), n)
+        self.assertEqual(wait_value(self.exp, "poh_mongodb_changes_total", n, timeout,
+                                    operation="insert", **L), n)
+
+    def assert_invalidations(self, n, drops=0, renames=0):
+        """n invalidates counted, the stream open again, one log line each."""
+        self.assertEqual(wait_value(self.exp, "poh_mongodb_change_stream_invalidations_total", n,
+                                    **L), n)
+        self.assertTrue(wait_stream_up(self.exp))
+        m = self.exp.metrics()
+        self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation="invalidate",
+                                       **L), n)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation="drop", **L)
+                         or 0, drops)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation="rename", **L)
+                         or 0, renames)
+        # an invalidate is not an error: no resume, no history lost, no field error
+        self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_resumes_total", **L), 0)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_history_lost_total", **L), 0)
+        self.assertEqual(pohtest.find(m, "poh_mongodb_change_field_errors_total", **L), {})
+        logged = [l for l in self.exp.log_lines if "change stream invalidated" in l]
+        self.assertEqual(len(logged), n, logged)
+
+    def test_drop_mid_stream_then_written_again(self):
+        sim = self.st.sim
+        sim.insert(300)
+        self.wait_inserts(300)
+        # dropped while the generator writes; its next insert creates the collection again
+        sim.rate(2000)
+        time.sleep(0.4)
+        self.client.dag.transactions.drop()
+        time.sleep(0.4)
+        sim.rate(0)
+        time.sleep(0.2)
+        counts = sim.counts()
+        self.assertEqual(counts["drop"], 1)
+        produced = self.st.produced()
+        self.assertGreater(produced, 600)
+        self.wait_inserts(produced)
+        self.assert_invalidations(1, drops=1)
+        self.assertEqual(self.st.produced("drop"), 1)
+        # nothing later arrives twice
+        time.sleep(1.0)
+        self.assertEqual(changes(self.exp, "insert"), produced)
+        self.assertEqual(value(self.exp, "poh_storage_latency_seconds_count", **L), produced)
+
+    def test_rename_away_and_rename_onto(self):
+        sim = self.st.sim
+        sim.insert(300)
+        self.wait_inserts(300)
+        self.client.admin.command("renameCollection", "dag.transactions", to="dag.tx_old")
+        sim.insert(200)
+        self.wait_inserts(500)
+        self.assert_invalidations(1, renames=1)
+        # another collection renamed onto the watched one (dropTarget): its documents were
+        # never inserts of dag.transactions, but the stream is invalidated again
+        sim.insert(40, "dag.staging")
+        self.client.admin.command("renameCollection", "dag.staging", to="dag.transactions",
+                                  dropTarget=True)
+        sim.insert(30)
+        self.wait_inserts(530)
+        self.assert_invalidations(2, renames=2)
+        count = lambda c: self.client.dag.command("count", c)["n"]
+        self.assertEqual((count("transactions"), count("tx_old")), (70, 300))
+
+    def test_drop_database(self):
+        sim = self.st.sim
+        sim.insert(120)
+        sim.insert(10, "dag.other")
+        self.wait_inserts(120)
+        self.client.drop_database("dag")
+        sim.insert(80)
+        self.wait_inserts(200)
+        # a collection stream sees its collection's drop, then the invalidate
+        self.assert_invalidations(1, drops=1)
+        self.assertEqual(sim.counts()["dropDatabase"], 1)
+        self.assertEqual(sim.counts()["drop"], 2)
+
+    def test_kill9_after_invalidate_restarts_with_start_after(self):
+        """The invalidate's token is saved as one: a restarted exporter opens
+        with startAfter (resumeAfter an invalidate is refused with code 260)."""
+        sim = self.st.sim
+        sim.insert(100)
+        self.wait_inserts(100)
+        self.client.dag.transactions.drop()
+        self.assertEqual(wait_value(self.exp, "poh_mongodb_change_stream_invalidations_total", 1,
+                                    **L), 1)
+        self.exp.proc.kill()
+        self.exp.proc.wait(10)
+        self.exp.stop()
+        sim.insert(50)
+        self.exp = self.st.exp = self.st.start_exporter()
+        self.wait_inserts(150)
+        self.assertTrue(wait_stream_up(self.exp))
+        m = self.exp.metrics()
+        self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_invalidations_total", **L), 1)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation="drop", **L), 1)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_resumes_total", **L), 0)
+        self.assertFalse([l for l in self.exp.log_lines if "InvalidResumeToken" in l
+                          or "change stream error" in l])
+
+
+def take_all(stream, timeout=20.0):
+    """Events until the server closes the stream (an invalidate), or until
+    nothing more comes for a second."""
+    out, idle = [], time.monotonic() + 1.0
+    deadline = time.monotonic() + timeout
+    while stream.alive and time.monotonic() < min(deadline, idle):
+        ev = stream.try_next()
+        if ev is not None:
+            out.append(ev)
+            idle = time.monotonic() + 1.0
+    return out
+
+
+def shape(ev):
+    keep = {k: ev[k] for k in ("operationType", "ns", "to") if k in ev}
+    if "documentKey" in ev:
+        keep["documentKey"] = True
+    return keep
+
+
+class TestPymongoSeesTheSameEvents(unittest.TestCase):
+    """The documented 6.0/7.0 shapes: drop {ns}, rename {ns, to},
+    dropDatabase {ns: {db}}, invalidate {} closing collection streams on
+    drop/rename and database streams on dropDatabase only."""
+
+    def test_ddl_events(self):
+        with mongosim.MongoSim() as sim, \
+                pymongo.MongoClient(sim.uri, serverSelectionTimeoutMS=10000) as client:
+            coll = client.dag.transactions
+            cs = coll.watch(max_await_time_ms=100)
+            dbs = client.dag.watch(max_await_time_ms=100)
+            cls = client.watch(max_await_time_ms=100)
+            sim.insert(2)
+            coll.drop()
+            sim.insert(1)
+            client.admin.command("renameCollection", "dag.transactions", to="dag.old")
+            client.drop_database("dag")
+            tx = {"db": "dag", "coll": "transactions"}
+            insert = {"operationType": "insert", "ns": tx, "documentKey": True}
+            got = [shape(e) for e in take_all(cs)]
+            self.assertEqual(got, [insert, insert, {"operationType": "drop", "ns": tx},
+                                   {"operationType": "invalidate"}])
+            self.assertFalse(cs.alive)
+            # startAfter the invalidate: the collection written again, renamed away
+            after = cs.resume_token
+            with self.assertRaises(pymongo.errors.OperationFailure) as e:
+                coll.watch(resume_after=after).try_next()
+            self.assertEqual(e.exception.code, 260)
+            cs2 = coll.watch(start_after=after, max_await_time_ms=100)
+            got = [shape(e) for e in take_all(cs2)]
+            rename = {"operationType": "rename", "ns": tx, "to": {"db": "dag", "coll": "old"}}
+            self.assertEqual(got, [insert, rename, {"operationType": "invalidate"}])
+            # the database stream: every event, invalidated by dropDatabase only
+            got = [shape(e) for e in take_all(dbs)]
+            self.assertEqual(got, [insert, insert, {"operationType": "drop", "ns": tx}, insert,
+                                   rename,
+                                   {"operationType": "drop", "ns": {"db": "dag", "coll": "old"}},
+                                   {"operationType": "dropDatabase", "ns": {"db": "dag"}},
+                                   {"operationType": "invalidate"}])
+            # the cluster stream is never invalidated
+            got = [shape(e) for e in take_all(cls)]
+            self.assertEqual([g["operationType"] for g in got],
+                             ["insert", "insert", "drop", "insert", "rename", "drop",
+                              "dropDatabase"])
+            self.assertTrue(cls.alive)
+            counts = sim.counts()
+            self.assertEqual((counts["insert"], counts["drop"], counts["rename"],
+                              counts["dropDatabase"]), (3, 2, 1, 1))
+            # errors as 6.0 gives them
+            client.dag.missing.drop()  # pymongo ignores 26 ("ns not found") on drop
+            with self.assertRaises(pymongo.errors.OperationFailure) as e:
+                client.dag.command("drop", "missing")
+            self.assertEqual(e.exception.code, 26)
+            sim.insert(1, "dag.a")
+            sim.insert(1, "dag.b")
+            with self.assertRaises(pymongo.errors.OperationFailure) as e:
+                client.admin.command("renameCollection", "dag.a", to="dag.b")
+            self.assertEqual(e.exception.code, 48)
+            with self.assertRaises(pymongo.errors.OperationFailure) as e:
+                client.dag.command("renameCollection", "dag.a", to="dag.c")
+            self.assertEqual(e.exception.code, 13)
+            self.assertEqual(sorted(client.dag.list_collection_names()), ["a", "b"])
+
+
+if __name__ == "__main__":
+    pohtest.main()
