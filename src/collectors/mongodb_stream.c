@@ -98,7 +98,7 @@ struct mongo_stream {
     poh_series_t *s_changes[POH_OP_COUNT]; /* created on first use */
     poh_series_t **s_field_err;            /* per spec field and reason, created on first use */
     poh_series_t **s_lat;                  /* per latency */
-    poh_series_t *s_resumes, *s_lost, *s_inv;
+    poh_series_t *s_resumes, *s_lost, *s_inv, *s_lost_s;
 
     pthread_t th;
     bool started;
@@ -216,6 +216,7 @@ static void restore_counters(mongo_stream_t *s, const poh_mongo_state_t *st)
     poh_counter_add(s->s_resumes, (double)st->resumes);
     poh_counter_add(s->s_lost, (double)st->history_lost);
     poh_counter_add(s->s_inv, (double)st->invalidations);
+    poh_counter_add(s->s_lost_s, (double)st->history_lost_seconds);
 }
 
 /* Unix ms to ns, whole milliseconds scaled in integers: a double of ns
@@ -321,14 +322,28 @@ static void warn_once(mongo_stream_t *s, const char *what, const char *file, int
     warn_once_msg(s, what, msg, rc);
 }
 
+/* What a commit changes besides a batch and the token. */
+typedef struct commit_extra {
+    bool clear_token;      /* no token: start from now */
+    uint64_t resumes;      /* add to the counters */
+    uint64_t lost;
+    uint64_t gap_from;     /* open a history gap after this Timestamp, unless one is open */
+    bool gap_close;        /* close the open gap, gap_seconds long */
+    uint64_t gap_seconds;
+} commit_extra_t;
+
 /* Save the slot's state with a batch (or a counter bump) folded in, then
  * make it visible. Retries a failing save until it works or the stream
  * stops; the batch is then dropped unapplied and the next owner reads it
  * again from the server. token: the new position (NULL keeps the current
- * one unless clear_token). */
+ * one unless x->clear_token). x: NULL for nothing more. */
 static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *tok,
-                  uint32_t tok_len, bool clear_token, uint64_t add_resumes, uint64_t add_lost)
+                  uint32_t tok_len, const commit_extra_t *x)
 {
+    static const commit_extra_t none = {0};
+    if (!x)
+        x = &none;
+    bool clear_token = x->clear_token;
     slot_t *sl = s->slot;
     /* next shares ns (and the token when it is kept) with the slot's state;
      * only the new token is owned here until the swap. */
@@ -365,8 +380,14 @@ static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *
     }
     if (b && b->newest_wall > 0 && (int64_t)llround(b->newest_wall) > next.last_wall_ms)
         next.last_wall_ms = (int64_t)llround(b->newest_wall);
-    next.resumes += add_resumes;
-    next.history_lost += add_lost;
+    next.resumes += x->resumes;
+    next.history_lost += x->lost;
+    if (x->gap_from && !next.gap_from)
+        next.gap_from = x->gap_from;
+    if (x->gap_close) {
+        next.gap_from = 0;
+        next.history_lost_seconds += x->gap_seconds;
+    }
 
     double backoff = BACKOFF_MIN;
     for (;;) {
@@ -387,9 +408,10 @@ static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *
     s->last_save = poh_now_mono();
     if (b)
         apply_batch(s, b);
-    poh_counter_add(s->s_resumes, (double)add_resumes);
-    poh_counter_add(s->s_lost, (double)add_lost);
+    poh_counter_add(s->s_resumes, (double)x->resumes);
+    poh_counter_add(s->s_lost, (double)x->lost);
     poh_counter_add(s->s_inv, (double)invalidated);
+    poh_counter_add(s->s_lost_s, (double)(x->gap_close ? x->gap_seconds : 0));
     return 0;
 }
 
@@ -551,7 +573,7 @@ static int process_reply(mongo_stream_t *s, const bson_t *reply, const char *bat
     bool save = b->events > 0 ||
                 (moved && (!cur_tok || poh_now_mono() - s->last_save >= IDLE_SAVE_INTERVAL));
     if (save) {
-        int rc = commit(s, b, moved ? tok : NULL, tok_len, false, 0, 0);
+        int rc = commit(s, b, moved ? tok : NULL, tok_len, NULL);
         if (rc == -EINVAL)
             goto bad; /* the token is not a BSON document */
         if (rc < 0)
@@ -572,6 +594,8 @@ bad:
     ce->kind = POH_MONGO_ERR_RESUMABLE;
     return -EPROTO;
 }
+
+static void close_gap(mongo_stream_t *s, const bson_t *reply);
 
 static int stream_open(mongo_stream_t *s, cmd_err_t *ce)
 {
@@ -602,6 +626,8 @@ static int stream_open(mongo_stream_t *s, cmd_err_t *ce)
     BSON_APPEND_INT64(&cursor, "batchSize", batch_size(s));
     bson_append_document_end(&cmd, &cursor);
     int rc = run(s, &cmd, &reply, ce) ? process_reply(s, &reply, "firstBatch", ce) : -EIO;
+    if (rc == 0 && s->slot->st.gap_from)
+        close_gap(s, &reply);
     bson_destroy(&reply);
     bson_destroy(&cmd);
     return rc;
@@ -658,8 +684,38 @@ static void history_lost(mongo_stream_t *s, const cmd_err_t *ce)
                      "missed, restarting from now",
              s->key, msg);
     set_status(s, "history lost, restarted", msg);
-    commit(s, NULL, NULL, 0, true, 0, 1);
+    /* The gap starts at the lost position: the token's cluster time, or
+     * the newest event's wallTime when the token is opaque. */
+    const poh_mongo_state_t *st = &s->slot->st;
+    uint64_t from = poh_mongo_token_time(st->token);
+    if (!from && st->last_wall_ms > 0)
+        from = (uint64_t)(st->last_wall_ms / 1000) << 32;
+    commit_extra_t x = {.clear_token = true, .lost = 1, .gap_from = from};
+    commit(s, NULL, NULL, 0, &x);
     s->failing = false;
+}
+
+/* A stream open again after history was lost: the gap ends where the
+ * server started it (the reply's operationTime). The seconds between are
+ * exact; how many events they held is not knowable, since the oplog no
+ * longer has them (and holds no count of what it dropped). */
+static void close_gap(mongo_stream_t *s, const bson_t *reply)
+{
+    bson_iter_t it;
+    uint32_t t = 0, i = 0;
+    uint64_t from = s->slot->st.gap_from;
+    if (bson_iter_init_find(&it, reply, "operationTime") && BSON_ITER_HOLDS_TIMESTAMP(&it))
+        bson_iter_timestamp(&it, &t, &i);
+    else
+        t = (uint32_t)poh_now_real(); /* a server without operationTime: our clock */
+    uint32_t from_t = (uint32_t)(from >> 32);
+    commit_extra_t x = {.gap_close = true, .gap_seconds = t > from_t ? t - from_t : 0};
+    if (commit(s, NULL, NULL, 0, &x) < 0)
+        return;
+    POH_WARN(MODULE, "%s: history gap: %llu s of history not seen, from Timestamp(%u, %u) to the "
+                     "restart at Timestamp(%u, %u); the events in it are not counted (the oplog "
+                     "no longer holds them, so their number is unknown)",
+             s->key, (unsigned long long)x.gap_seconds, from_t, (uint32_t)from, t, i);
 }
 
 static void *stream_main(void *arg)
@@ -689,7 +745,8 @@ static void *stream_main(void *arg)
             atomic_store(&s->open, s->cursor_id != 0);
             if (opening) {
                 if (resumed) {
-                    commit(s, NULL, NULL, 0, false, 1, 0);
+                    commit_extra_t x = {.resumes = 1};
+                    commit(s, NULL, NULL, 0, &x);
                     POH_INFO(MODULE, "%s: change stream resumed", s->key);
                 }
                 set_status(s, "streaming", "");
@@ -761,11 +818,18 @@ static int stream_families(mongo_stream_t *s, poh_registry_t *r)
         "Times an invalidate event (the collection dropped or renamed, or its database dropped) "
         "closed the change stream and it was reopened after it with startAfter.",
         2, l_stream, NULL, 0);
-    if (!s->f_changes || !s->f_field_err || !fres || !flost || !finv)
+    poh_family_t *flost_s = poh_registry_family(
+        r, POH_COUNTER, "poh_mongodb_change_stream_history_lost_seconds_total",
+        "Seconds of cluster time whose events the stream never saw after its saved position "
+        "left the oplog (from that position to the restart); the number of those events is "
+        "not knowable.",
+        2, l_stream, NULL, 0);
+    if (!s->f_changes || !s->f_field_err || !fres || !flost || !finv || !flost_s)
         return -1;
     s->s_resumes = poh_family_series(fres, lv);
     s->s_lost = poh_family_series(flost, lv);
     s->s_inv = poh_family_series(finv, lv);
+    s->s_lost_s = poh_family_series(flost_s, lv);
     for (size_t i = 0; i < s->spec.nlat; i++) {
         char name[160], help[200];
         snprintf(name, sizeof name, "poh_%s_latency_seconds", s->spec.lat[i].name);

@@ -182,6 +182,8 @@ int poh_mongo_state_save(int dirfd, const char *name, const poh_mongo_state_t *s
      * exporters ignore them. */
     bson_append_int64(&doc, "invalidations", -1, (int64_t)st->invalidations);
     bson_append_bool(&doc, "start_after", -1, st->start_after);
+    bson_append_timestamp(&doc, "gap_from", -1, (uint32_t)(st->gap_from >> 32), (uint32_t)st->gap_from);
+    bson_append_int64(&doc, "history_lost_seconds", -1, (int64_t)st->history_lost_seconds);
 
     int rc = 0;
     int fd = open_regular(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -280,6 +282,14 @@ static int parse_state(const uint8_t *data, size_t len, poh_mongo_state_t *st)
             rc = read_u64(&it, &st->history_lost);
         } else if (!strcmp(k, "invalidations")) {
             rc = read_u64(&it, &st->invalidations);
+        } else if (!strcmp(k, "gap_from")) {
+            uint32_t t, i;
+            if (!BSON_ITER_HOLDS_TIMESTAMP(&it))
+                return -EBADMSG;
+            bson_iter_timestamp(&it, &t, &i);
+            st->gap_from = (uint64_t)t << 32 | i;
+        } else if (!strcmp(k, "history_lost_seconds")) {
+            rc = read_u64(&it, &st->history_lost_seconds);
         } else if (!strcmp(k, "start_after")) {
             if (!BSON_ITER_HOLDS_BOOL(&it))
                 return -EBADMSG;

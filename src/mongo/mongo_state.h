@@ -49,6 +49,9 @@ typedef struct poh_mongo_state {
     uint64_t resumes, history_lost;
     uint64_t invalidations; /* invalidate events that closed the stream (reopened after them) */
     bool start_after;       /* token is an invalidate's: reopen with startAfter, not resumeAfter */
+    uint64_t gap_from;      /* history lost after this Timestamp (t << 32 | i), the stream not yet
+                             * open again from now; 0 = no gap open */
+    uint64_t history_lost_seconds; /* cluster seconds of history never seen, over all gaps */
 } poh_mongo_state_t;
 
 /* Free what st owns and zero it (a zeroed state is empty and valid). */

@@ -452,6 +452,27 @@ poh_mongo_err_kind_t poh_mongo_error_kind(const bson_error_t *err, const bson_t 
     return POH_MONGO_ERR_OTHER;
 }
 
+uint64_t poh_mongo_token_time(const bson_t *token)
+{
+    bson_iter_t it;
+    uint32_t len;
+    if (!token || !bson_iter_init_find(&it, token, "_data") || !BSON_ITER_HOLDS_UTF8(&it))
+        return 0;
+    const char *s = bson_iter_utf8(&it, &len);
+    if (len < 18 || s[0] != '8' || s[1] != '2')
+        return 0;
+    uint64_t v = 0;
+    for (int k = 2; k < 18; k++) {
+        char c = s[k];
+        int h = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (h < 0)
+            return 0;
+        v = v << 4 | (uint64_t)h;
+    }
+    return v;
+}
+
 bool poh_mongo_name_valid(const char *s)
 {
     size_t n = strlen(s);

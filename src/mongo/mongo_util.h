@@ -105,4 +105,11 @@ poh_mongo_err_kind_t poh_mongo_error_kind(const bson_error_t *err, const bson_t 
  * starting with '.'. For the config checks. */
 bool poh_mongo_name_valid(const char *s);
 
+/* The cluster time in a resume token {_data: "82<16 hex digits>..."}: mongod
+ * (4.2+, hex tokens) and the simulator begin _data with the KeyString type
+ * byte of a Timestamp (0x82) and its 8 bytes big-endian, t then i. Returns
+ * the Timestamp packed as t << 32 | i, or 0 when the token is not of that
+ * form (opaque to us then). */
+uint64_t poh_mongo_token_time(const bson_t *token);
+
 #endif

@@ -55,6 +55,8 @@ static void fill(poh_mongo_state_t *st, int64_t seq)
     st->history_lost = 1;
     st->invalidations = 2;
     st->start_after = true;
+    st->gap_from = (uint64_t)0x9A000000u << 32 | 7; /* past 2038: t above INT32_MAX */
+    st->history_lost_seconds = 42;
 }
 
 static int64_t token_seq(const poh_mongo_state_t *st)
@@ -82,6 +84,8 @@ START_TEST(test_round_trip)
     ck_assert_uint_eq(back.history_lost, 1);
     ck_assert_uint_eq(back.invalidations, 2);
     ck_assert(back.start_after);
+    ck_assert(back.gap_from == ((uint64_t)0x9A000000u << 32 | 7));
+    ck_assert_uint_eq(back.history_lost_seconds, 42);
     /* no temporary left behind */
     ck_assert_int_eq(faccessat(dirfd_, "s.state.tmp", F_OK, 0), -1);
     poh_mongo_state_clear(&st);
@@ -457,6 +461,7 @@ START_TEST(test_fields_added_later)
     ck_assert_uint_eq(*poh_mongo_count_slot(back.changes, &back.nchanges, "insert"), 9);
     ck_assert_uint_eq(back.invalidations, 0);
     ck_assert(!back.start_after);
+    ck_assert(back.gap_from == 0 && back.history_lost_seconds == 0);
     poh_mongo_state_clear(&back);
     bson_t *bad = BCON_NEW("v", BCON_INT32(1), "start_after", BCON_INT32(1));
     expect_bad("bad_start_after", bson_get_data(bad), bad->len);

@@ -389,6 +389,34 @@ START_TEST(test_names)
 }
 END_TEST
 
+/* The cluster time of resume tokens: a mongod 7.0 token from the corpus, the
+ * simulator's, and tokens that are not of that form. */
+START_TEST(test_token_time)
+{
+    static const struct {
+        const char *data;
+        uint64_t want;
+    } cases[] = {
+        {"8265A1B2C3000000012B022C0100296E5A1004", (uint64_t)0x65A1B2C3 << 32 | 1},
+        {"826B145E3800000005", (uint64_t)0x6B145E38 << 32 | 5},
+        {"826b145e38000000050100", (uint64_t)0x6B145E38 << 32 | 5},
+        {"826B145E380000000", 0},   /* too short */
+        {"836B145E3800000005", 0},  /* not a Timestamp */
+        {"826B145E38000G0005", 0},  /* not hex */
+        {"", 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        bson_t *tok = BCON_NEW("_data", BCON_UTF8(cases[k].data));
+        ck_assert_msg(poh_mongo_token_time(tok) == cases[k].want, "%s", cases[k].data);
+        bson_destroy(tok);
+    }
+    bson_t *bin = BCON_NEW("_data", BCON_INT32(5));
+    ck_assert(poh_mongo_token_time(bin) == 0);
+    ck_assert(poh_mongo_token_time(NULL) == 0);
+    bson_destroy(bin);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("mongodb_util");
@@ -403,6 +431,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_lag_clamp);
     tcase_add_test(tc, test_error_kind);
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_token_time);
     suite_add_tcase(s, tc);
     return s;
 }
