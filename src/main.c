@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "app/app.h"
+#include "collectors/collector.h"
 #include "core/log.h"
 #include "grpc/grpc_probe.h"
 #include "http/http.h"
@@ -48,7 +49,8 @@ enum {
     OPT_PATH,
     OPT_LEVEL,
     OPT_FORMAT,
-    OPT_WEB_CONFIG
+    OPT_WEB_CONFIG,
+    OPT_METRIC_TABLE /* hidden: the collectors' metric tables, for tests */
 };
 
 /* What --config.check found of the web config, for its verdict line. */
@@ -94,6 +96,7 @@ int main(int argc, char **argv)
         {"web.config.file", required_argument, NULL, OPT_WEB_CONFIG},
         {"log.level", required_argument, NULL, OPT_LEVEL},
         {"log.format", required_argument, NULL, OPT_FORMAT},
+        {"print-metric-table", no_argument, NULL, OPT_METRIC_TABLE},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL;
@@ -114,6 +117,7 @@ int main(int argc, char **argv)
         case OPT_WEB_CONFIG: ov.web_config_file = optarg; break;
         case OPT_LEVEL: ov.log_level = optarg; break;
         case OPT_FORMAT: ov.log_format = optarg; break;
+        case OPT_METRIC_TABLE: return poh_collector_kinds_print_metrics(stdout) < 0;
         default:
             fprintf(stderr, "poh_exporter: unknown or incomplete flag \"%s\"; see --help\n",
                     argv[optind - 1]);

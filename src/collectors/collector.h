@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "appconfig/app_config.h"
 #include "core/strbuf.h"
@@ -126,6 +127,13 @@ typedef struct poh_collector_env {
  * (e.g. poh_grpc_kind in collectors/grpc.c) and listed once, by its key, in
  * appconfig/kinds.h. confs is the kind's list of instances as the schema
  * section filled it (conf_size bytes each), n of them. */
+/* The metric families a kind writes at one endpoint ("/metrics" or
+ * "/probe"): a table beside its code (e.g. grpc/grpc_metrics.c). */
+typedef struct poh_collector_metrics {
+    const char *endpoint;               /* NULL ends a list */
+    const poh_family_desc_t *families;  /* ended by {NULL} */
+} poh_collector_metrics_t;
+
 typedef struct poh_collector_kind {
     const char *name;                 /* the YAML key, and "<kind>/" of collector names */
     const poh_cfg_section_t *section; /* the schema of one instance */
@@ -145,6 +153,9 @@ typedef struct poh_collector_kind {
     bool (*keep)(const void *confs, size_t n, const char *family, const char *const *names,
                  const char *const *values, size_t nlabels);
     const poh_collector_ops_t *ops;   /* what its collectors run */
+    /* The families it writes whose names are fixed by the code (not those
+     * named in its configuration), ended by {NULL}; NULL: none declared. */
+    const poh_collector_metrics_t *metrics;
 } poh_collector_kind_t;
 
 /* Where a configuration root of type root_t holds the instances of kind k
@@ -161,6 +172,11 @@ POH_COLLECTOR_KINDS(POH_COLLECTOR_KIND_DECL)
 
 /* The product's kinds (appconfig/kinds.h) in a poh_config_t, ended by {NULL}. */
 extern const poh_collector_kind_ref_t poh_collector_kinds[];
+
+/* Print the product kinds' metric tables, one family a line:
+ * "<kind>\t<endpoint>\t<name>\t<type>\t<label,label>\t<help>".
+ * Returns 0 or -EIO. */
+int poh_collector_kinds_print_metrics(FILE *out);
 
 /* Remove from the persistent registry the series of targets, groups,
  * clusters and streams that cfg no longer configures, so a reload does not

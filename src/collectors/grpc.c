@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/netmatch.h"
+#include "grpc/grpc_metrics.h"
 #include "grpc/grpc_probe.h"
 #include "grpc/pbwire.h"
 
@@ -43,13 +44,7 @@ static const char *const health_statuses[] = {"UNKNOWN", "SERVING", "NOT_SERVING
 static const char *const field_error_reasons[NREASONS] = {
     "missing_field", "wire_type_mismatch", "truncated_input", "malformed_input"};
 
-static const char *const l_gtm[] = {"group", "target", "method"};
-static const char *const l_gtmc[] = {"group", "target", "method", "code"};
-static const char *const l_gtmr[] = {"group", "target", "metric", "reason"};
 static const char *const l_gt[] = {"group", "target"};
-static const char *const l_gts[] = {"group", "target", "status"};
-static const char *const l_m[] = {"method"};
-static const char *const l_s[] = {"status"};
 
 typedef struct method_series {
     const char *method;
@@ -283,23 +278,12 @@ static grpc_collector_t *collector_new(const poh_config_grpc_group_t *g, poh_reg
     if (copy_group(c, g) < 0)
         goto err;
 
-    poh_family_t *f_req = poh_registry_family(
-        persist, POH_COUNTER, "poh_requests_total",
-        "gRPC probe calls issued (PoH_REQUEST), by group, target and method.", 3, l_gtm, NULL, 0);
-    poh_family_t *f_ack = poh_registry_family(
-        persist, POH_COUNTER, "poh_ack_total",
-        "gRPC probe calls answered OK, and SERVING for health checks (PoH_ACK).", 3, l_gtm, NULL,
-        0);
-    poh_family_t *f_lat = poh_registry_family(
-        persist, POH_HISTOGRAM, "poh_grpc_method_latency_seconds",
-        "Round trip of gRPC probe calls, whatever their outcome.", 3, l_gtm, NULL, 0);
-    c->f_failures = poh_registry_family(
-        persist, POH_COUNTER, "poh_request_failures_total",
-        "Failed gRPC probe calls by gRPC status name, NOT_SERVING or INVALID_RESPONSE.", 4, l_gtmc,
-        NULL, 0);
-    c->f_field_errors = poh_registry_family(
-        persist, POH_COUNTER, "poh_grpc_state_field_errors_total",
-        "State reply fields that could not be read, by reason.", 4, l_gtmr, NULL, 0);
+    const poh_family_desc_t *m = poh_grpc_metrics;
+    poh_family_t *f_req = poh_registry_family_desc(persist, &m[POH_GRPC_M_REQUESTS]);
+    poh_family_t *f_ack = poh_registry_family_desc(persist, &m[POH_GRPC_M_ACK]);
+    poh_family_t *f_lat = poh_registry_family_desc(persist, &m[POH_GRPC_M_LATENCY]);
+    c->f_failures = poh_registry_family_desc(persist, &m[POH_GRPC_M_FAILURES]);
+    c->f_field_errors = poh_registry_family_desc(persist, &m[POH_GRPC_M_FIELD_ERRORS]);
     if (!f_req || !f_ack || !f_lat || !c->f_failures || !c->f_field_errors)
         goto err;
 
@@ -528,13 +512,9 @@ static int grpc_collect(void *state, poh_scrape_t *sc)
     if (rc < 0)
         goto out;
 
-    poh_family_t *f_success = poh_registry_family(
-        sc->out, POH_GAUGE, "poh_probe_success", "1 if this scrape's gRPC probe succeeded.", 2,
-        l_gt, NULL, 0);
-    poh_family_t *f_health = poh_registry_family(
-        sc->out, POH_GAUGE, "poh_grpc_health_status",
-        "1 for the grpc.health.v1 status the target returned, 0 for the others.", 3, l_gts, NULL,
-        0);
+    poh_family_t *f_success =
+        poh_registry_family_desc(sc->out, &poh_grpc_metrics[POH_GRPC_M_SUCCESS]);
+    poh_family_t *f_health = poh_registry_family_desc(sc->out, &poh_grpc_metrics[POH_GRPC_M_HEALTH]);
     rc = -ENOMEM;
     if (!f_success || !f_health)
         goto out;
@@ -718,18 +698,11 @@ static int grpc_probe(void *state, const char *module, const char *target, poh_s
                  ? poh_grpc_serving_status_name(calls[i].serving_status)
                  : "");
     rc = -ENOMEM;
-    poh_family_t *f_success = poh_registry_family(
-        sc->out, POH_GAUGE, "poh_probe_success", "1 if the gRPC probe succeeded.", 0, NULL,
-        NULL, 0);
-    poh_family_t *f_dur = poh_registry_family(sc->out, POH_GAUGE, "poh_probe_duration_seconds",
-                                              "Wall time of the probe.", 0, NULL, NULL, 0);
-    poh_family_t *f_code = poh_registry_family(
-        sc->out, POH_GAUGE, "poh_grpc_status_code", "gRPC status code of each call (0 = OK).", 1,
-        l_m, NULL, 0);
-    poh_family_t *f_health = poh_registry_family(
-        sc->out, POH_GAUGE, "poh_grpc_health_status",
-        "1 for the grpc.health.v1 status the target returned, 0 for the others.", 1, l_s, NULL,
-        0);
+    const poh_family_desc_t *pm = poh_grpc_probe_metrics;
+    poh_family_t *f_success = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_SUCCESS]);
+    poh_family_t *f_dur = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_DURATION]);
+    poh_family_t *f_code = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_CODE]);
+    poh_family_t *f_health = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_HEALTH]);
     if (!f_success || !f_dur || !f_code || !f_health)
         goto out;
     bool ok = true;
@@ -868,4 +841,7 @@ const poh_collector_kind_t poh_grpc_kind = {
     .create = grpc_kind_create,
     .keep = grpc_series_keep,
     .ops = &poh_grpc_collector_ops,
+    .metrics = (const poh_collector_metrics_t[]){{"/metrics", poh_grpc_metrics},
+                                                 {"/probe", poh_grpc_probe_metrics},
+                                                 {NULL, NULL}},
 };

@@ -28,6 +28,7 @@
 #include "config/schema.h"
 #include "core/header_name.h"
 #include "grpc/grpc_conf.h"
+#include "grpc/grpc_metrics.h"
 #include "core/netmatch.h"
 #include "grpc/grpc_probe.h"
 #include "grpc/pbwire.h"
@@ -99,12 +100,16 @@ static int check_field_path(const char *v, poh_strbuf_t *why)
     return 0;
 }
 
-/* Names the collector itself writes; a state gauge may not take them. */
-static const char *const reserved_metrics[] = {
-    "poh_requests_total", "poh_ack_total", "poh_request_failures_total", "poh_probe_success",
-    "poh_probe_duration_seconds", "poh_grpc_method_latency_seconds", "poh_grpc_health_status",
-    "poh_grpc_status_code", "poh_grpc_state_field_errors_total", NULL,
-};
+/* A name the collector itself writes (grpc_metrics.c); a state gauge may not take it. */
+static bool reserved_metric(const char *name)
+{
+    const poh_family_desc_t *const tables[] = {poh_grpc_metrics, poh_grpc_probe_metrics};
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        for (const poh_family_desc_t *d = tables[t]; d->name; d++)
+            if (strcmp(name, d->name) == 0)
+                return true;
+    return false;
+}
 
 static int check_metric(const char *v, poh_strbuf_t *why)
 {
@@ -112,11 +117,9 @@ static int check_metric(const char *v, poh_strbuf_t *why)
         poh_strbuf_puts(why, "is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)");
         return -EINVAL;
     }
-    for (size_t i = 0; reserved_metrics[i]; i++) {
-        if (strcmp(v, reserved_metrics[i]) == 0) {
-            poh_strbuf_puts(why, "is a metric the grpc collector writes itself");
-            return -EINVAL;
-        }
+    if (reserved_metric(v)) {
+        poh_strbuf_puts(why, "is a metric the grpc collector writes itself");
+        return -EINVAL;
     }
     return 0;
 }

@@ -507,6 +507,11 @@ static bool family_taken(poh_registry_t *r, poh_metric_type_t type, const char *
     return false;
 }
 
+poh_family_t *poh_registry_family_desc(poh_registry_t *r, const poh_family_desc_t *d)
+{
+    return poh_registry_family(r, d->type, d->name, d->help, d->nlabels, d->labels, NULL, 0);
+}
+
 poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, const char *name,
                                   const char *help, size_t nlabels,
                                   const char *const *label_names, const double *buckets,

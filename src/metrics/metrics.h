@@ -61,6 +61,21 @@ poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, con
                                   const char *const *label_names, const double *buckets,
                                   size_t nbuckets);
 
+/* A metric family as a collector declares it, in a table beside its code
+ * ({NULL} ends a table): the tables are the one place its name, type, HELP
+ * text and label names are written (docs and reserved names derive from
+ * them). Histograms take the default buckets. */
+typedef struct poh_family_desc {
+    const char *name;
+    poh_metric_type_t type;
+    const char *help;
+    size_t nlabels;
+    const char *const *labels;
+} poh_family_desc_t;
+
+/* poh_registry_family() for a table row. */
+poh_family_t *poh_registry_family_desc(poh_registry_t *r, const poh_family_desc_t *d);
+
 /* Get or create the series with these label values (nlabels of the family,
  * NULL if the family has none; a NULL value is ""). Values are copied. Never
  * returns NULL unless out of memory (or f is NULL). O(1): a hash map per family. */

@@ -3,9 +3,12 @@
 with every collector (gRPC groups with a state call, a MongoDB cluster with a
 change stream, tracing), scrape /metrics and /probe, and check that every
 metric family exposed is documented in the README and every metric the
-README's tables name is exposed."""
+README's tables name is exposed. The collectors' metric tables (poh_exporter
+--print-metric-table) are checked too: each family they declare is in the
+README and exposed where they say, with their HELP text, type and labels."""
 import os
 import re
+import subprocess
 import unittest
 
 import pymongo
@@ -38,7 +41,39 @@ def documented():
     return in_tables, anywhere
 
 
+def metric_tables():
+    """[(kind, endpoint, name, type, labels, help)] from the collectors' tables."""
+    out = subprocess.run([pohtest.EXPORTER, "--print-metric-table"], check=True,
+                         capture_output=True, text=True, timeout=30).stdout
+    rows = []
+    for line in out.splitlines():
+        kind, endpoint, name, mtype, labels, text = line.split("\t")
+        rows.append((kind, endpoint, name, mtype, labels.split(",") if labels else [], text))
+    return rows
+
+
+def family_labels(text, name):
+    """Label names of the first sample of family name (le left out)."""
+    m = re.search(r"^%s(?:_bucket|_sum|_count)?(?:\{([^}]*)\})? " % re.escape(name), text, re.M)
+    if not m:
+        return None
+    return [kv.split("=", 1)[0] for kv in re.findall(r'(\w+="(?:[^"\\]|\\.)*")', m.group(1) or "")
+            if not kv.startswith("le=")]
+
+
 class MetricReferenceTest(unittest.TestCase):
+    def check_tables(self, pages, in_tables, anywhere):
+        rows = metric_tables()
+        self.assertTrue(rows, "no metric table printed")
+        for kind, endpoint, name, mtype, labels, text in rows:
+            with self.subTest(kind=kind, endpoint=endpoint, family=name):
+                page = pages[endpoint]
+                self.assertIn(name, in_tables if endpoint == "/metrics" else anywhere,
+                              "declared but not in the README")
+                self.assertIn(f"\n# HELP {name} {text}\n", "\n" + page)
+                self.assertIn(f"\n# TYPE {name} {mtype}\n", "\n" + page)
+                self.assertEqual(family_labels(page, name), labels)
+
     def test_readme_matches_exposition(self):
         state = mongoexp.StateDir()
         with grpcsim.NodeSim([[], ["--mode", "not_serving"]]) as node, \
@@ -67,10 +102,12 @@ class MetricReferenceTest(unittest.TestCase):
                 mongoexp.wait_value(ex, "poh_mongodb_change_field_errors_total", 1,
                                     cluster="main", stream="tx", field="created_at",
                                     reason="missing")
-                exposed = families(ex.scrape())
+                page = ex.scrape()
+                exposed = families(page)
                 st, _, body = ex.request(f"/probe?module=poh&target={node.addr(0)}")
                 self.assertEqual(st, 200)
                 probe_only = families(body.decode()) - exposed
+                pages = {"/metrics": page, "/probe": body.decode()}
             finally:
                 mongoexp.stop_checked(ex)
         state.cleanup()
@@ -89,6 +126,7 @@ class MetricReferenceTest(unittest.TestCase):
         self.assertEqual(undocumented, set(), "exposed but not in the README")
         missing = {m for m in in_tables if "<" not in m and m not in exposed | probe_only}
         self.assertEqual(missing, set(), "in the README's tables but never exposed")
+        self.check_tables(pages, in_tables, anywhere)
 
 
 if __name__ == "__main__":
