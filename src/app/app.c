@@ -348,7 +348,8 @@ static double scrape_deadline(const poh_config_t *cfg, double timeout)
     return poh_now_mono() + budget;
 }
 
-int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_t *body)
+int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_t *body,
+                   const poh_render_sink_t *sink)
 {
     runtime_t *rt = runtime_get(app);
     double deadline = scrape_deadline(rt->cfg, timeout);
@@ -382,12 +383,12 @@ int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_
     if (app->observer)
         app->observer(app->observer_ctx, regs, n, rt->cfg, poh_now_real());
     size_t hint = atomic_load_explicit(&app->last_body[fmt], memory_order_relaxed);
-    if (hint && body->len == 0 && poh_strbuf_reserve(body, hint + hint / 8) < 0) {
+    if (!sink && hint && body->len == 0 && poh_strbuf_reserve(body, hint + hint / 8) < 0) {
         poh_strbuf_free(body); /* clears the failure: the render grows it instead */
         *body = (poh_strbuf_t)POH_STRBUF_INIT;
     }
-    rc = poh_render(body, regs, n, fmt);
-    if (rc >= 0)
+    rc = poh_render_to(body, regs, n, fmt, sink);
+    if (rc >= 0 && !sink)
         atomic_store_explicit(&app->last_body[fmt], body->len, memory_order_relaxed);
     free(regs);
 done:

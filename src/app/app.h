@@ -52,8 +52,11 @@ const poh_config_t *poh_app_view_config(const poh_app_view_t *v);
 void poh_app_release(poh_app_view_t *v);
 
 /* Run one scrape: timeout is the scraper's timeout in seconds (<= 0: use the
- * configured default); the deadline is timeout minus the configured offset. */
-int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_t *body);
+ * configured default); the deadline is timeout minus the configured offset.
+ * sink NULL: the exposition is rendered whole into body. Otherwise it goes
+ * through sink in chunks (poh_render_to) and body is only the chunk buffer. */
+int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_t *body,
+                   const poh_render_sink_t *sink);
 
 /* Called by every /metrics scrape with the registries it is about to render
  * (the values /metrics shows), the configuration in force and the time

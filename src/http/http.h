@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <zlib.h>
 
 #include "app/app.h"
 #include "core/strbuf.h"
@@ -32,5 +33,21 @@ bool poh_http_accepts_gzip(const char *accept_encoding);
 double poh_http_parse_scrape_timeout(const char *v);
 /* gzip-compress in into out (appends). 0 or a negative errno. */
 int poh_gzip(const char *in, size_t len, poh_strbuf_t *out);
+
+/* gzip in pieces: begin, feed any number of times, end (or abort). out
+ * grows with the compressed text only, so a body rendered in chunks
+ * (poh_render_to) is never whole in memory, compressed or not. */
+typedef struct poh_gzip_stream {
+    z_stream zs;
+    poh_strbuf_t *out;
+    bool open;
+} poh_gzip_stream_t;
+
+int poh_gzip_begin(poh_gzip_stream_t *g, poh_strbuf_t *out);
+int poh_gzip_feed(poh_gzip_stream_t *g, const char *in, size_t len);
+/* A poh_render_sink_t take(): feeds chunk and empties it; ctx is the stream. */
+int poh_gzip_take(void *ctx, poh_strbuf_t *chunk);
+int poh_gzip_end(poh_gzip_stream_t *g);   /* finishes the gzip member; 0 or -errno */
+void poh_gzip_abort(poh_gzip_stream_t *g); /* after a failure; out is left as it is */
 
 #endif

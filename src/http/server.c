@@ -171,16 +171,51 @@ static enum MHD_Result send_metrics(struct MHD_Connection *c, poh_strbuf_t *body
     return ret;
 }
 
+static enum MHD_Result scrape_failed(struct MHD_Connection *c, int rc)
+{
+    POH_ERROR("http", "scrape failed: %s", strerror(rc < 0 ? -rc : ENOMEM));
+    return send_text(c, 500, "scrape failed\n", NULL);
+}
+
+/* A gzipped scrape is rendered in chunks straight into the compressor: the
+ * uncompressed body (4.4 MB at 1,000 targets with a state call) is never
+ * whole in memory, only its compressed tenth (bench/soak, docs/sizing.md). */
+static enum MHD_Result scrape_gzip(poh_http_t *h, struct MHD_Connection *c, poh_format_t fmt)
+{
+    poh_strbuf_t chunk = POH_STRBUF_INIT, z = POH_STRBUF_INIT;
+    poh_gzip_stream_t g;
+    int rc = poh_gzip_begin(&g, &z);
+    if (rc == 0) {
+        poh_render_sink_t sink = {poh_gzip_take, &g};
+        rc = poh_app_scrape(h->app, scrape_timeout_header(c), fmt, &chunk, &sink);
+    }
+    if (rc == 0 && chunk.failed)
+        rc = -ENOMEM;
+    poh_strbuf_free(&chunk);
+    if (rc == 0)
+        rc = poh_gzip_end(&g);
+    poh_gzip_abort(&g);
+    if (rc < 0 || z.failed) {
+        poh_strbuf_free(&z);
+        return scrape_failed(c, rc);
+    }
+    size_t len = z.len;
+    return send_buf(c, 200, poh_format_content_type(fmt), poh_strbuf_steal(&z), len, "gzip",
+                    NULL);
+}
+
 static enum MHD_Result handle_metrics(poh_http_t *h, struct MHD_Connection *c)
 {
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     poh_format_t fmt = poh_format_negotiate(accept);
+    if (poh_http_accepts_gzip(
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING)))
+        return scrape_gzip(h, c, fmt);
     poh_strbuf_t body = POH_STRBUF_INIT;
-    int rc = poh_app_scrape(h->app, scrape_timeout_header(c), fmt, &body);
+    int rc = poh_app_scrape(h->app, scrape_timeout_header(c), fmt, &body, NULL);
     if (rc < 0 || body.failed) {
         poh_strbuf_free(&body);
-        POH_ERROR("http", "scrape failed: %s", strerror(rc < 0 ? -rc : ENOMEM));
-        return send_text(c, 500, "scrape failed\n", NULL);
+        return scrape_failed(c, rc);
     }
     return send_metrics(c, &body, fmt);
 }

@@ -151,6 +151,24 @@ const char *poh_metric_type_name(poh_metric_type_t t); /* "counter", ... */
  * and create series. */
 int poh_render(poh_strbuf_t *out, poh_registry_t *const *regs, size_t nregs, poh_format_t fmt);
 
+/* Where poh_render_to() hands the text as it is rendered: take() consumes
+ * out->len bytes of out->data and empties out (poh_strbuf_reset); 0 or a
+ * negative errno, which ends the render with that error. */
+typedef struct poh_render_sink {
+    int (*take)(void *ctx, poh_strbuf_t *out);
+    void *ctx;
+} poh_render_sink_t;
+
+/* Bytes poh_render_to() collects in out before it hands them to the sink. */
+#define POH_RENDER_CHUNK (64u << 10)
+
+/* poh_render() in chunks: out holds at most about POH_RENDER_CHUNK (plus one
+ * series) at a time, every byte goes through sink, out is empty on return.
+ * The body is never whole in memory (a scrape of 1,000 targets renders
+ * megabytes that compress tenfold). sink NULL: poh_render(). */
+int poh_render_to(poh_strbuf_t *out, poh_registry_t *const *regs, size_t nregs,
+                  poh_format_t fmt, const poh_render_sink_t *sink);
+
 /* Content negotiation from an Accept header (NULL = text). OpenMetrics is chosen
  * when an explicit application/openmetrics-text range (version absent or
  * 1.0.0) is acceptable with a q at least that of text/plain (version absent or

@@ -329,7 +329,8 @@ static int drop_conflicts(entry_t *e, size_t n, bool om)
 /* Render one group: the same family (name and type) from one or more
  * registries. A series whose labels an earlier registry already rendered is
  * skipped. */
-static int render_group(poh_strbuf_t *out, entry_t *g, size_t n, bool om)
+static int render_group(poh_strbuf_t *out, entry_t *g, size_t n, bool om,
+                        const poh_render_sink_t *sink)
 {
     const poh_family_t *first = g[0].f;
     bool header = false;
@@ -363,6 +364,8 @@ static int render_group(poh_strbuf_t *out, entry_t *g, size_t n, bool om)
                 header = true;
             }
             rc = render_series(out, f, s, om);
+            if (rc == 0 && sink && out->len >= POH_RENDER_CHUNK)
+                rc = sink->take(sink->ctx, out);
             if (rc < 0)
                 break;
         }
@@ -403,6 +406,12 @@ static void reserve_estimate(poh_strbuf_t *out, const entry_t *e, size_t n)
 
 int poh_render(poh_strbuf_t *out, poh_registry_t *const *regs, size_t nregs, poh_format_t fmt)
 {
+    return poh_render_to(out, regs, nregs, fmt, NULL);
+}
+
+int poh_render_to(poh_strbuf_t *out, poh_registry_t *const *regs, size_t nregs,
+                  poh_format_t fmt, const poh_render_sink_t *sink)
+{
     bool om = fmt == POH_FMT_OPENMETRICS;
     entry_t *entries = NULL;
     size_t n = 0, cap = 0;
@@ -439,13 +448,14 @@ int poh_render(poh_strbuf_t *out, poh_registry_t *const *regs, size_t nregs, poh
     n = kept;
     if (n > 1)
         qsort(entries, n, sizeof *entries, om ? entry_cmp_om : entry_cmp_text);
-    reserve_estimate(out, entries, n);
+    if (!sink)
+        reserve_estimate(out, entries, n);
 
     for (size_t i = 0; i < n && rc == 0;) {
         size_t j = i + 1;
         while (j < n && key_cmp(entries[i].f, entries[j].f, om) == 0)
             j++;
-        rc = render_group(out, entries + i, j - i, om);
+        rc = render_group(out, entries + i, j - i, om, sink);
         i = j;
     }
     if (rc == 0 && om)
@@ -454,5 +464,7 @@ out:
     free(entries);
     if (out->failed)
         rc = -ENOMEM;
+    if (rc == 0 && sink && out->len)
+        rc = sink->take(sink->ctx, out);
     return rc;
 }

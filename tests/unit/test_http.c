@@ -106,6 +106,48 @@ START_TEST(test_gzip_round_trip)
 }
 END_TEST
 
+/* The same text fed in pieces of every size through poh_gzip_take
+ * inflates back to itself, and the chunk is emptied each time. */
+START_TEST(test_gzip_stream_pieces)
+{
+    poh_strbuf_t in = POH_STRBUF_INIT, z = POH_STRBUF_INIT, chunk = POH_STRBUF_INIT;
+    for (int i = 0; i < 20000; i++)
+        poh_strbuf_printf(&in, "poh_requests_total{group=\"poh\",target=\"t%d\"} %d\n", i, i * 7);
+    poh_gzip_stream_t g;
+    ck_assert_int_eq(poh_gzip_begin(&g, &z), 0);
+    size_t off = 0, piece = 1;
+    while (off < in.len) {
+        size_t k = in.len - off < piece ? in.len - off : piece;
+        poh_strbuf_append(&chunk, in.data + off, k);
+        ck_assert_int_eq(poh_gzip_take(&g, &chunk), 0);
+        ck_assert_uint_eq(chunk.len, 0);
+        off += k;
+        piece = piece * 3 + 1; /* 1, 4, 13, ... up to more than the room deflate gets */
+        if (piece > (200u << 10))
+            piece = 1;
+    }
+    ck_assert_int_eq(poh_gzip_end(&g), 0);
+    ck_assert_uint_lt(z.len, in.len / 4);
+
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    ck_assert_int_eq(inflateInit2(&zs, 15 + 16), Z_OK);
+    char *out = malloc(in.len + 1);
+    zs.next_in = (Bytef *)z.data;
+    zs.avail_in = (uInt)z.len;
+    zs.next_out = (Bytef *)out;
+    zs.avail_out = (uInt)in.len + 1;
+    ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END);
+    ck_assert_uint_eq(zs.total_out, in.len);
+    ck_assert(memcmp(out, in.data, in.len) == 0);
+    inflateEnd(&zs);
+    free(out);
+    poh_strbuf_free(&chunk);
+    poh_strbuf_free(&in);
+    poh_strbuf_free(&z);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("http");
@@ -116,6 +158,7 @@ int main(void)
     tcase_add_loop_test(tc, test_scrape_timeout_header, 0,
                         (int)(sizeof timeout_cases / sizeof timeout_cases[0]));
     tcase_add_test(tc, test_gzip_round_trip);
+    tcase_add_test(tc, test_gzip_stream_pieces);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

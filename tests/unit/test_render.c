@@ -350,6 +350,68 @@ START_TEST(test_render_deterministic_and_appends)
 }
 END_TEST
 
+/* A sink that appends every chunk to a buffer, counting the chunks. */
+typedef struct {
+    poh_strbuf_t all;
+    size_t calls, max;
+    int fail_at; /* the call that fails with -EIO (0: none) */
+} collect_t;
+
+static int collect_take(void *ctx, poh_strbuf_t *chunk)
+{
+    collect_t *c = ctx;
+    c->calls++;
+    if (chunk->len > c->max)
+        c->max = chunk->len;
+    poh_strbuf_append(&c->all, chunk->data, chunk->len);
+    poh_strbuf_reset(chunk);
+    return (int)c->calls == c->fail_at ? -EIO : 0;
+}
+
+/* Rendered in chunks through a sink: the same bytes as whole, in chunks of
+ * about POH_RENDER_CHUNK, the chunk buffer empty after; a sink's error ends
+ * the render with it. */
+START_TEST(test_render_to_sink)
+{
+    poh_registry_t *regs[4];
+    size_t n = build_merge(regs);
+    const char *ln[] = {"target"};
+    const double b[] = {0.01, 0.1, 1};
+    poh_family_t *g = poh_registry_family(regs[0], POH_GAUGE, "many", "Many.", 1, ln, NULL, 0);
+    poh_family_t *h = poh_registry_family(regs[1], POH_HISTOGRAM, "lat_seconds", "Lat.", 1, ln,
+                                          b, 3);
+    char t[32];
+    for (int i = 0; i < 10000; i++) {
+        snprintf(t, sizeof t, "node-%d:50051", i);
+        poh_gauge_set(poh_family_series(g, VALS(t)), i);
+        poh_histogram_observe(poh_family_series(h, VALS(t)), i / 1000.0);
+    }
+    for (int om = 0; om < 2; om++) {
+        poh_format_t fmt = om ? POH_FMT_OPENMETRICS : POH_FMT_TEXT;
+        poh_strbuf_t whole = POH_STRBUF_INIT, chunk = POH_STRBUF_INIT;
+        collect_t c = {.all = POH_STRBUF_INIT};
+        poh_render_sink_t sink = {collect_take, &c};
+        ck_assert_int_eq(poh_render(&whole, regs, n, fmt), 0);
+        ck_assert_uint_gt(whole.len, 4 * POH_RENDER_CHUNK);
+        ck_assert_int_eq(poh_render_to(&chunk, regs, n, fmt, &sink), 0);
+        ck_assert_uint_eq(chunk.len, 0);
+        ck_assert_uint_eq(c.all.len, whole.len);
+        ck_assert(memcmp(c.all.data, whole.data, whole.len) == 0);
+        ck_assert_uint_ge(c.calls, whole.len / (POH_RENDER_CHUNK + 1024));
+        ck_assert_uint_lt(c.max, POH_RENDER_CHUNK + 1024);
+        poh_strbuf_free(&c.all);
+        c = (collect_t){.all = POH_STRBUF_INIT, .fail_at = 2};
+        ck_assert_int_eq(poh_render_to(&chunk, regs, n, fmt, &sink), -EIO);
+        ck_assert_uint_eq(c.calls, 2);
+        poh_strbuf_free(&c.all);
+        poh_strbuf_free(&chunk);
+        poh_strbuf_free(&whole);
+    }
+    for (size_t k = 0; k < n; k++)
+        poh_registry_free(regs[k]);
+}
+END_TEST
+
 START_TEST(test_render_empty)
 {
     poh_registry_t *r = poh_registry_new();
@@ -881,6 +943,7 @@ static Suite *render_suite(void)
     tcase_add_loop_test(tc, test_golden_openmetrics, 0, (int)NGOLDEN);
     tcase_add_test(tc, test_render_deterministic_and_appends);
     tcase_add_test(tc, test_render_empty);
+    tcase_add_test(tc, test_render_to_sink);
     tcase_add_test(tc, test_exemplars_only_in_openmetrics);
     suite_add_tcase(s, tc);
 
