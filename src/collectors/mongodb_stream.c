@@ -217,6 +217,29 @@ static void restore_counters(mongo_stream_t *s, const poh_mongo_state_t *st)
     poh_counter_add(s->s_lost, (double)st->history_lost);
     poh_counter_add(s->s_inv, (double)st->invalidations);
     poh_counter_add(s->s_lost_s, (double)st->history_lost_seconds);
+    /* Histograms saved with other buckets (or not at all) start empty. */
+    for (size_t l = 0; l < s->spec.nlat; l++) {
+        const poh_mongo_hist_t *h =
+            poh_mongo_hist_find(st, s->spec.lat[l].name, s->spec.bounds, s->spec.nbounds);
+        if (h)
+            poh_histogram_restore(s->s_lat[l], h->counts, h->nbounds + 1, h->sum);
+    }
+}
+
+/* Fold a batch's latency values into the saved histograms (the registry's
+ * get the same values in apply_batch). A latency beyond the state's room is
+ * not saved: its histogram starts empty after a restart. */
+static void fold_histograms(mongo_stream_t *s, const poh_mongo_batch_t *b, poh_mongo_state_t *next)
+{
+    for (size_t l = 0; l < s->spec.nlat; l++) {
+        const poh_mongo_lat_values_t *lv = &b->lat[l];
+        if (!lv->n)
+            continue;
+        poh_mongo_hist_t *h =
+            poh_mongo_hist_slot(next, s->spec.lat[l].name, s->spec.bounds, s->spec.nbounds);
+        for (size_t i = 0; h && i < lv->n; i++)
+            poh_mongo_hist_observe(h, lv->v[i]);
+    }
 }
 
 /* Unix ms to ns, whole milliseconds scaled in integers: a double of ns
@@ -378,6 +401,8 @@ static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *
         if ((c = poh_mongo_count_slot(next.field_errors, &next.nfield_errors, key)))
             *c += b->field_errors[i];
     }
+    if (b)
+        fold_histograms(s, b, &next);
     if (b && b->newest_wall > 0 && (int64_t)llround(b->newest_wall) > next.last_wall_ms)
         next.last_wall_ms = (int64_t)llround(b->newest_wall);
     next.resumes += x->resumes;

@@ -907,6 +907,16 @@ void poh_histogram_observe(poh_series_t *s, double v)
     histogram_observe_idx(s, v);
 }
 
+bool poh_histogram_restore(poh_series_t *s, const uint64_t *counts, size_t n, double sum)
+{
+    if (!s || s->type != POH_HISTOGRAM || n != s->family->nbuckets + 1 || !isfinite(sum))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        atomic_fetch_add_explicit(&s->buckets[i], counts[i], memory_order_relaxed);
+    atomic_add_double(&s->value, sum);
+    return true;
+}
+
 void poh_histogram_cumulative(const poh_series_t *s, uint64_t *cum)
 {
     uint64_t total = 0;

@@ -100,6 +100,10 @@ static inline void poh_counter_inc(poh_series_t *s) { poh_counter_add(s, 1.0); }
 void poh_gauge_set(poh_series_t *s, double v);
 void poh_gauge_add(poh_series_t *s, double v);
 void poh_histogram_observe(poh_series_t *s, double v); /* NaN is ignored */
+/* Add saved observations: counts per bucket (not cumulative), n = bounds + 1
+ * (the last +Inf), and their sum. Returns false (nothing added) when n does
+ * not match the histogram or sum is not finite. */
+bool poh_histogram_restore(poh_series_t *s, const uint64_t *counts, size_t n, double sum);
 
 /* Exemplars (rendered in OpenMetrics only). trace_id is 32 hex chars, span_id 16
  * hex chars (either may be NULL); ts is unix seconds (0 = omit). The last

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,59 @@ uint64_t *poh_mongo_count_slot(poh_mongo_count_t *arr, size_t *n, const char *na
     c->name[len] = '\0';
     c->n = 0;
     return &c->n;
+}
+
+static bool same_bounds(const poh_mongo_hist_t *h, const double *bounds, size_t nbounds)
+{
+    return h->nbounds == nbounds && (!nbounds || !memcmp(h->bounds, bounds, nbounds * sizeof *bounds));
+}
+
+const poh_mongo_hist_t *poh_mongo_hist_find(const poh_mongo_state_t *st, const char *name,
+                                            const double *bounds, size_t nbounds)
+{
+    size_t len = name_len(name);
+    for (size_t i = 0; i < st->nhists; i++)
+        if (!strncmp(st->hists[i].name, name, len) && !st->hists[i].name[len])
+            return same_bounds(&st->hists[i], bounds, nbounds) ? &st->hists[i] : NULL;
+    return NULL;
+}
+
+poh_mongo_hist_t *poh_mongo_hist_slot(poh_mongo_state_t *st, const char *name,
+                                      const double *bounds, size_t nbounds)
+{
+    size_t len = name_len(name);
+    if (nbounds > POH_MONGO_STATE_MAX_BOUNDS)
+        return NULL;
+    poh_mongo_hist_t *h = NULL;
+    for (size_t i = 0; i < st->nhists && !h; i++)
+        if (!strncmp(st->hists[i].name, name, len) && !st->hists[i].name[len])
+            h = &st->hists[i];
+    if (h && same_bounds(h, bounds, nbounds))
+        return h;
+    if (!h && st->nhists == POH_MONGO_STATE_MAX_HISTS)
+        return NULL;
+    if (!h)
+        h = &st->hists[st->nhists++];
+    memset(h, 0, sizeof *h);
+    memcpy(h->name, name, len);
+    h->nbounds = nbounds;
+    if (nbounds)
+        memcpy(h->bounds, bounds, nbounds * sizeof *bounds);
+    return h;
+}
+
+void poh_mongo_hist_observe(poh_mongo_hist_t *h, double v)
+{
+    size_t lo = 0, hi = h->nbounds;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (v <= h->bounds[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    h->counts[lo]++;
+    h->sum += v;
 }
 
 const char *poh_mongo_state_strerror(int rc)
@@ -148,6 +202,34 @@ static void append_counts(bson_t *doc, const char *key, const poh_mongo_count_t 
     bson_append_document_end(doc, &sub);
 }
 
+/* "lat": {name: {bounds: [..], counts: [..] (one more than bounds), sum}} */
+static void append_hists(bson_t *doc, const poh_mongo_state_t *st)
+{
+    bson_t lat, h, arr;
+    char kb[16];
+    const char *key;
+    bson_append_document_begin(doc, "lat", -1, &lat);
+    for (size_t i = 0; i < st->nhists; i++) {
+        const poh_mongo_hist_t *x = &st->hists[i];
+        bson_append_document_begin(&lat, x->name, -1, &h);
+        bson_append_array_begin(&h, "bounds", -1, &arr);
+        for (size_t k = 0; k < x->nbounds; k++) {
+            size_t kl = bson_uint32_to_string((uint32_t)k, &key, kb, sizeof kb);
+            bson_append_double(&arr, key, (int)kl, x->bounds[k]);
+        }
+        bson_append_array_end(&h, &arr);
+        bson_append_array_begin(&h, "counts", -1, &arr);
+        for (size_t k = 0; k <= x->nbounds; k++) {
+            size_t kl = bson_uint32_to_string((uint32_t)k, &key, kb, sizeof kb);
+            bson_append_int64(&arr, key, (int)kl, (int64_t)x->counts[k]);
+        }
+        bson_append_array_end(&h, &arr);
+        bson_append_double(&h, "sum", -1, x->sum);
+        bson_append_document_end(&lat, &h);
+    }
+    bson_append_document_end(doc, &lat);
+}
+
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n) {
@@ -184,6 +266,7 @@ int poh_mongo_state_save(int dirfd, const char *name, const poh_mongo_state_t *s
     bson_append_bool(&doc, "start_after", -1, st->start_after);
     bson_append_timestamp(&doc, "gap_from", -1, (uint32_t)(st->gap_from >> 32), (uint32_t)st->gap_from);
     bson_append_int64(&doc, "history_lost_seconds", -1, (int64_t)st->history_lost_seconds);
+    append_hists(&doc, st);
 
     int rc = 0;
     int fd = open_regular(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -241,6 +324,60 @@ static int read_u64(bson_iter_t *it, uint64_t *out)
     return 0;
 }
 
+/* One saved histogram; anything out of shape is a corrupt file. */
+static int read_hist(bson_iter_t *it, poh_mongo_hist_t *h)
+{
+    bson_iter_t sub, arr;
+    size_t nb = 0, nc = 0;
+    bool have_sum = false;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &sub))
+        return -EBADMSG;
+    while (bson_iter_next(&sub)) {
+        const char *k = bson_iter_key(&sub);
+        if (!strcmp(k, "sum") && BSON_ITER_HOLDS_DOUBLE(&sub) && isfinite(bson_iter_double(&sub))) {
+            h->sum = bson_iter_double(&sub);
+            have_sum = true;
+        } else if (!strcmp(k, "bounds") && BSON_ITER_HOLDS_ARRAY(&sub) && bson_iter_recurse(&sub, &arr)) {
+            while (bson_iter_next(&arr)) {
+                if (nb == POH_MONGO_STATE_MAX_BOUNDS || !BSON_ITER_HOLDS_DOUBLE(&arr))
+                    return -EBADMSG;
+                h->bounds[nb++] = bson_iter_double(&arr);
+            }
+        } else if (!strcmp(k, "counts") && BSON_ITER_HOLDS_ARRAY(&sub) && bson_iter_recurse(&sub, &arr)) {
+            while (bson_iter_next(&arr)) {
+                if (nc > POH_MONGO_STATE_MAX_BOUNDS || !BSON_ITER_HOLDS_INT64(&arr) ||
+                    bson_iter_int64(&arr) < 0)
+                    return -EBADMSG;
+                h->counts[nc++] = (uint64_t)bson_iter_int64(&arr);
+            }
+        } else {
+            return -EBADMSG;
+        }
+    }
+    h->nbounds = nb;
+    return have_sum && nc == nb + 1 && !sub.err_off ? 0 : -EBADMSG;
+}
+
+static int read_hists(bson_iter_t *it, poh_mongo_state_t *st)
+{
+    bson_iter_t sub;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &sub))
+        return -EBADMSG;
+    while (bson_iter_next(&sub)) {
+        const char *key = bson_iter_key(&sub);
+        size_t len = strlen(key);
+        if (st->nhists == POH_MONGO_STATE_MAX_HISTS || len >= POH_MONGO_STATE_NAME_MAX ||
+            !bson_utf8_validate(key, len, false))
+            return -EBADMSG;
+        poh_mongo_hist_t *h = &st->hists[st->nhists++];
+        memset(h, 0, sizeof *h);
+        memcpy(h->name, key, len);
+        if (read_hist(&sub, h) < 0)
+            return -EBADMSG;
+    }
+    return sub.err_off ? -EBADMSG : 0;
+}
+
 static int parse_state(const uint8_t *data, size_t len, poh_mongo_state_t *st)
 {
     bson_t doc;
@@ -282,6 +419,8 @@ static int parse_state(const uint8_t *data, size_t len, poh_mongo_state_t *st)
             rc = read_u64(&it, &st->history_lost);
         } else if (!strcmp(k, "invalidations")) {
             rc = read_u64(&it, &st->invalidations);
+        } else if (!strcmp(k, "lat")) {
+            rc = read_hists(&it, st);
         } else if (!strcmp(k, "gap_from")) {
             uint32_t t, i;
             if (!BSON_ITER_HOLDS_TIMESTAMP(&it))

@@ -38,6 +38,19 @@ typedef struct poh_mongo_count {
     uint64_t n;
 } poh_mongo_count_t;
 
+/* A latency histogram saved with the counters, so that after a restart its
+ * _count still equals the events it observed. Per-bucket (not cumulative)
+ * counts, the last one +Inf. */
+#define POH_MONGO_STATE_MAX_HISTS 8
+#define POH_MONGO_STATE_MAX_BOUNDS 64
+typedef struct poh_mongo_hist {
+    char name[POH_MONGO_STATE_NAME_MAX];
+    size_t nbounds;
+    double bounds[POH_MONGO_STATE_MAX_BOUNDS];
+    uint64_t counts[POH_MONGO_STATE_MAX_BOUNDS + 1];
+    double sum;
+} poh_mongo_hist_t;
+
 typedef struct poh_mongo_state {
     bson_t *token;         /* resume token; NULL = start from now */
     char *ns;              /* "db.collection" the token belongs to; NULL = unknown */
@@ -52,6 +65,8 @@ typedef struct poh_mongo_state {
     uint64_t gap_from;      /* history lost after this Timestamp (t << 32 | i), the stream not yet
                              * open again from now; 0 = no gap open */
     uint64_t history_lost_seconds; /* cluster seconds of history never seen, over all gaps */
+    poh_mongo_hist_t hists[POH_MONGO_STATE_MAX_HISTS]; /* by latency name */
+    size_t nhists;
 } poh_mongo_state_t;
 
 /* Free what st owns and zero it (a zeroed state is empty and valid). */
@@ -66,6 +81,18 @@ int poh_mongo_state_set_ns(poh_mongo_state_t *st, const char *ns);
  * when the array is full. Names longer than the limit are truncated, at a
  * UTF-8 character boundary. */
 uint64_t *poh_mongo_count_slot(poh_mongo_count_t *arr, size_t *n, const char *name);
+
+/* The histogram called name in st with these bounds: the saved one, reset
+ * to empty when its bounds differ, or a new one when there is room. NULL
+ * when the state holds POH_MONGO_STATE_MAX_HISTS others or nbounds is over
+ * POH_MONGO_STATE_MAX_BOUNDS. */
+poh_mongo_hist_t *poh_mongo_hist_slot(poh_mongo_state_t *st, const char *name,
+                                      const double *bounds, size_t nbounds);
+/* The saved histogram called name if its bounds are these, else NULL. */
+const poh_mongo_hist_t *poh_mongo_hist_find(const poh_mongo_state_t *st, const char *name,
+                                            const double *bounds, size_t nbounds);
+/* Observe v as a histogram with bounds (v <= bound: that bucket) does. */
+void poh_mongo_hist_observe(poh_mongo_hist_t *h, double v);
 
 /* What a negative return of this module means, for messages: the two
  * refusals above in words, strerror() otherwise. */

@@ -362,6 +362,14 @@ class TestFaults(unittest.TestCase):
             time.sleep(1.0)
             self.assertEqual(value(exp, "poh_mongodb_changes_total", cluster="main", stream="tx",
                                    operation="insert"), produced)
+            # the histograms are saved with the counters: their _count agrees too (issue 16 item 4)
+            m = exp.metrics()
+            self.assertEqual(pohtest.value(m, "poh_storage_latency_seconds_count", cluster="main",
+                                           stream="tx"), produced)
+            self.assertEqual(pohtest.value(m, "poh_storage_latency_seconds_bucket", cluster="main",
+                                           stream="tx", le="+Inf"), produced)
+            total = pohtest.value(m, "poh_storage_latency_seconds_sum", cluster="main", stream="tx")
+            self.assertAlmostEqual(total, produced * COMMIT_DELAY_MS / 1000, delta=1e-6 * produced)
         finally:
             st.close()
 

@@ -352,6 +352,28 @@ START_TEST(test_histogram_buckets_table)
 }
 END_TEST
 
+/* Saved observations come back bucket for bucket; a wrong shape adds nothing. */
+START_TEST(test_histogram_restore)
+{
+    poh_registry_t *r = poh_registry_new();
+    poh_series_t *s = poh_family_series(
+        poh_registry_family(r, POH_HISTOGRAM, "h", "h", 0, NULL, b_ok, 3), NULL);
+    poh_histogram_observe(s, 1.5);
+    const uint64_t counts[4] = {2, 0, 3, 1};
+    ck_assert(poh_histogram_restore(s, counts, 4, 20.5));
+    ck_assert(!poh_histogram_restore(s, counts, 3, 1.0));
+    ck_assert(!poh_histogram_restore(s, counts, 4, NAN));
+    uint64_t cum[4];
+    poh_histogram_read(s, cum, 4);
+    ck_assert_uint_eq(cum[0], 2);
+    ck_assert_uint_eq(cum[1], 3);
+    ck_assert_uint_eq(cum[2], 6);
+    ck_assert_uint_eq(cum[3], 7);
+    ck_assert(poh_series_value(s) == 22.0);
+    poh_registry_free(r);
+}
+END_TEST
+
 /* Many bounds: binary search agrees with a linear scan. */
 START_TEST(test_histogram_many_buckets)
 {
@@ -593,6 +615,7 @@ static Suite *metrics_suite(void)
     tcase_add_loop_test(tc, test_histogram_buckets_table, 0,
                         (int)(sizeof bucket_cases / sizeof bucket_cases[0]));
     tcase_add_test(tc, test_histogram_many_buckets);
+    tcase_add_test(tc, test_histogram_restore);
     tcase_add_loop_test(tc, test_exemplar_validation, 0,
                         (int)(sizeof exemplar_cases / sizeof exemplar_cases[0]));
     tcase_add_test(tc, test_exemplar_bad_timestamp_omitted);

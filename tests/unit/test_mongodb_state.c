@@ -5,6 +5,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,12 @@ static void fill(poh_mongo_state_t *st, int64_t seq)
     st->start_after = true;
     st->gap_from = (uint64_t)0x9A000000u << 32 | 7; /* past 2038: t above INT32_MAX */
     st->history_lost_seconds = 42;
+    static const double bounds[] = {0.01, 0.05, 0.1};
+    poh_mongo_hist_t *h = poh_mongo_hist_slot(st, "storage", bounds, 3);
+    ck_assert_ptr_nonnull(h);
+    poh_mongo_hist_observe(h, 0.037);
+    poh_mongo_hist_observe(h, 0.05);  /* le 0.05: inclusive */
+    poh_mongo_hist_observe(h, 7.0);   /* +Inf */
 }
 
 static int64_t token_seq(const poh_mongo_state_t *st)
@@ -86,6 +93,15 @@ START_TEST(test_round_trip)
     ck_assert(back.start_after);
     ck_assert(back.gap_from == ((uint64_t)0x9A000000u << 32 | 7));
     ck_assert_uint_eq(back.history_lost_seconds, 42);
+    static const double bounds[] = {0.01, 0.05, 0.1}, other[] = {0.01, 0.05};
+    const poh_mongo_hist_t *h = poh_mongo_hist_find(&back, "storage", bounds, 3);
+    ck_assert_ptr_nonnull(h);
+    ck_assert(h->counts[0] == 0 && h->counts[1] == 2 && h->counts[2] == 0 && h->counts[3] == 1);
+    ck_assert(fabs(h->sum - 7.087) < 1e-12);
+    /* other buckets: not restored, and the slot starts again empty */
+    ck_assert_ptr_null(poh_mongo_hist_find(&back, "storage", other, 2));
+    poh_mongo_hist_t *again = poh_mongo_hist_slot(&back, "storage", other, 2);
+    ck_assert(again && again->counts[1] == 0 && again->sum == 0 && back.nhists == 1);
     /* no temporary left behind */
     ck_assert_int_eq(faccessat(dirfd_, "s.state.tmp", F_OK, 0), -1);
     poh_mongo_state_clear(&st);
@@ -463,9 +479,23 @@ START_TEST(test_fields_added_later)
     ck_assert(!back.start_after);
     ck_assert(back.gap_from == 0 && back.history_lost_seconds == 0);
     poh_mongo_state_clear(&back);
-    bson_t *bad = BCON_NEW("v", BCON_INT32(1), "start_after", BCON_INT32(1));
-    expect_bad("bad_start_after", bson_get_data(bad), bad->len);
-    bson_destroy(bad);
+    bson_t *bad[] = {
+        BCON_NEW("v", BCON_INT32(1), "start_after", BCON_INT32(1)),
+        /* histograms: counts not one more than bounds, a negative count, no sum, a string */
+        BCON_NEW("v", BCON_INT32(1), "lat", "{", "s", "{", "bounds", "[", BCON_DOUBLE(1), "]",
+                 "counts", "[", BCON_INT64(1), "]", "sum", BCON_DOUBLE(0), "}", "}"),
+        BCON_NEW("v", BCON_INT32(1), "lat", "{", "s", "{", "bounds", "[", "]", "counts", "[",
+                 BCON_INT64(-1), "]", "sum", BCON_DOUBLE(0), "}", "}"),
+        BCON_NEW("v", BCON_INT32(1), "lat", "{", "s", "{", "bounds", "[", "]", "counts", "[",
+                 BCON_INT64(1), "]", "}", "}"),
+        BCON_NEW("v", BCON_INT32(1), "lat", "{", "s", BCON_UTF8("x"), "}"),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "bad_new%zu", i);
+        expect_bad(name, bson_get_data(bad[i]), bad[i]->len);
+        bson_destroy(bad[i]);
+    }
 }
 END_TEST
 
