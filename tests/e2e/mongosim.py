@@ -281,14 +281,18 @@ def _free_port(host="127.0.0.1"):
 def real_mongod(timeout=60.0):
     """Yield the URI of a real single-node replica set, or None if there is none.
 
-    POH_TEST_MONGODB_URI wins; otherwise a `mongod` on PATH is started on
-    loopback with a temporary dbpath, initiated as replica set rs0 and stopped
-    afterwards."""
+    POH_TEST_MONGODB_URI wins; otherwise the `mongod` named by MONGOD (an
+    error when it is not an executable file), or the one on PATH, is started
+    on loopback with a temporary dbpath, initiated as replica set rs0 and
+    stopped afterwards."""
     uri = os.environ.get("POH_TEST_MONGODB_URI")
     if uri:
         yield uri
         return
-    mongod = shutil.which("mongod")
+    mongod = os.environ.get("MONGOD")
+    if mongod and not (os.path.isfile(mongod) and os.access(mongod, os.X_OK)):
+        raise RuntimeError("MONGOD=%s is not an executable file" % mongod)
+    mongod = mongod or shutil.which("mongod")
     if not mongod:
         yield None
         return

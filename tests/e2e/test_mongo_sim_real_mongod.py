@@ -20,7 +20,7 @@ class TestRealMongod(unittest.TestCase):
 
 if __name__ == "__main__":
     with mongosim.real_mongod() as uri:
-        pohtest.require(uri, "no mongod on PATH and POH_TEST_MONGODB_URI unset",
+        pohtest.require(uri, "no mongod: set MONGOD=/path/to/mongod or POH_TEST_MONGODB_URI, or put mongod on PATH",
                         allowed_in_ci="no Debian package provides mongod")
         TestRealMongod.uri = uri
         result = unittest.main(exit=False, verbosity=2).result
