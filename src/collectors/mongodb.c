@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "collectors/mongodb_internal.h"
+#include "collectors/mongodb_replies.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "mongo/mongo_state.h"
@@ -21,11 +22,6 @@
 #define DEADLINE_MARGIN 0.02
 
 static const char *const l_cluster[] = {"cluster"};
-static const char *const l_cluster_member[] = {"cluster", "member"};
-static const char *const l_member_state[] = {"cluster", "member", "state"};
-static const char *const l_cluster_op[] = {"cluster", "op"};
-static const char *const l_cluster_op_type[] = {"cluster", "op_type"};
-static const char *const l_cluster_result[] = {"cluster", "result"};
 static const char *const l_cluster_command[] = {"cluster", "command"};
 
 void mongo_cluster_scrub(const mongo_cluster_t *cl, const char *msg, char *buf, size_t size)
@@ -196,68 +192,14 @@ static bool run_cmd(status_run_t *r, const char *db, const bson_t *cmd, const ch
     return ok;
 }
 
-static void put(poh_registry_t *reg, poh_metric_type_t t, const char *name, const char *help,
-                size_t nl, const char *const *ln, const char *const *lv, double v)
-{
-    poh_family_t *f = poh_registry_family(reg, t, name, help, nl, ln, NULL, 0);
-    poh_series_t *s = poh_family_series(f, lv);
-    if (t == POH_COUNTER)
-        poh_counter_add(s, v);
-    else
-        poh_gauge_set(s, v);
-}
-
-static bool iter_num(const bson_iter_t *it, double *v)
-{
-    if (!BSON_ITER_HOLDS_NUMBER(it))
-        return false;
-    *v = bson_iter_as_double(it);
-    return isfinite(*v);
-}
-
-static bool doc_num(const bson_t *doc, const char *path, double *v)
-{
-    bson_iter_t it, f;
-    return bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, path, &f) &&
-           iter_num(&f, v);
-}
-
+/* replSetGetStatus, the oplog's bounds and size, serverStatus: each reply
+ * becomes series in mongodb_replies.c. */
 static void replset_status(status_run_t *r)
 {
-    static const int states[] = {0, 1, 2, 3, 5, 6, 7, 8, 9, 10};
     bson_t cmd = BSON_INITIALIZER, reply;
     BSON_APPEND_INT32(&cmd, "replSetGetStatus", 1);
-    if (run_cmd(r, "admin", &cmd, "replSetGetStatus", &reply)) {
-        poh_mongo_member_t m[64];
-        int n = poh_mongo_members_parse(&reply, m, sizeof m / sizeof *m);
-        for (int i = 0; i < n; i++) {
-            const char *lv[] = {r->cl->name, m[i].name, NULL};
-            bool known = false;
-            for (size_t k = 0; k < sizeof states / sizeof *states; k++) {
-                lv[2] = poh_mongo_state_name(states[k]);
-                known |= !strcmp(lv[2], m[i].state_str);
-                put(r->out, POH_GAUGE, "poh_mongodb_member_state",
-                    "1 for the replica set member's current state, 0 for the others.", 3,
-                    l_member_state, lv, !strcmp(lv[2], m[i].state_str));
-            }
-            if (!known && m[i].state_str[0]) {
-                lv[2] = m[i].state_str;
-                put(r->out, POH_GAUGE, "poh_mongodb_member_state",
-                    "1 for the replica set member's current state, 0 for the others.", 3,
-                    l_member_state, lv, 1);
-            }
-            if (m[i].health >= 0)
-                put(r->out, POH_GAUGE, "poh_mongodb_member_health",
-                    "1 if the member is healthy as the replica set sees it.", 2,
-                    l_cluster_member, lv, m[i].health);
-            double lag = poh_mongo_replication_lag(m, (size_t)n, (size_t)i);
-            if (!isnan(lag))
-                put(r->out, POH_GAUGE, "poh_mongodb_replication_lag_seconds",
-                    "Primary optime minus the member's optime, at least 0; unhealthy members "
-                    "and members without an optime are left out.",
-                    2, l_cluster_member, lv, lag);
-        }
-    }
+    if (run_cmd(r, "admin", &cmd, "replSetGetStatus", &reply))
+        poh_mongodb_put_replset(r->out, r->cl->name, &reply);
     bson_destroy(&reply);
     bson_destroy(&cmd);
 }
@@ -266,8 +208,6 @@ static void replset_status(status_run_t *r)
 static bool oplog_edge(status_run_t *r, int direction, double *ts)
 {
     bson_t cmd = BSON_INITIALIZER, sort, proj, reply;
-    bson_iter_t it, f;
-    bool found = false;
     BSON_APPEND_UTF8(&cmd, "find", "oplog.rs");
     BSON_APPEND_DOCUMENT_BEGIN(&cmd, "sort", &sort);
     BSON_APPEND_INT32(&sort, "$natural", direction);
@@ -277,14 +217,8 @@ static bool oplog_edge(status_run_t *r, int direction, double *ts)
     BSON_APPEND_INT32(&proj, "ts", 1);
     bson_append_document_end(&cmd, &proj);
     BSON_APPEND_BOOL(&cmd, "singleBatch", true);
-    if (run_cmd(r, "local", &cmd, direction > 0 ? "oplog first" : "oplog last", &reply) &&
-        bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch.0.ts", &f) &&
-        BSON_ITER_HOLDS_TIMESTAMP(&f)) {
-        uint32_t t, inc;
-        bson_iter_timestamp(&f, &t, &inc);
-        *ts = t;
-        found = true;
-    }
+    bool found = run_cmd(r, "local", &cmd, direction > 0 ? "oplog first" : "oplog last", &reply) &&
+                 poh_mongodb_oplog_edge_ts(&reply, ts);
     bson_destroy(&reply);
     bson_destroy(&cmd);
     return found;
@@ -292,82 +226,26 @@ static bool oplog_edge(status_run_t *r, int direction, double *ts)
 
 static void oplog_status(status_run_t *r)
 {
-    const char *lv[] = {r->cl->name};
-    double first, last, v;
+    double first, last;
     bool have_first = oplog_edge(r, 1, &first);
     bool have_last = oplog_edge(r, -1, &last);
-    if (have_first)
-        put(r->out, POH_GAUGE, "poh_mongodb_oplog_first_timestamp_seconds",
-            "Time of the oldest oplog entry.", 1, l_cluster, lv, first);
-    if (have_last)
-        put(r->out, POH_GAUGE, "poh_mongodb_oplog_last_timestamp_seconds",
-            "Time of the newest oplog entry.", 1, l_cluster, lv, last);
-    if (have_first && have_last)
-        put(r->out, POH_GAUGE, "poh_mongodb_oplog_window_seconds",
-            "Newest minus oldest oplog entry: how far back a change stream can resume.", 1,
-            l_cluster, lv, poh_mongo_lag_clamp(last, first));
-
+    poh_mongodb_put_oplog_window(r->out, r->cl->name, have_first ? &first : NULL,
+                                 have_last ? &last : NULL);
     bson_t cmd = BSON_INITIALIZER, reply;
     BSON_APPEND_UTF8(&cmd, "collStats", "oplog.rs");
-    if (run_cmd(r, "local", &cmd, "collStats", &reply)) {
-        if (doc_num(&reply, "size", &v))
-            put(r->out, POH_GAUGE, "poh_mongodb_oplog_size_bytes",
-                "Size of the oplog's documents.", 1, l_cluster, lv, v);
-        if (doc_num(&reply, "maxSize", &v))
-            put(r->out, POH_GAUGE, "poh_mongodb_oplog_max_size_bytes",
-                "Configured maximum size of the oplog.", 1, l_cluster, lv, v);
-    }
+    if (run_cmd(r, "local", &cmd, "collStats", &reply))
+        poh_mongodb_put_oplog_stats(r->out, r->cl->name, &reply);
     bson_destroy(&reply);
     bson_destroy(&cmd);
 }
 
 static void server_status(status_run_t *r)
 {
-    static const char *const excluded[] = {"repl", "metrics", "locks", "wiredTiger", "tcmalloc"};
-    static const char *const opcounters[] = {"insert", "query", "update", "delete", "getmore",
-                                             "command"};
-    static const char *const op_types[] = {"reads", "writes", "commands", "transactions"};
-    static const struct {
-        const char *field, *result;
-    } txn[] = {{"totalStarted", "started"}, {"totalCommitted", "committed"},
-               {"totalAborted", "aborted"}};
     bson_t cmd = BSON_INITIALIZER, reply;
-    char path[64];
-    double v;
     BSON_APPEND_INT32(&cmd, "serverStatus", 1);
-    for (size_t i = 0; i < sizeof excluded / sizeof *excluded; i++)
-        BSON_APPEND_INT32(&cmd, excluded[i], 0);
-    if (run_cmd(r, "admin", &cmd, "serverStatus", &reply)) {
-        for (size_t i = 0; i < sizeof opcounters / sizeof *opcounters; i++) {
-            const char *lv[] = {r->cl->name, opcounters[i]};
-            snprintf(path, sizeof path, "opcounters.%s", opcounters[i]);
-            if (doc_num(&reply, path, &v))
-                put(r->out, POH_COUNTER, "poh_mongodb_operations_total",
-                    "Operations the server executed since it started, by type (opcounters).", 2,
-                    l_cluster_op, lv, v);
-        }
-        for (size_t i = 0; i < sizeof op_types / sizeof *op_types; i++) {
-            const char *lv[] = {r->cl->name, op_types[i]};
-            snprintf(path, sizeof path, "opLatencies.%s.latency", op_types[i]);
-            if (doc_num(&reply, path, &v))
-                put(r->out, POH_COUNTER, "poh_mongodb_operation_latency_seconds_total",
-                    "Total server time spent in operations of this type (opLatencies).", 2,
-                    l_cluster_op_type, lv, v / 1e6);
-            snprintf(path, sizeof path, "opLatencies.%s.ops", op_types[i]);
-            if (doc_num(&reply, path, &v))
-                put(r->out, POH_COUNTER, "poh_mongodb_operation_latency_ops_total",
-                    "Operations counted in poh_mongodb_operation_latency_seconds_total.", 2,
-                    l_cluster_op_type, lv, v);
-        }
-        for (size_t i = 0; i < sizeof txn / sizeof *txn; i++) {
-            const char *lv[] = {r->cl->name, txn[i].result};
-            snprintf(path, sizeof path, "transactions.%s", txn[i].field);
-            if (doc_num(&reply, path, &v))
-                put(r->out, POH_COUNTER, "poh_mongodb_transactions_total",
-                    "Transactions started, committed and aborted since the server started.", 2,
-                    l_cluster_result, lv, v);
-        }
-    }
+    poh_mongodb_server_status_exclude(&cmd);
+    if (run_cmd(r, "admin", &cmd, "serverStatus", &reply))
+        poh_mongodb_put_server_status(r->out, r->cl->name, &reply);
     bson_destroy(&reply);
     bson_destroy(&cmd);
 }
@@ -470,8 +348,10 @@ static int mongodb_collect(void *state, poh_scrape_t *sc)
     char error[256] = "";
     bool up = status_scrape(cl, sc, error, sizeof error);
     const char *lv[] = {cl->name};
-    put(sc->out, POH_GAUGE, "poh_mongodb_up", "1 if the cluster answered this scrape.", 1,
-        l_cluster, lv, up);
+    poh_family_t *f = poh_registry_family(sc->out, POH_GAUGE, "poh_mongodb_up",
+                                          "1 if the cluster answered this scrape.", 1, l_cluster,
+                                          NULL, 0);
+    poh_gauge_set(poh_family_series(f, lv), up);
     for (size_t i = 0; i < cl->nstreams; i++)
         mongo_stream_collect(cl->streams[i], sc->out);
     if (!up)

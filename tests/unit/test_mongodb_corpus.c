@@ -2,7 +2,8 @@
 /* The corpus of MongoDB reply shapes (tests/data/mongodb/, sources in its
  * SOURCES.md) through the exporter's parsers: replSetGetStatus through
  * poh_mongo_members_parse and poh_mongo_replication_lag, change events
- * through the stream spec and batch. Every .json file in the directory
+ * through the stream spec and batch, serverStatus, the oplog's find and
+ * collStats replies through the series the collector makes of them. Every .json file in the directory
  * must have an expectation here, so a new file cannot be forgotten. */
 #include <check.h>
 #include <dirent.h>
@@ -11,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collectors/mongodb_replies.h"
 #include "mongo/mongo_event.h"
 #include "mongo/mongo_util.h"
+#include "series_lookup.h"
 
 #define CORPUS POH_SOURCE_DIR "/tests/data/mongodb"
 #define NONE (-1.0) /* no lag / no latency observed */
@@ -81,6 +84,70 @@ static const exp_event_t events[] = {
     {"event_split_7.0_fragment2.json", -1, NONE, false},
 };
 
+/* Scrape-time replies: the series made of each (cluster "c"); a series
+ * with a NULL label value is the cluster-only one; ABSENT: must not exist. */
+#define ABSENT NAN
+typedef struct {
+    const char *metric;
+    const char *label; /* the second label's name, NULL: cluster only */
+    const char *value; /* its value */
+    double v;
+} exp_series_t;
+
+typedef enum { R_SERVER_STATUS, R_OPLOG_FIND, R_COLL_STATS } reply_kind_t;
+
+typedef struct {
+    const char *file;
+    reply_kind_t kind;
+    exp_series_t s[20];
+} exp_reply_t;
+
+static const exp_reply_t replies[] = {
+    {"server_status_7.0.json", R_SERVER_STATUS, {
+        {"poh_mongodb_operations_total", "op", "insert", 2345001},
+        {"poh_mongodb_operations_total", "op", "query", 120034},
+        {"poh_mongodb_operations_total", "op", "update", 98001},
+        {"poh_mongodb_operations_total", "op", "delete", 1203},
+        {"poh_mongodb_operations_total", "op", "getmore", 77003},
+        {"poh_mongodb_operations_total", "op", "command", 560001},
+        {"poh_mongodb_operation_latency_seconds_total", "op_type", "reads", 98.765432},
+        {"poh_mongodb_operation_latency_seconds_total", "op_type", "writes", 456.789012},
+        {"poh_mongodb_operation_latency_seconds_total", "op_type", "commands", 3.456789},
+        {"poh_mongodb_operation_latency_seconds_total", "op_type", "transactions", 2.5},
+        {"poh_mongodb_operation_latency_ops_total", "op_type", "reads", 123456},
+        {"poh_mongodb_operation_latency_ops_total", "op_type", "writes", 2345678},
+        {"poh_mongodb_operation_latency_ops_total", "op_type", "commands", 34567},
+        {"poh_mongodb_operation_latency_ops_total", "op_type", "transactions", 1000},
+        {"poh_mongodb_transactions_total", "result", "started", 1000},
+        {"poh_mongodb_transactions_total", "result", "committed", 987},
+        {"poh_mongodb_transactions_total", "result", "aborted", 12},
+    }},
+    /* a 5.0 mongos: no opLatencies (mongos gained them later, SERVER-46478);
+     * its transactions section has no currentPrepared but the same totals */
+    {"server_status_5.0_mongos.json", R_SERVER_STATUS, {
+        {"poh_mongodb_operations_total", "op", "insert", 17},
+        {"poh_mongodb_operations_total", "op", "query", 3000},
+        {"poh_mongodb_operations_total", "op", "command", 500},
+        {"poh_mongodb_operation_latency_seconds_total", "op_type", "reads", ABSENT},
+        {"poh_mongodb_operation_latency_ops_total", "op_type", "reads", ABSENT},
+        {"poh_mongodb_transactions_total", "result", "started", 40},
+        {"poh_mongodb_transactions_total", "result", "committed", 38},
+        {"poh_mongodb_transactions_total", "result", "aborted", 2},
+    }},
+    {"oplog_first_7.0.json", R_OPLOG_FIND, {
+        {"poh_mongodb_oplog_first_timestamp_seconds", NULL, NULL, 1795534935},
+        {"poh_mongodb_oplog_window_seconds", NULL, NULL, 86400},
+    }},
+    {"oplog_empty_7.0.json", R_OPLOG_FIND, {
+        {"poh_mongodb_oplog_first_timestamp_seconds", NULL, NULL, ABSENT},
+        {"poh_mongodb_oplog_window_seconds", NULL, NULL, ABSENT},
+    }},
+    {"coll_stats_oplog_7.0.json", R_COLL_STATS, {
+        {"poh_mongodb_oplog_size_bytes", NULL, NULL, 5348201776.0},
+        {"poh_mongodb_oplog_max_size_bytes", NULL, NULL, 53687091200.0},
+    }},
+};
+
 static bson_t *load(const char *file)
 {
     char path[512];
@@ -117,6 +184,51 @@ static void check_status(const exp_status_t *e)
         else
             ck_assert_msg(lag == x->lag, "%s %s: lag %f", e->file, x->name, lag);
     }
+    bson_destroy(doc);
+}
+
+/* A registry with the series the collector makes of the reply. The oplog
+ * find reply stands for the first entry; the last is taken one day later
+ * (1795621335), so the window is exact. */
+static poh_registry_t *reply_series(const exp_reply_t *e, const bson_t *doc)
+{
+    poh_registry_t *r = poh_registry_new();
+    ck_assert_ptr_nonnull(r);
+    double first, last = 1795621335;
+    switch (e->kind) {
+    case R_SERVER_STATUS:
+        poh_mongodb_put_server_status(r, "c", doc);
+        break;
+    case R_OPLOG_FIND:
+        poh_mongodb_put_oplog_window(r, "c", poh_mongodb_oplog_edge_ts(doc, &first) ? &first : NULL,
+                                     &last);
+        break;
+    case R_COLL_STATS:
+        poh_mongodb_put_oplog_stats(r, "c", doc);
+        break;
+    }
+    return r;
+}
+
+static void check_reply(const exp_reply_t *e)
+{
+    bson_t *doc = load(e->file);
+    poh_registry_t *r = reply_series(e, doc);
+    for (const exp_series_t *x = e->s; x->metric; x++) {
+        const char *ln[] = {"cluster", x->label}, *lv[] = {"c", x->value};
+        size_t nl = x->label ? 2 : 1;
+        poh_metric_type_t t = strstr(x->metric, "_total") ? POH_COUNTER : POH_GAUGE;
+        double v;
+        bool found = series_find(r, t, x->metric, nl, ln, lv, &v);
+        if (isnan(x->v))
+            ck_assert_msg(!found, "%s: %s %s=%s is there (%g), expected absent", e->file,
+                          x->metric, x->label ? x->label : "", x->value ? x->value : "", v);
+        else
+            ck_assert_msg(found && fabs(v - x->v) <= 1e-9 * fabs(x->v), "%s: %s %s=%s: %s %g",
+                          e->file, x->metric, x->label ? x->label : "", x->value ? x->value : "",
+                          found ? "value" : "absent", found ? v : 0);
+    }
+    poh_registry_free(r);
     bson_destroy(doc);
 }
 
@@ -181,12 +293,18 @@ START_TEST(test_every_file)
                 check_event(&events[i]);
                 found = true;
             }
+        for (size_t i = 0; i < sizeof replies / sizeof *replies && !found; i++)
+            if (!strcmp(replies[i].file, de->d_name)) {
+                check_reply(&replies[i]);
+                found = true;
+            }
         ck_assert_msg(found, "corpus file %s has no expectation", de->d_name);
         checked++;
     }
     closedir(d);
     ck_assert_int_eq(checked, (int)(sizeof statuses / sizeof *statuses +
-                                    sizeof events / sizeof *events));
+                                    sizeof events / sizeof *events +
+                                    sizeof replies / sizeof *replies));
 }
 END_TEST
 
