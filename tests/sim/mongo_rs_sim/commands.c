@@ -1777,6 +1777,8 @@ int sim_dispatch(sim_t *sim, sim_client_t *cl, const sim_request_t *req, bson_t 
         rc = def->fn == cmd_get_more ? get_more_injected(&x, inject)
                                      : sim_err_set(&x.err, inject, "simulated %s failure (control channel FAIL_COMMAND)",
                                                    code_name(inject));
+    } else if (sim_canned_reply(sim, name, reply)) {
+        rc = 0; /* REPLY: the corpus document, whatever the member's state */
     } else if (!primary && def->role == ROLE_WRITE) {
         x.err.label = "RetryableWriteError";
         rc = sim_err_set(&x.err, 10107, "not primary");

@@ -255,9 +255,78 @@ static int c_fail_command(ctl_t *c)
     return add_fault(c, c->argv[1], c->argv[2], c->argc == 4 ? c->argv[3] : NULL);
 }
 
+/* The document in a file (Extended JSON, at most 16 MiB), without the keys
+ * every reply gets from the simulator itself; NULL with why. */
+static bson_t *canned_load(const char *path, char *why, size_t whylen)
+{
+    enum { MAX = 16 * 1024 * 1024 };
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(MAX + 1);
+    size_t n = buf ? fread(buf, 1, MAX + 1, f) : 0;
+    fclose(f);
+    bson_t *doc = NULL, *out = NULL;
+    bson_error_t e;
+    if (!buf)
+        snprintf(why, whylen, "out of memory");
+    else if (n > MAX)
+        snprintf(why, whylen, "%s is over 16 MiB", path);
+    else if (!(doc = bson_new_from_json((const uint8_t *)buf, (ssize_t)n, &e)))
+        snprintf(why, whylen, "%s: %s", path, e.message);
+    free(buf);
+    if (doc) {
+        out = bson_new();
+        bson_copy_to_excluding_noinit(doc, out, "ok", "$clusterTime", "operationTime", NULL);
+        bson_destroy(doc);
+    }
+    return out;
+}
+
+/* REPLY <command> <file>|off */
+static int c_reply(ctl_t *c)
+{
+    if (c->argc != 3)
+        return err(c, "usage: REPLY <command> <file>|off");
+    sim_t *sim = c->sim;
+    if (strlen(c->argv[1]) >= sizeof sim->canned[0].cmd)
+        return err(c, "command name too long");
+    bson_t *doc = NULL;
+    if (strcmp(c->argv[2], "off") != 0) {
+        char why[600];
+        if (!(doc = canned_load(c->argv[2], why, sizeof why)))
+            return err(c, why);
+    }
+    pthread_mutex_lock(&sim->mu);
+    int i = 0;
+    while (i < sim->ncanned && strcmp(sim->canned[i].cmd, c->argv[1]) != 0)
+        i++;
+    if (i < sim->ncanned) { /* replace or remove */
+        bson_destroy(sim->canned[i].doc);
+        sim->canned[i] = sim->canned[--sim->ncanned];
+    }
+    bool full = doc && sim->ncanned == SIM_MAX_FAULTS;
+    if (doc && !full) {
+        sim_canned_t *k = &sim->canned[sim->ncanned++];
+        snprintf(k->cmd, sizeof k->cmd, "%s", c->argv[1]);
+        k->doc = doc;
+    }
+    pthread_mutex_unlock(&sim->mu);
+    if (full) {
+        bson_destroy(doc);
+        return err(c, "too many REPLY answers (CLEAR_FAULTS forgets them)");
+    }
+    POH_INFO(SIM_LOG, "control: %s answered %s", c->argv[1], doc ? c->argv[2] : "by the simulator");
+    poh_strbuf_puts(c->out, "OK");
+    return 0;
+}
+
 static int c_clear_faults(ctl_t *c)
 {
     pthread_mutex_lock(&c->sim->mu);
+    sim_canned_clear(c->sim);
     c->sim->nfaults = 0;
     c->sim->stall_ms = 0;
     c->sim->stall_cmd[0] = 0;
@@ -470,6 +539,7 @@ static const struct {
     {"OPTIME", c_optime, "OPTIME <member> zero|normal"},
     {"PING", c_ping, "PING"},
     {"RATE", c_rate, "RATE <per second>"},
+    {"REPLY", c_reply, "REPLY <command> <file>|off"},
     {"RESET_COMMANDS", c_reset_commands, "RESET_COMMANDS"},
     {"SHUTDOWN", c_shutdown, "SHUTDOWN"},
     {"STALL", c_stall, "STALL <ms> [command]"},

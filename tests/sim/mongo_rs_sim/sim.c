@@ -77,6 +77,7 @@ void sim_destroy(sim_t *sim)
         if (sim->members[i].fd >= 0)
             close(sim->members[i].fd);
     sim_store_destroy(sim->store);
+    sim_canned_clear(sim);
     free(sim->cmds);
     pthread_cond_destroy(&sim->wake);
     pthread_mutex_destroy(&sim->cmd_mu);
@@ -163,4 +164,24 @@ void sim_count_command(sim_t *sim, const char *name)
     }
     sim->cmds[i].n++;
     pthread_mutex_unlock(&sim->cmd_mu);
+}
+
+void sim_canned_clear(sim_t *sim)
+{
+    for (int i = 0; i < sim->ncanned; i++)
+        bson_destroy(sim->canned[i].doc);
+    sim->ncanned = 0;
+}
+
+bool sim_canned_reply(sim_t *sim, const char *cmd, bson_t *reply)
+{
+    bool found = false;
+    pthread_mutex_lock(&sim->mu);
+    for (int i = 0; i < sim->ncanned && !found; i++)
+        if (!strcmp(sim->canned[i].cmd, cmd)) {
+            bson_concat(reply, sim->canned[i].doc);
+            found = true;
+        }
+    pthread_mutex_unlock(&sim->mu);
+    return found;
 }

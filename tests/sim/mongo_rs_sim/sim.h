@@ -55,6 +55,13 @@ typedef struct sim_fault {
     long remaining;
 } sim_fault_t;
 
+/* REPLY <command> <file>: that command is answered with a document read
+ * from a file (the corpus of tests/data/mongodb/) instead of running it. */
+typedef struct sim_canned {
+    char cmd[64];
+    bson_t *doc; /* without ok, $clusterTime and operationTime: the reply adds its own */
+} sim_canned_t;
+
 typedef struct sim_cmd_count {
     char name[64];
     uint64_t n;
@@ -90,6 +97,8 @@ typedef struct sim {
     char stall_cmd[64];          /* empty: every command */
     sim_fault_t faults[SIM_MAX_FAULTS];
     int nfaults;
+    sim_canned_t canned[SIM_MAX_FAULTS];
+    int ncanned;
 
     /* received commands by name */
     pthread_mutex_t cmd_mu;
@@ -121,6 +130,10 @@ typedef struct sim_client {
 
 sim_t *sim_new(const sim_config_t *cfg);
 void sim_destroy(sim_t *sim);
+/* Forget every REPLY answer (caller holds mu, or no thread runs). */
+void sim_canned_clear(sim_t *sim);
+/* A copy of the REPLY answer for cmd into reply; false if none. Takes mu. */
+bool sim_canned_reply(sim_t *sim, const char *cmd, bson_t *reply);
 
 /* Replica-set view; caller holds mu. Ends an expired step-down. */
 void sim_repl_tick(sim_t *sim);

@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The documented reply shapes of tests/data/mongodb/ through real drivers
+(issue 16 item 1): mongo_rs_sim answers replSetGetStatus, serverStatus,
+collStats and find with a corpus file (control command REPLY), and both
+libmongoc (the exporter's scrape) and pymongo read them; the exporter's
+series are checked against the values written in the files."""
+import os
+import unittest
+
+import pymongo
+
+import mongoexp
+import mongosim
+import pohtest
+
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "mongodb")
+
+
+def corpus(name):
+    return os.path.join(CORPUS, name)
+
+
+class CorpusThroughDrivers(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = mongosim.MongoSim().start()
+        cls.state = mongoexp.StateDir()
+        cls.exp = pohtest.Exporter(mongoexp.config(
+            [{"name": "main", "uri": cls.sim.uri}], cls.state.path))
+        cls.client = pymongo.MongoClient(cls.sim.uri, serverSelectionTimeoutMS=10000)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        try:
+            mongoexp.stop_checked(cls.exp)
+        finally:
+            cls.sim.stop()
+            cls.state.cleanup()
+
+    def tearDown(self):
+        self.sim.control("CLEAR_FAULTS")
+
+    def scrape(self):
+        m = self.exp.metrics()
+        self.assertEqual(pohtest.value(m, "poh_mongodb_up", cluster="main"), 1)
+        return m
+
+    def state_of(self, m, member):
+        on = [dict(k[1])["state"] for k, v in pohtest.find(
+            m, "poh_mongodb_member_state", cluster="main", member=member).items() if v == 1]
+        return on
+
+    def test_members_in_every_state_7_0(self):
+        self.sim.control("REPLY replSetGetStatus " + corpus("rs_status_7.0_all_states.json"))
+        members = self.client.admin.command("replSetGetStatus")["members"]
+        down = [x for x in members if x["name"] == "m3.example.net:27017"][0]
+        self.assertEqual((down["state"], down["stateStr"], down["health"]),
+                         (8, "(not reachable/healthy)", 0))
+        m = self.scrape()
+        want = {"m0.example.net:27017": ("PRIMARY", 1, 0),
+                "m1.example.net:27017": ("SECONDARY", 1, 2),
+                "m2.example.net:27017": ("ARBITER", 1, None),
+                "m3.example.net:27017": ("DOWN", 0, None),
+                "m4.example.net:27017": ("RECOVERING", 1, 335)}
+        for member, (state, health, lag) in want.items():
+            with self.subTest(member=member):
+                self.assertEqual(self.state_of(m, member), [state])
+                self.assertEqual(pohtest.value(m, "poh_mongodb_member_health", cluster="main",
+                                               member=member), health)
+                got = pohtest.find(m, "poh_mongodb_replication_lag_seconds", cluster="main",
+                                   member=member)
+                self.assertEqual(list(got.values()), [] if lag is None else [lag])
+        self.assertEqual(pohtest.find(m, "poh_mongodb_member_state", cluster="main",
+                                      state="(not reachable/healthy)"), {})
+
+    def test_down_member_without_optime_5_0(self):
+        self.sim.control("REPLY replSetGetStatus " + corpus("rs_status_5.0_down_no_optime.json"))
+        members = self.client.admin.command("replSetGetStatus")["members"]
+        self.assertEqual([x["state"] for x in members], [1, 8, 2])
+        m = self.scrape()
+        self.assertEqual(self.state_of(m, "p1.example.net:27017"), ["DOWN"])
+        self.assertEqual(pohtest.value(m, "poh_mongodb_member_health", cluster="main",
+                                       member="p1.example.net:27017"), 0)
+        lag = pohtest.find(m, "poh_mongodb_replication_lag_seconds", cluster="main")
+        self.assertEqual({dict(k[1])["member"]: v for k, v in lag.items()},
+                         {"p0.example.net:27017": 0, "p2.example.net:27017": 5})
+
+    def test_server_status_7_0(self):
+        self.sim.control("REPLY serverStatus " + corpus("server_status_7.0.json"))
+        ss = self.client.admin.command("serverStatus")
+        self.assertEqual(ss["opcounters"]["insert"], 2345001)
+        m = self.scrape()
+        ops = pohtest.find(m, "poh_mongodb_operations_total", cluster="main")
+        self.assertEqual({dict(k[1])["op"]: v for k, v in ops.items()},
+                         {"insert": 2345001, "query": 120034, "update": 98001, "delete": 1203,
+                          "getmore": 77003, "command": 560001})
+        self.assertEqual(pohtest.value(m, "poh_mongodb_operation_latency_seconds_total",
+                                       cluster="main", op_type="writes"), 456.789012)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_operation_latency_ops_total",
+                                       cluster="main", op_type="transactions"), 1000)
+        txn = pohtest.find(m, "poh_mongodb_transactions_total", cluster="main")
+        self.assertEqual({dict(k[1])["result"]: v for k, v in txn.items()},
+                         {"started": 1000, "committed": 987, "aborted": 12})
+
+    def test_mongos_server_status_5_0_has_no_latencies(self):
+        self.sim.control("REPLY serverStatus " + corpus("server_status_5.0_mongos.json"))
+        self.assertEqual(self.client.admin.command("serverStatus")["process"], "mongos")
+        m = self.scrape()
+        self.assertEqual(pohtest.value(m, "poh_mongodb_operations_total", cluster="main",
+                                       op="query"), 3000)
+        self.assertEqual(pohtest.find(m, "poh_mongodb_operation_latency_seconds_total",
+                                      cluster="main"), {})
+        self.assertEqual(pohtest.value(m, "poh_mongodb_transactions_total", cluster="main",
+                                       result="committed"), 38)
+
+    def test_oplog_bounds_and_size(self):
+        self.sim.control("REPLY collStats " + corpus("coll_stats_oplog_7.0.json"))
+        self.sim.control("REPLY find " + corpus("oplog_first_7.0.json"))
+        m = self.scrape()
+        self.assertEqual(pohtest.value(m, "poh_mongodb_oplog_size_bytes", cluster="main"),
+                         5348201776)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_oplog_max_size_bytes", cluster="main"),
+                         53687091200)
+        # both bounds read the one entry of the file: the window is 0
+        for name in ("poh_mongodb_oplog_first_timestamp_seconds",
+                     "poh_mongodb_oplog_last_timestamp_seconds"):
+            self.assertEqual(pohtest.value(m, name, cluster="main"), 1795534935)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_oplog_window_seconds", cluster="main"), 0)
+        self.sim.control("REPLY find " + corpus("oplog_empty_7.0.json"))
+        m = self.scrape()
+        self.assertEqual(pohtest.find(m, "poh_mongodb_oplog_window_seconds", cluster="main"), {})
+        self.assertEqual(pohtest.find(m, "poh_mongodb_oplog_first_timestamp_seconds",
+                                      cluster="main"), {})
+
+    def test_reply_errors_are_clear(self):
+        for line, want in (("REPLY serverStatus /nonexistent.json", "cannot open"),
+                           ("REPLY serverStatus", "usage"),
+                           ("REPLY serverStatus " + os.path.join(CORPUS, "SOURCES.md"), "SOURCES")):
+            with self.subTest(line=line):
+                with self.assertRaises(mongosim.ControlError) as cm:
+                    self.sim.control(line)
+                self.assertIn(want, str(cm.exception))
+        # and off brings the simulator's own answer back
+        self.sim.control("REPLY serverStatus " + corpus("server_status_7.0.json"))
+        self.sim.control("REPLY serverStatus off")
+        self.assertNotEqual(self.client.admin.command("serverStatus")["opcounters"]["insert"],
+                            2345001)
+
+
+if __name__ == "__main__":
+    pohtest.main()
