@@ -33,6 +33,7 @@
 #include "grpc/channel_args.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/tls.h"
+#include "grpc/unary.h"
 #include "poh_version.h"
 
 /* After every call has been cancelled at its deadline, how long gRPC gets to
@@ -80,13 +81,7 @@ typedef struct call_state {
     grpc_call *call;
     grpc_metadata *md;
     size_t nmd;
-    grpc_metadata_array recv_initial_md;
-    grpc_metadata_array trailing_md;
-    grpc_byte_buffer *send_buf;
-    grpc_byte_buffer *recv_buf;
-    grpc_status_code status;
-    grpc_slice details;
-    const char *error_string;
+    poh_grpc_unary_t u;
     double start;
     double deadline;      /* absolute, CLOCK_MONOTONIC seconds */
     bool pending;         /* batch started, completion not yet seen */
@@ -577,28 +572,8 @@ static void start_batch(poh_grpc_call_t *c, call_state_t *st)
         st->nmd++;
     }
     grpc_slice payload = grpc_slice_from_copied_buffer((const char *)c->request, c->request_len);
-    st->send_buf = grpc_raw_byte_buffer_create(&payload, 1);
+    grpc_call_error e = poh_grpc_unary_start(&st->u, st->call, st->md, st->nmd, payload, st);
     grpc_slice_unref(payload);
-
-    grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = st->nmd;
-    ops[0].data.send_initial_metadata.metadata = st->md;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = st->send_buf;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &st->recv_initial_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &st->recv_buf;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &st->trailing_md;
-    ops[5].data.recv_status_on_client.status = &st->status;
-    ops[5].data.recv_status_on_client.status_details = &st->details;
-    ops[5].data.recv_status_on_client.error_string = &st->error_string;
-
-    grpc_call_error e = grpc_call_start_batch(st->call, ops, 6, st, NULL);
     if (e != GRPC_CALL_OK) {
         fail_call(c, GRPC_STATUS_INTERNAL,
                   e == GRPC_CALL_ERROR_INVALID_METADATA ? "invalid metadata" : "cannot start call");
@@ -610,25 +585,25 @@ static void start_batch(poh_grpc_call_t *c, call_state_t *st)
 static void finish_call(poh_grpc_call_t *c, call_state_t *st, double now)
 {
     c->latency = now - st->start;
-    c->code = (int)st->status;
-    size_t dlen = GRPC_SLICE_LENGTH(st->details);
+    c->code = (int)st->u.status;
+    size_t dlen = GRPC_SLICE_LENGTH(st->u.details);
     if (dlen)
-        set_details(c, (const char *)GRPC_SLICE_START_PTR(st->details), dlen);
+        set_details(c, (const char *)GRPC_SLICE_START_PTR(st->u.details), dlen);
     if (c->code == GRPC_STATUS_RESOURCE_EXHAUSTED && dlen == 12 &&
-        !memcmp(GRPC_SLICE_START_PTR(st->details), "Buffers full", 12)) {
+        !memcmp(GRPC_SLICE_START_PTR(st->u.details), "Buffers full", 12)) {
         /* gRPC's words when the target's budget stopped a reply mid-way. */
         snprintf(c->details, sizeof c->details,
                  "reply exceeded the connection's memory budget (max_reply_size %zu bytes)",
                  c->target->max_reply);
     }
-    if (st->recv_buf && grpc_byte_buffer_length(st->recv_buf) > c->target->max_reply) {
+    if (st->u.recv && grpc_byte_buffer_length(st->u.recv) > c->target->max_reply) {
         char msg[96];
         snprintf(msg, sizeof msg, "received message larger than max (%zu vs. %zu)",
-                 grpc_byte_buffer_length(st->recv_buf), c->target->max_reply);
+                 grpc_byte_buffer_length(st->u.recv), c->target->max_reply);
         fail_call(c, GRPC_STATUS_RESOURCE_EXHAUSTED, msg);
-    } else if (st->recv_buf) {
+    } else if (st->u.recv) {
         grpc_byte_buffer_reader reader;
-        if (grpc_byte_buffer_reader_init(&reader, st->recv_buf)) {
+        if (grpc_byte_buffer_reader_init(&reader, st->u.recv)) {
             grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
             size_t n = GRPC_SLICE_LENGTH(all);
             c->response = malloc(n ? n : 1);
@@ -652,20 +627,7 @@ static void release_state(call_state_t *st)
     if (st->call)
         grpc_call_unref(st->call);
     st->call = NULL;
-    grpc_metadata_array_destroy(&st->recv_initial_md);
-    grpc_metadata_array_destroy(&st->trailing_md);
-    grpc_metadata_array_init(&st->recv_initial_md);
-    grpc_metadata_array_init(&st->trailing_md);
-    if (st->send_buf)
-        grpc_byte_buffer_destroy(st->send_buf);
-    st->send_buf = NULL;
-    if (st->recv_buf)
-        grpc_byte_buffer_destroy(st->recv_buf);
-    st->recv_buf = NULL;
-    grpc_slice_unref(st->details);
-    st->details = grpc_empty_slice();
-    gpr_free((void *)st->error_string);
-    st->error_string = NULL;
+    poh_grpc_unary_release(&st->u);
 }
 
 /* Calls in flight, by deadline: a binary min-heap, so that the run loop
@@ -1040,9 +1002,7 @@ static grpc_metadata *run_setup(run_t *r, size_t total_md)
         poh_grpc_call_clear(&r->calls[i]);
         st->md = md + mdpos;
         mdpos += r->calls[i].nmetadata + 1;
-        grpc_metadata_array_init(&st->recv_initial_md);
-        grpc_metadata_array_init(&st->trailing_md);
-        st->details = grpc_empty_slice();
+        poh_grpc_unary_init(&st->u);
         st->next_waiter = NONE;
     }
     return md;

@@ -330,18 +330,11 @@ static const char *kv_get(const poh_config_kv_t *kv, size_t n, const char *key)
     return NULL;
 }
 
-int poh_tracing_resolve(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn,
-                        poh_tracing_resolved_t *out, poh_strbuf_t *err)
+/* The endpoint: config, then the environment, then the default; TLS from
+ * its scheme or the tls settings. */
+static int resolve_endpoint(const poh_tracing_config_t *cfg, poh_getenv_fn get,
+                            poh_tracing_resolved_t *r, poh_strbuf_t *err)
 {
-    poh_getenv_fn get = getenv_fn ? getenv_fn : getenv;
-    poh_tracing_resolved_t r;
-    poh_config_kv_t *attrs = NULL;
-    size_t nattrs = 0;
-    int rc;
-
-    memset(&r, 0, sizeof r);
-    memset(out, 0, sizeof *out);
-
     const char *ep = nonempty(cfg->endpoint) ? cfg->endpoint : NULL;
     const char *ep_src = "tracing.endpoint";
     for (size_t i = 0; !ep && i < sizeof endpoint_envs / sizeof endpoint_envs[0]; i++) {
@@ -354,51 +347,67 @@ int poh_tracing_resolve(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn
     }
     bool https = false;
     poh_strbuf_t why = POH_STRBUF_INIT;
-    rc = poh_trace_parse_endpoint(ep, &r.target, &https, &why);
-    if (rc < 0) {
+    int rc = poh_trace_parse_endpoint(ep, &r->target, &https, &why);
+    if (rc < 0)
         poh_strbuf_printf(err, "%s: %s", ep_src, why.data ? why.data : "invalid");
-        poh_strbuf_free(&why);
-        goto err;
-    }
+    poh_strbuf_free(&why);
+    if (rc < 0)
+        return rc;
     bool tls_settings = nonempty(cfg->tls.ca_file) || nonempty(cfg->tls.cert_file) ||
                         nonempty(cfg->tls.key_file) || nonempty(cfg->tls.server_name) ||
                         cfg->tls.insecure_skip_verify;
     bool explicit_http = strncasecmp(ep, "http://", 7) == 0;
-    r.tls = https || (tls_settings && !explicit_http);
+    r->tls = https || (tls_settings && !explicit_http);
     if (explicit_http && tls_settings)
         POH_WARN("trace", "%s uses http://, so the tracing.tls settings are ignored", ep_src);
     if (nonempty(cfg->tls.cert_file) != nonempty(cfg->tls.key_file)) {
         poh_strbuf_puts(err, "tracing.tls: cert_file and key_file go together");
-        rc = -EINVAL;
-        goto err;
+        return -EINVAL;
     }
+    return 0;
+}
 
-    /* Resource: OTEL_RESOURCE_ATTRIBUTES, then config, then the fixed keys. */
+/* OTEL_RESOURCE_ATTRIBUTES (a bad list is ignored with a warning), then
+ * the config's resource_attributes, into *attrs. */
+static int gather_attributes(const poh_tracing_config_t *cfg, poh_getenv_fn get,
+                             poh_config_kv_t **attrs, size_t *nattrs, poh_strbuf_t *err)
+{
     const char *ra = env_nonempty(get, "OTEL_RESOURCE_ATTRIBUTES");
     if (ra) {
-        rc = poh_trace_parse_kv_list(ra, "OTEL_RESOURCE_ATTRIBUTES", &attrs, &nattrs, &why);
+        poh_strbuf_t why = POH_STRBUF_INIT;
+        int rc = poh_trace_parse_kv_list(ra, "OTEL_RESOURCE_ATTRIBUTES", attrs, nattrs, &why);
         if (rc == -EINVAL) {
             POH_WARN("trace", "ignoring %s", why.data);
-            poh_trace_kv_free(attrs, nattrs);
-            attrs = NULL;
-            nattrs = 0;
+            poh_trace_kv_free(*attrs, *nattrs);
+            *attrs = NULL;
+            *nattrs = 0;
             rc = 0;
         }
-        poh_strbuf_reset(&why);
+        poh_strbuf_free(&why);
         if (rc < 0)
-            goto err_why;
+            return rc;
     }
     for (size_t i = 0; i < cfg->resource_attributes_count; i++) {
         const poh_config_kv_t *kv = &cfg->resource_attributes[i];
         if (!nonempty(kv->key)) {
             poh_strbuf_puts(err, "tracing.resource_attributes: empty key");
-            rc = -EINVAL;
-            goto err_why;
+            return -EINVAL;
         }
-        rc = poh_trace_kv_set(&attrs, &nattrs, kv->key, kv->value ? kv->value : "");
+        int rc = poh_trace_kv_set(attrs, nattrs, kv->key, kv->value ? kv->value : "");
         if (rc < 0)
-            goto err_why;
+            return rc;
     }
+    return 0;
+}
+
+/* The resource: service.name first, service.version and host.name, then
+ * the other attributes (environment, then config). */
+static int resolve_resource(const poh_tracing_config_t *cfg, poh_getenv_fn get,
+                            poh_tracing_resolved_t *r, poh_strbuf_t *err)
+{
+    poh_config_kv_t *attrs = NULL;
+    size_t nattrs = 0;
+    int rc = gather_attributes(cfg, get, &attrs, &nattrs, err);
     const char *svc = nonempty(cfg->service_name) ? cfg->service_name : NULL;
     if (!svc)
         svc = env_nonempty(get, "OTEL_SERVICE_NAME");
@@ -406,65 +415,79 @@ int poh_tracing_resolve(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn
         svc = kv_get(attrs, nattrs, "service.name");
     if (!svc || !*svc)
         svc = DEFAULT_SERVICE;
-    r.service_name = strdup(svc);
+    if (rc == 0 && !(r->service_name = strdup(svc)))
+        rc = -ENOMEM;
     char host[256];
     if (gethostname(host, sizeof host) < 0)
         strcpy(host, "unknown");
     host[sizeof host - 1] = '\0';
     const char *ver = kv_get(attrs, nattrs, "service.version");
     const char *hn = kv_get(attrs, nattrs, "host.name");
-    rc = r.service_name ? 0 : -ENOMEM;
     if (rc == 0)
-        rc = poh_trace_kv_set(&r.resource, &r.nresource, "service.name", r.service_name);
+        rc = poh_trace_kv_set(&r->resource, &r->nresource, "service.name", r->service_name);
     if (rc == 0)
-        rc = poh_trace_kv_set(&r.resource, &r.nresource, "service.version", ver ? ver : POH_VERSION);
+        rc = poh_trace_kv_set(&r->resource, &r->nresource, "service.version",
+                              ver ? ver : POH_VERSION);
     if (rc == 0)
-        rc = poh_trace_kv_set(&r.resource, &r.nresource, "host.name", hn ? hn : host);
+        rc = poh_trace_kv_set(&r->resource, &r->nresource, "host.name", hn ? hn : host);
     for (size_t i = 0; rc == 0 && i < nattrs; i++)
         if (strcmp(attrs[i].key, "service.name") != 0)
-            rc = poh_trace_kv_set(&r.resource, &r.nresource, attrs[i].key, attrs[i].value);
-    if (rc < 0)
-        goto err_why;
+            rc = poh_trace_kv_set(&r->resource, &r->nresource, attrs[i].key, attrs[i].value);
+    poh_trace_kv_free(attrs, nattrs);
+    return rc;
+}
 
-    /* Headers: generic env, traces env, then config (the later wins). */
+/* Headers: generic env, traces env, then config (the later wins). */
+static int resolve_headers(const poh_tracing_config_t *cfg, poh_getenv_fn get,
+                           poh_tracing_resolved_t *r, poh_strbuf_t *err)
+{
+    int rc;
     const char *h = env_nonempty(get, "OTEL_EXPORTER_OTLP_HEADERS");
-    if (h && (rc = merge_env_headers(&r, "OTEL_EXPORTER_OTLP_HEADERS", h)) < 0)
-        goto err_why;
+    if (h && (rc = merge_env_headers(r, "OTEL_EXPORTER_OTLP_HEADERS", h)) < 0)
+        return rc;
     h = env_nonempty(get, "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
-    if (h && (rc = merge_env_headers(&r, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", h)) < 0)
-        goto err_why;
+    if (h && (rc = merge_env_headers(r, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", h)) < 0)
+        return rc;
     for (size_t i = 0; i < cfg->headers_count; i++) {
         const poh_config_kv_t *kv = &cfg->headers[i];
         char *key = strdup(kv->key ? kv->key : "");
-        if (!key) {
-            rc = -ENOMEM;
-            goto err_why;
-        }
-        poh_strbuf_reset(&why);
+        if (!key)
+            return -ENOMEM;
+        poh_strbuf_t why = POH_STRBUF_INIT;
         rc = !*key ? -EINVAL : header_key_normalize(key, &why);
         if (rc == 0)
             rc = header_value_check(key, kv->value ? kv->value : "", &why);
         if (rc == 0)
-            rc = poh_trace_kv_set(&r.headers, &r.nheaders, key, kv->value ? kv->value : "");
+            rc = poh_trace_kv_set(&r->headers, &r->nheaders, key, kv->value ? kv->value : "");
         free(key);
-        if (rc < 0) {
-            if (rc == -EINVAL)
-                poh_strbuf_printf(err, "tracing.headers: %s",
-                                  why.data && why.len ? why.data : "empty header name");
-            goto err_why;
-        }
+        if (rc == -EINVAL)
+            poh_strbuf_printf(err, "tracing.headers: %s",
+                              why.data && why.len ? why.data : "empty header name");
+        poh_strbuf_free(&why);
+        if (rc < 0)
+            return rc;
     }
-    poh_strbuf_free(&why);
-    poh_trace_kv_free(attrs, nattrs);
+    return 0;
+}
+
+int poh_tracing_resolve(const poh_tracing_config_t *cfg, poh_getenv_fn getenv_fn,
+                        poh_tracing_resolved_t *out, poh_strbuf_t *err)
+{
+    poh_getenv_fn get = getenv_fn ? getenv_fn : getenv;
+    poh_tracing_resolved_t r;
+    memset(&r, 0, sizeof r);
+    memset(out, 0, sizeof *out);
+    int rc = resolve_endpoint(cfg, get, &r, err);
+    if (rc == 0)
+        rc = resolve_resource(cfg, get, &r, err);
+    if (rc == 0)
+        rc = resolve_headers(cfg, get, &r, err);
+    if (rc < 0) {
+        if (rc == -ENOMEM)
+            poh_strbuf_puts(err, "out of memory");
+        poh_tracing_resolved_free(&r);
+        return rc;
+    }
     *out = r;
     return 0;
-
-err_why:
-    poh_strbuf_free(&why);
-err:
-    if (rc == -ENOMEM)
-        poh_strbuf_puts(err, "out of memory");
-    poh_trace_kv_free(attrs, nattrs);
-    poh_tracing_resolved_free(&r);
-    return rc;
 }

@@ -27,6 +27,7 @@
 #include "grpc/channel_args.h"
 #include "grpc/grpc_probe.h"
 #include "grpc/tls.h"
+#include "grpc/unary.h"
 #include "metrics/metrics.h"
 #include "poh_version.h"
 #include "trace/trace_internal.h"
@@ -279,52 +280,10 @@ static void slice_to_cstr(grpc_slice s, char *buf, size_t size)
             buf[i] = '?';
 }
 
-/* One unary Export call; the result is in *r. Cancelled when the shutdown
- * bound passes while it is in flight. */
-static void export_call(poh_tracer_t *t, grpc_slice payload, double deadline, call_result_t *r,
-                        char *details, size_t dsize)
+/* Waits for call's completion; cancels the call when the shutdown bound
+ * passes while it is in flight. */
+static void wait_call(poh_tracer_t *t, grpc_call *call)
 {
-    memset(r, 0, sizeof *r);
-    details[0] = '\0';
-    double now = poh_now_mono();
-    double left = deadline - now;
-    if (left < 0.001)
-        left = 0.001;
-    gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                   gpr_time_from_micros((int64_t)(left * 1e6), GPR_TIMESPAN));
-    grpc_call *call = grpc_channel_create_call(t->channel, NULL, GRPC_PROPAGATE_DEFAULTS, t->cq,
-                                               t->method, NULL, dl, NULL);
-    grpc_byte_buffer *req = grpc_raw_byte_buffer_create(&payload, 1);
-    grpc_byte_buffer *resp = NULL;
-    grpc_metadata_array initial_md, trailing_md;
-    grpc_slice status_details = grpc_empty_slice();
-    grpc_op ops[6];
-
-    grpc_metadata_array_init(&initial_md);
-    grpc_metadata_array_init(&trailing_md);
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = t->nmd;
-    ops[0].data.send_initial_metadata.metadata = t->md;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = req;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &resp;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
-    ops[5].data.recv_status_on_client.status = &r->status;
-    ops[5].data.recv_status_on_client.status_details = &status_details;
-
-    atomic_fetch_add_explicit(&t->calls, 1, memory_order_relaxed);
-    grpc_call_error ce = grpc_call_start_batch(call, ops, 6, call, NULL);
-    if (ce != GRPC_CALL_OK) {
-        r->status = GRPC_STATUS_INTERNAL;
-        snprintf(details, dsize, "grpc_call_start_batch: %d", (int)ce);
-        goto out;
-    }
     bool cancelled = false;
     for (;;) {
         gpr_timespec slice = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
@@ -340,10 +299,16 @@ static void export_call(poh_tracer_t *t, grpc_slice payload, double deadline, ca
             cancelled = true;
         }
     }
-    slice_to_cstr(status_details, details, dsize);
-    for (size_t i = 0; i < trailing_md.count; i++) {
-        if (grpc_slice_str_cmp(trailing_md.metadata[i].key, "grpc-status-details-bin") == 0) {
-            grpc_slice v = trailing_md.metadata[i].value;
+}
+
+/* The collector's answer in u: status details, RetryInfo, partial success. */
+static void read_result(const poh_grpc_unary_t *u, call_result_t *r, char *details, size_t dsize)
+{
+    r->status = u->status;
+    slice_to_cstr(u->details, details, dsize);
+    for (size_t i = 0; i < u->trailing_md.count; i++) {
+        if (grpc_slice_str_cmp(u->trailing_md.metadata[i].key, "grpc-status-details-bin") == 0) {
+            grpc_slice v = u->trailing_md.metadata[i].value;
             double d;
             if (poh_otlp_retry_info(GRPC_SLICE_START_PTR(v), GRPC_SLICE_LENGTH(v), &d) == 0) {
                 r->has_retry_info = true;
@@ -351,28 +316,47 @@ static void export_call(poh_tracer_t *t, grpc_slice payload, double deadline, ca
             }
         }
     }
-    if (r->status == GRPC_STATUS_OK && resp) {
-        grpc_byte_buffer_reader rd;
-        if (grpc_byte_buffer_reader_init(&rd, resp)) {
-            grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
-            poh_strbuf_t msg = POH_STRBUF_INIT;
-            if (poh_otlp_decode_response(GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all),
-                                         &r->rejected, &msg) < 0)
-                POH_DEBUG("trace", "undecodable ExportTraceServiceResponse ignored");
-            else if (msg.len)
-                snprintf(details, dsize, "%s", msg.data);
-            poh_strbuf_free(&msg);
-            grpc_slice_unref(all);
-            grpc_byte_buffer_reader_destroy(&rd);
-        }
+    grpc_byte_buffer_reader rd;
+    if (r->status != GRPC_STATUS_OK || !u->recv || !grpc_byte_buffer_reader_init(&rd, u->recv))
+        return;
+    grpc_slice all = grpc_byte_buffer_reader_readall(&rd);
+    poh_strbuf_t msg = POH_STRBUF_INIT;
+    if (poh_otlp_decode_response(GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all), &r->rejected,
+                                 &msg) < 0)
+        POH_DEBUG("trace", "undecodable ExportTraceServiceResponse ignored");
+    else if (msg.len)
+        snprintf(details, dsize, "%s", msg.data);
+    poh_strbuf_free(&msg);
+    grpc_slice_unref(all);
+    grpc_byte_buffer_reader_destroy(&rd);
+}
+
+/* One unary Export call (grpc/unary.h); the result is in *r. Cancelled when
+ * the shutdown bound passes while it is in flight. */
+static void export_call(poh_tracer_t *t, grpc_slice payload, double deadline, call_result_t *r,
+                        char *details, size_t dsize)
+{
+    memset(r, 0, sizeof *r);
+    details[0] = '\0';
+    double left = deadline - poh_now_mono();
+    if (left < 0.001)
+        left = 0.001;
+    gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                   gpr_time_from_micros((int64_t)(left * 1e6), GPR_TIMESPAN));
+    grpc_call *call = grpc_channel_create_call(t->channel, NULL, GRPC_PROPAGATE_DEFAULTS, t->cq,
+                                               t->method, NULL, dl, NULL);
+    poh_grpc_unary_t u;
+    poh_grpc_unary_init(&u);
+    atomic_fetch_add_explicit(&t->calls, 1, memory_order_relaxed);
+    grpc_call_error ce = poh_grpc_unary_start(&u, call, t->md, t->nmd, payload, call);
+    if (ce != GRPC_CALL_OK) {
+        r->status = GRPC_STATUS_INTERNAL;
+        snprintf(details, dsize, "grpc_call_start_batch: %d", (int)ce);
+    } else {
+        wait_call(t, call);
+        read_result(&u, r, details, dsize);
     }
-out:
-    if (resp)
-        grpc_byte_buffer_destroy(resp);
-    grpc_byte_buffer_destroy(req);
-    grpc_slice_unref(status_details);
-    grpc_metadata_array_destroy(&initial_md);
-    grpc_metadata_array_destroy(&trailing_md);
+    poh_grpc_unary_release(&u);
     grpc_call_unref(call);
 }
 
@@ -629,27 +613,26 @@ static void teardown_grpc(poh_tracer_t *t)
         grpc_shutdown();
 }
 
-poh_tracer_t *poh_tracer_create(const poh_tracing_config_t *cfg)
+/* Whether cfg asks for a tracer and holds to the schema (said in the log
+ * when not). */
+static bool tracer_wanted(const poh_tracing_config_t *cfg)
 {
     int wanted = poh_tracing_wanted(cfg, NULL);
     if (wanted < 0) {
         POH_ERROR("trace", "tracing.enabled must be auto, true or false");
-        return NULL;
+        return false;
     }
     if (!wanted) {
         if (cfg)
             POH_INFO("trace", "tracing is off (tracing.enabled: %s)",
                      cfg->enabled ? cfg->enabled : "auto, and no endpoint is set");
-        return NULL;
+        return false;
     }
-    if (check_settings(cfg) < 0)
-        return NULL;
+    return check_settings(cfg) == 0;
+}
 
-    poh_tracer_t *t = calloc(1, sizeof *t);
-    poh_strbuf_t err = POH_STRBUF_INIT;
-    bool sem_ok = false, lock_ok = false, cond_ok = false;
-    if (!t)
-        goto err;
+static void copy_settings(poh_tracer_t *t, const poh_tracing_config_t *cfg)
+{
     t->batch_size = cfg->batch_size;
     t->batch_timeout = cfg->batch_timeout;
     t->export_timeout = cfg->export_timeout;
@@ -660,6 +643,18 @@ poh_tracer_t *poh_tracer_create(const poh_tracing_config_t *cfg)
     t->drop_log_interval = cfg->drop_log_interval;
     t->last_drop_log = t->last_error_log = -1e9;
     poh_sampler_init(&t->sampler, cfg->sample_ratio);
+}
+
+poh_tracer_t *poh_tracer_create(const poh_tracing_config_t *cfg)
+{
+    if (!tracer_wanted(cfg))
+        return NULL;
+    poh_tracer_t *t = calloc(1, sizeof *t);
+    poh_strbuf_t err = POH_STRBUF_INIT;
+    bool sem_ok = false, lock_ok = false, cond_ok = false;
+    if (!t)
+        goto err;
+    copy_settings(t, cfg);
 
     if (poh_tracing_resolve(cfg, NULL, &t->res, &err) < 0) {
         POH_ERROR("trace", "tracing: %s", err.data ? err.data : "invalid configuration");
