@@ -372,7 +372,9 @@ def main():
         poh = subprocess.Popen(a.wrap.split() + [exporter, "--config.file=" + cfg,
                                                  "--web.listen-address=127.0.0.1:0"],
                                stdout=subprocess.DEVNULL, stderr=open(plog, "w"), env=env)
-        pport = int(wait_log(plog, r"listening on 127\.0\.0\.1:(\d+)", 120).group(1))
+        # heaptrack takes minutes to start on a busy machine
+        started = 600 if a.wrap else 120
+        pport = int(wait_log(plog, r"listening on 127\.0\.0\.1:(\d+)", started).group(1))
         ppid = exporter_pid(poh.pid) if a.wrap else poh.pid
 
         bport = None
