@@ -11,6 +11,7 @@
  *
  * Output: one "key=value" line per measurement, read by run.sh. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,20 +90,28 @@ static int bench_encode(long total, size_t batch)
     return 0;
 }
 
-static int bench_pipeline(const char *endpoint, long total, unsigned batch, unsigned queue)
+/* tuned: the queue, batch size and a 50 ms batch timeout given; otherwise
+ * only the endpoint, everything else the schema's defaults (what an
+ * operator gets from "tracing: {endpoint: ...}"). */
+static int bench_pipeline(const char *endpoint, long total, bool tuned, unsigned batch,
+                          unsigned queue)
 {
     /* The exporter's own configuration path: the engine, the schema's
      * defaults and checks. */
     poh_tracing_config_t cfg;
     poh_strbuf_t yaml = POH_STRBUF_INIT, err = POH_STRBUF_INIT;
-    poh_strbuf_printf(&yaml,
-                      "enabled: true\nendpoint: \"%s\"\nqueue_size: %u\nbatch_size: %u\n"
-                      "batch_timeout: 50ms\nshutdown_timeout: 30s\n",
-                      endpoint, queue, batch);
+    poh_strbuf_printf(&yaml, "enabled: true\nendpoint: \"%s\"\n", endpoint);
+    if (tuned)
+        poh_strbuf_printf(&yaml, "queue_size: %u\nbatch_size: %u\nbatch_timeout: 50ms\n", queue,
+                          batch);
     poh_tracer_t *t = NULL;
-    if (poh_tracing_config_parse(yaml.data, &cfg, &err) == 0)
+    double batch_timeout = 0;
+    if (poh_tracing_config_parse(yaml.data, &cfg, &err) == 0) {
         t = poh_tracer_create(&cfg);
-    else
+        queue = cfg.queue_size;
+        batch = cfg.batch_size;
+        batch_timeout = cfg.batch_timeout;
+    } else
         fprintf(stderr, "bench_otlp: %s", err.data ? err.data : "invalid tracing settings\n");
     poh_tracing_config_release(&cfg);
     poh_strbuf_free(&yaml);
@@ -137,10 +146,11 @@ static int bench_pipeline(const char *endpoint, long total, unsigned batch, unsi
     uint64_t dropped = 0;
     for (int i = 0; i < POH_DROP_REASON_COUNT; i++)
         dropped += st.dropped[i];
-    printf("pipeline spans=%ld exported=%llu dropped=%llu flush_rc=%d calls=%llu wall_s=%.4f "
+    printf("pipeline settings=%s queue_size=%u batch_size=%u batch_timeout_s=%g spans=%ld "
+           "exported=%llu dropped=%llu flush_rc=%d calls=%llu wall_s=%.4f "
            "cpu_s=%.4f producer_cpu_s=%.4f spans_per_s=%.0f spans_per_cpu_s=%.0f "
            "cpu_ns_per_span=%.1f\n",
-           made, (unsigned long long)st.exported, (unsigned long long)dropped, frc,
+           tuned ? "tuned" : "defaults", queue, batch, batch_timeout, made, (unsigned long long)st.exported, (unsigned long long)dropped, frc,
            (unsigned long long)st.export_calls, wall, cpu, producer_cpu,
            (double)st.exported / wall, (double)st.exported / cpu,
            cpu * 1e9 / (double)(st.exported ? st.exported : 1));
@@ -153,27 +163,34 @@ int main(int argc, char **argv)
     const char *endpoint = NULL;
     long encode_spans = 2000000, pipeline_spans = 1000000;
     unsigned batch = 512, queue = 8192;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--endpoint") == 0)
-            endpoint = argv[i + 1];
-        else if (strcmp(argv[i], "--encode-spans") == 0)
-            encode_spans = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--pipeline-spans") == 0)
-            pipeline_spans = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--batch") == 0)
-            batch = (unsigned)atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--queue") == 0)
-            queue = (unsigned)atol(argv[i + 1]);
+    bool tuned = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--defaults") == 0) {
+            tuned = false;
+            continue;
+        }
+        if (v && strcmp(a, "--endpoint") == 0)
+            endpoint = v;
+        else if (v && strcmp(a, "--encode-spans") == 0)
+            encode_spans = atol(v);
+        else if (v && strcmp(a, "--pipeline-spans") == 0)
+            pipeline_spans = atol(v);
+        else if (v && strcmp(a, "--batch") == 0)
+            batch = (unsigned)atol(v);
+        else if (v && strcmp(a, "--queue") == 0)
+            queue = (unsigned)atol(v);
         else {
             fprintf(stderr, "usage: bench_otlp [--endpoint HOST:PORT] [--encode-spans N] "
-                            "[--pipeline-spans N] [--batch N] [--queue N]\n");
+                            "[--pipeline-spans N] [--batch N] [--queue N] [--defaults]\n");
             return 2;
         }
+        i++;
     }
     poh_log_setup(POH_LOG_WARN, POH_LOG_LOGFMT);
-    if (bench_encode(encode_spans, batch) < 0)
+    if (encode_spans > 0 && bench_encode(encode_spans, batch) < 0)
         return 1;
-    if (endpoint && bench_pipeline(endpoint, pipeline_spans, batch, queue) < 0)
+    if (endpoint && bench_pipeline(endpoint, pipeline_spans, tuned, batch, queue) < 0)
         return 1;
     return 0;
 }
