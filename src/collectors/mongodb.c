@@ -299,10 +299,20 @@ static bool status_commands(status_run_t *r, char *error, size_t errlen)
         return false;
     }
     r->server_id = mongoc_server_description_id(sd);
+    /* libmongoc types a server that says msg "isdbgrid" Mongos. */
+    bool mongos = !strcmp(mongoc_server_description_type(sd), "Mongos");
     mongoc_server_description_destroy(sd);
-    replset_status(r);
-    oplog_status(r);
-    server_status(r);
+    if (mongos) {
+        server_status(r);
+        char why[256] = "";
+        if (!r->gone && !mongo_shards_collect(cl, r->client, r->server_id, r->deadline, r->timeout_ms, r->out,
+                                              why, sizeof why) && !r->error[0])
+            snprintf(r->error, sizeof r->error, "%s", why);
+    } else {
+        replset_status(r);
+        oplog_status(r);
+        server_status(r);
+    }
     snprintf(error, errlen, "%s", r->error);
     return r->answered;
 }
@@ -401,6 +411,7 @@ static void cluster_destroy(void *state)
     free(cl->streams);
     if (cl->status)
         mongoc_client_destroy(cl->status);
+    mongo_shards_free(cl->shards);
     if (cl->pool)
         mongoc_client_pool_destroy(cl->pool);
     if (cl->uri)
@@ -527,6 +538,8 @@ static mongo_cluster_t *cluster_new(const poh_config_t *cfg, const poh_config_mo
         if (colon && !(cl->password = strndup(colon + 1, (size_t)(at - colon - 1))))
             goto err;
     }
+    if (!(cl->shards = mongo_shards_new()))
+        goto err;
     cl->uri = mongoc_uri_new_with_error(c->uri, &err);
     if (!cl->uri) {
         char msg[256];

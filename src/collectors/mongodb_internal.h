@@ -13,6 +13,7 @@
 #include "mongo/mongo_event.h"
 
 typedef struct mongo_stream mongo_stream_t;
+typedef struct mongo_shards mongo_shards_t;
 
 typedef struct mongo_cluster {
     char *name;
@@ -32,6 +33,7 @@ typedef struct mongo_cluster {
 
     mongoc_client_t *status;      /* scrape-time client; collect() only */
     int status_timeout_ms;        /* timeouts it was created with */
+    mongo_shards_t *shards;       /* a mongos URI: the shards' clients (mongodb_shards.c) */
 
     pthread_mutex_t mu;           /* guards the last_* fields (landing page) */
     bool ran, last_up;
@@ -45,6 +47,14 @@ void mongo_cluster_scrub(const mongo_cluster_t *cl, const char *msg, char *buf, 
 
 /* APM callbacks reporting into cl->cmd_duration (context = cluster). */
 mongoc_apm_callbacks_t *mongo_apm_callbacks_new(void);
+
+/* mongodb_shards.c: the URI names a mongos. listShards on router's server_id,
+ * then every shard's replica set: poh_mongodb_shards, poh_mongodb_shard_up,
+ * poh_mongodb_shard_has_primary. False with error set when listShards failed. */
+mongo_shards_t *mongo_shards_new(void);
+void mongo_shards_free(mongo_shards_t *s); /* NULL is fine */
+bool mongo_shards_collect(mongo_cluster_t *cl, mongoc_client_t *router, uint32_t server_id, double deadline,
+                          int timeout_ms, poh_registry_t *out, char *error, size_t errlen);
 
 /* mongodb_stream.c */
 mongo_stream_t *mongo_stream_new(mongo_cluster_t *cl, const poh_config_mongo_stream_t *cfg);

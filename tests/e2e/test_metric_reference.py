@@ -77,7 +77,8 @@ class MetricReferenceTest(unittest.TestCase):
     def test_readme_matches_exposition(self):
         state = mongoexp.StateDir()
         with grpcsim.NodeSim([[], ["--mode", "not_serving"]]) as node, \
-                mongosim.MongoSim("--rate", "50") as sim, otlpsink.Sink() as sink:
+                mongosim.MongoSim("--rate", "50") as sim, otlpsink.Sink() as sink, \
+                mongosim.MongoSim("--shards", "2") as sharded:
             targets = ", ".join(f"127.0.0.1:{p}" for p in node.ports)
             extra = (f"grpc:\n  - name: poh\n    targets: [{targets}]\n"
                      f"    health_service: poh.PoH\n    state:\n"
@@ -86,7 +87,9 @@ class MetricReferenceTest(unittest.TestCase):
                      f"        - {{path: \"9\", metric: poh_node_missing, help: absent field}}\n"
                      f"tracing:\n  enabled: true\n  endpoint: {sink.endpoint}\n")
             cfg = mongoexp.config([{"name": "main", "uri": sim.uri,
-                                    "streams": [mongoexp.TX_STREAM]}], state.path, extra)
+                                    "streams": [mongoexp.TX_STREAM]},
+                                   {"name": "sharded", "uri": "mongodb://%s/" % sharded.address}],
+                                  state.path, extra)
             ex = pohtest.Exporter(cfg)
             try:
                 self.assertTrue(mongoexp.wait_stream_up(ex))
@@ -102,6 +105,7 @@ class MetricReferenceTest(unittest.TestCase):
                 mongoexp.wait_value(ex, "poh_mongodb_change_field_errors_total", 1,
                                     cluster="main", stream="tx", field="created_at",
                                     reason="missing")
+                mongoexp.wait_value(ex, "poh_mongodb_shard_up", 1, cluster="sharded", shard="shard1")
                 page = ex.scrape()
                 exposed = families(page)
                 st, _, body = ex.request(f"/probe?module=poh&target={node.addr(0)}")

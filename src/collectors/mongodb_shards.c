@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Sharded clusters (issue 17 item 1): when a mongodb entry's URI names a
+ * mongos (hello msg "isdbgrid", which libmongoc reports as server type
+ * Mongos), each scrape lists the shards (listShards) and asks every shard's
+ * replica set, reached with the entry's own credentials and TLS options,
+ * whether it answers and has a primary. Shards added or removed show up at
+ * the next scrape; one cached client per shard. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "collectors/mongodb_internal.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+#define MODULE "mongodb"
+#define DEADLINE_MARGIN 0.02
+#define MAX_SHARDS 256
+
+static const char *const l_cluster[] = {"cluster"};
+static const char *const l_cluster_shard[] = {"cluster", "shard"};
+
+typedef struct shard_client {
+    char *name, *host; /* listShards _id and host ("set/h1,h2") */
+    mongoc_client_t *client;
+    int timeout_ms;
+} shard_client_t;
+
+struct mongo_shards {
+    pthread_mutex_t mu; /* held by one scrape at a time */
+    shard_client_t *v;
+    size_t n;
+};
+
+mongo_shards_t *mongo_shards_new(void)
+{
+    mongo_shards_t *s = calloc(1, sizeof *s);
+    if (s)
+        pthread_mutex_init(&s->mu, NULL);
+    return s;
+}
+
+static void shard_client_free(shard_client_t *c)
+{
+    if (c->client)
+        mongoc_client_destroy(c->client);
+    free(c->name);
+    free(c->host);
+    memset(c, 0, sizeof *c);
+}
+
+void mongo_shards_free(mongo_shards_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        shard_client_free(&s->v[i]);
+    free(s->v);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static void cap(mongoc_uri_t *u, const char *opt, int ms)
+{
+    int32_t have = mongoc_uri_get_option_as_int32(u, opt, 0);
+    mongoc_uri_set_option_as_int32(u, opt, have > 0 && have < ms ? have : ms);
+}
+
+/* Every option of base except those naming the router's topology. */
+static void copy_options(const mongoc_uri_t *base, mongoc_uri_t *u)
+{
+    static const char *const skip[] = {MONGOC_URI_REPLICASET, MONGOC_URI_DIRECTCONNECTION,
+                                       MONGOC_URI_LOADBALANCED, "srvservicename", "srvmaxhosts"};
+    const bson_t *opts = mongoc_uri_get_options(base);
+    bson_iter_t it;
+    if (!opts || !bson_iter_init(&it, opts))
+        return;
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        bool skipped = false;
+        for (size_t i = 0; i < sizeof skip / sizeof *skip; i++)
+            skipped |= !strcasecmp(k, skip[i]);
+        if (skipped)
+            continue;
+        if (BSON_ITER_HOLDS_BOOL(&it))
+            mongoc_uri_set_option_as_bool(u, k, bson_iter_bool(&it));
+        else if (BSON_ITER_HOLDS_INT32(&it))
+            mongoc_uri_set_option_as_int32(u, k, bson_iter_int32(&it));
+        else if (BSON_ITER_HOLDS_INT64(&it))
+            mongoc_uri_set_option_as_int64(u, k, bson_iter_int64(&it));
+        else if (BSON_ITER_HOLDS_UTF8(&it))
+            mongoc_uri_set_option_as_utf8(u, k, bson_iter_utf8(&it, NULL));
+    }
+}
+
+/* The shard's replica set ("set/h1,h2") with base's credentials and TLS. */
+static mongoc_uri_t *shard_uri(const mongoc_uri_t *base, const char *host, int ms)
+{
+    const char *slash = strchr(host, '/');
+    const char *hosts = slash ? slash + 1 : host;
+    char *s = bson_strdup_printf("mongodb://%s/", hosts);
+    mongoc_uri_t *u = mongoc_uri_new_with_error(s, NULL);
+    bson_free(s);
+    if (!u)
+        return NULL;
+    copy_options(base, u);
+    const char *user = mongoc_uri_get_username(base), *pw = mongoc_uri_get_password(base);
+    const char *mech = mongoc_uri_get_auth_mechanism(base);
+    bson_t props;
+    if (user)
+        mongoc_uri_set_username(u, user);
+    if (pw)
+        mongoc_uri_set_password(u, pw);
+    if (mech)
+        mongoc_uri_set_auth_mechanism(u, mech);
+    if (mongoc_uri_get_auth_source(base))
+        mongoc_uri_set_auth_source(u, mongoc_uri_get_auth_source(base));
+    if (mongoc_uri_get_mechanism_properties(base, &props))
+        mongoc_uri_set_mechanism_properties(u, &props);
+    if (slash) {
+        char set[256];
+        snprintf(set, sizeof set, "%.*s", (int)(slash - host), host);
+        mongoc_uri_set_option_as_utf8(u, MONGOC_URI_REPLICASET, set);
+    }
+    cap(u, MONGOC_URI_CONNECTTIMEOUTMS, ms);
+    cap(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, ms);
+    cap(u, MONGOC_URI_SOCKETTIMEOUTMS, ms);
+    return u;
+}
+
+/* The cached client of shard name at host, made (again) when the host or
+ * the timeouts changed. Caller holds s->mu. */
+static mongoc_client_t *shard_client(mongo_cluster_t *cl, const char *name, const char *host, int ms)
+{
+    mongo_shards_t *s = cl->shards;
+    shard_client_t *c = NULL;
+    for (size_t i = 0; i < s->n && !c; i++)
+        if (!strcmp(s->v[i].name, name))
+            c = &s->v[i];
+    if (c && (strcmp(c->host, host) || 2 * c->timeout_ms < ms || c->timeout_ms > ms))
+        shard_client_free(c);
+    if (c && c->client)
+        return c->client;
+    if (!c) {
+        shard_client_t *nv = realloc(s->v, (s->n + 1) * sizeof *nv);
+        if (!nv)
+            return NULL;
+        s->v = nv;
+        c = &s->v[s->n++];
+        memset(c, 0, sizeof *c);
+    }
+    mongoc_uri_t *u = shard_uri(cl->uri, host, ms);
+    c->name = strdup(name);
+    c->host = strdup(host);
+    c->timeout_ms = ms;
+    c->client = u && c->name && c->host ? mongoc_client_new_from_uri(u) : NULL;
+    mongoc_uri_destroy(u);
+    if (c->client) {
+        mongoc_client_set_error_api(c->client, MONGOC_ERROR_API_VERSION_2);
+        mongoc_client_set_appname(c->client, "poh_exporter");
+    }
+    return c->client;
+}
+
+/* Drop cached clients of shards no longer listed. Caller holds s->mu. */
+static void forget_others(mongo_shards_t *s, char **names, size_t n)
+{
+    for (size_t i = 0; i < s->n;) {
+        bool listed = false;
+        for (size_t k = 0; k < n && !listed; k++)
+            listed = !strcmp(s->v[i].name, names[k]);
+        if (listed) {
+            i++;
+            continue;
+        }
+        shard_client_free(&s->v[i]);
+        s->v[i] = s->v[--s->n];
+    }
+}
+
+/* hello on the shard's set (primary preferred): *up if a member answered,
+ * *primary if the set has a primary. */
+static void shard_probe(mongo_cluster_t *cl, mongoc_client_t *c, const char *name, bool *up, bool *primary)
+{
+    bson_error_t err;
+    bson_t cmd = BSON_INITIALIZER, reply;
+    bson_iter_t it;
+    mongoc_read_prefs_t *prefs = mongoc_read_prefs_new(MONGOC_READ_PRIMARY_PREFERRED);
+    mongoc_server_description_t *sd = mongoc_client_select_server(c, false, prefs, &err);
+    mongoc_read_prefs_destroy(prefs);
+    *up = *primary = false;
+    if (sd) {
+        BSON_APPEND_INT32(&cmd, "hello", 1);
+        *up = mongoc_client_command_simple_with_server_id(c, "admin", &cmd, NULL, mongoc_server_description_id(sd),
+                                                           &reply, &err);
+        if (*up)
+            *primary = (bson_iter_init_find(&it, &reply, "isWritablePrimary") && bson_iter_as_bool(&it)) ||
+                       (bson_iter_init_find(&it, &reply, "primary") && BSON_ITER_HOLDS_UTF8(&it) &&
+                        bson_iter_utf8(&it, NULL)[0]);
+        bson_destroy(&reply);
+        mongoc_server_description_destroy(sd);
+    }
+    if (!*up) {
+        char msg[200];
+        mongo_cluster_scrub(cl, err.message, msg, sizeof msg);
+        POH_DEBUG(MODULE, "cluster %s: shard %s does not answer: %s", cl->name, name, msg);
+    }
+    bson_destroy(&cmd);
+}
+
+static void gauge(poh_registry_t *out, const char *name, const char *help, size_t nl, const char *const *ln,
+                  const char *const *lv, double v)
+{
+    poh_family_t *f = poh_registry_family(out, POH_GAUGE, name, help, nl, ln, NULL, 0);
+    poh_gauge_set(poh_family_series(f, lv), v);
+}
+
+/* listShards' (_id, host) pairs, borrowed from reply. */
+static size_t parse_shards(const bson_t *reply, char **names, char **hosts, size_t max)
+{
+    bson_iter_t it, arr, doc;
+    size_t n = 0;
+    if (!bson_iter_init_find(&it, reply, "shards") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr))
+        return 0;
+    while (bson_iter_next(&arr) && n < max) {
+        const char *id = NULL, *host = NULL;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &doc))
+            continue;
+        while (bson_iter_next(&doc)) {
+            if (!strcmp(bson_iter_key(&doc), "_id") && BSON_ITER_HOLDS_UTF8(&doc))
+                id = bson_iter_utf8(&doc, NULL);
+            else if (!strcmp(bson_iter_key(&doc), "host") && BSON_ITER_HOLDS_UTF8(&doc))
+                host = bson_iter_utf8(&doc, NULL);
+        }
+        if (id && host && id[0] && host[0]) {
+            names[n] = (char *)id;
+            hosts[n++] = (char *)host;
+        }
+    }
+    return n;
+}
+
+bool mongo_shards_collect(mongo_cluster_t *cl, mongoc_client_t *router, uint32_t server_id, double deadline,
+                          int timeout_ms, poh_registry_t *out, char *error, size_t errlen)
+{
+    bson_t cmd = BSON_INITIALIZER, reply;
+    bson_error_t err;
+    char *names[MAX_SHARDS], *hosts[MAX_SHARDS];
+    if ((deadline - poh_now_mono() - DEADLINE_MARGIN) * 1000 < timeout_ms) {
+        snprintf(error, errlen, "listShards: skipped, too close to the scrape deadline");
+        bson_destroy(&cmd);
+        return false;
+    }
+    BSON_APPEND_INT32(&cmd, "listShards", 1);
+    bool ok = mongoc_client_command_simple_with_server_id(router, "admin", &cmd, NULL, server_id, &reply, &err);
+    bson_destroy(&cmd);
+    if (!ok) {
+        char msg[200];
+        mongo_cluster_scrub(cl, err.message, msg, sizeof msg);
+        snprintf(error, errlen, "listShards: %s", msg);
+        bson_destroy(&reply);
+        return false;
+    }
+    size_t n = parse_shards(&reply, names, hosts, MAX_SHARDS);
+    const char *lv[] = {cl->name, NULL};
+    gauge(out, "poh_mongodb_shards", "Shards the router lists (listShards).", 1, l_cluster, lv, (double)n);
+    /* One scrape at a time asks the shards; a concurrent one reports the count only. */
+    if (pthread_mutex_trylock(&cl->shards->mu) == 0) {
+        forget_others(cl->shards, names, n);
+        /* The shards are asked one after another within what is left of the scrape. */
+        int ms = timeout_ms / (int)(n + 1) > 5 ? timeout_ms / (int)(n + 1) : 5;
+        for (size_t i = 0; i < n; i++) {
+            bool up = false, primary = false;
+            mongoc_client_t *c = deadline - poh_now_mono() - DEADLINE_MARGIN > 2.0 * ms / 1000
+                                     ? shard_client(cl, names[i], hosts[i], ms)
+                                     : NULL;
+            if (!c) {
+                POH_DEBUG(MODULE, "cluster %s: shard %s skipped this scrape (deadline)", cl->name, names[i]);
+                continue;
+            }
+            shard_probe(cl, c, names[i], &up, &primary);
+            lv[1] = names[i];
+            gauge(out, "poh_mongodb_shard_up", "1 if a member of the shard's replica set answered this scrape.", 2,
+                  l_cluster_shard, lv, up);
+            gauge(out, "poh_mongodb_shard_has_primary", "1 if the shard's replica set has a primary.", 2,
+                  l_cluster_shard, lv, primary);
+        }
+        pthread_mutex_unlock(&cl->shards->mu);
+    }
+    bson_destroy(&reply);
+    return true;
+}
