@@ -636,6 +636,36 @@ static void describe_module(const grpc_collector_t *c, poh_strbuf_t *out)
                       c->send_credentials ? "true" : "false");
 }
 
+/* The /probe metrics of the n calls of one probe (poh_grpc_probe_metrics),
+ * and the state gauges. 0 or -ENOMEM. */
+static int probe_write(grpc_collector_t *c, poh_scrape_t *sc, const poh_grpc_call_t *calls,
+                       size_t n, double took)
+{
+    const poh_family_desc_t *pm = poh_grpc_probe_metrics;
+    poh_family_t *f_success = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_SUCCESS]);
+    poh_family_t *f_dur = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_DURATION]);
+    poh_family_t *f_code = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_CODE]);
+    poh_family_t *f_health = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_HEALTH]);
+    if (!f_success || !f_dur || !f_code || !f_health)
+        return -ENOMEM;
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        ok = ok && failure_code(&calls[i]) < 0;
+        const char *mv[] = {calls[i].method};
+        poh_gauge_set(poh_family_series(f_code, mv), calls[i].code);
+    }
+    for (int s = 0; s < NSTATUSES; s++) {
+        const char *sv[] = {health_statuses[s]};
+        poh_gauge_set(poh_family_series(f_health, sv), calls[0].serving_status == s ? 1 : 0);
+    }
+    if (n == 2 && calls[1].code == 0)
+        write_fields(c, &calls[1], sc->out, 0, NULL, NULL, NULL);
+    poh_gauge_set(poh_family_series(f_success, NULL), ok ? 1 : 0);
+    poh_gauge_set(poh_family_series(f_dur, NULL), took);
+    dlog(sc, "Probe %s in %.3f s", ok ? "succeeded" : "failed", took);
+    return 0;
+}
+
 static int grpc_probe(void *state, const char *module, const char *target, poh_scrape_t *sc)
 {
     grpc_collector_t *c = state;
@@ -697,30 +727,7 @@ static int grpc_probe(void *state, const char *module, const char *target, poh_s
              calls[i].health && calls[i].code == 0
                  ? poh_grpc_serving_status_name(calls[i].serving_status)
                  : "");
-    rc = -ENOMEM;
-    const poh_family_desc_t *pm = poh_grpc_probe_metrics;
-    poh_family_t *f_success = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_SUCCESS]);
-    poh_family_t *f_dur = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_DURATION]);
-    poh_family_t *f_code = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_CODE]);
-    poh_family_t *f_health = poh_registry_family_desc(sc->out, &pm[POH_GRPC_P_HEALTH]);
-    if (!f_success || !f_dur || !f_code || !f_health)
-        goto out;
-    bool ok = true;
-    for (size_t i = 0; i < n; i++) {
-        ok = ok && failure_code(&calls[i]) < 0;
-        const char *mv[] = {calls[i].method};
-        poh_gauge_set(poh_family_series(f_code, mv), calls[i].code);
-    }
-    for (int s = 0; s < NSTATUSES; s++) {
-        const char *sv[] = {health_statuses[s]};
-        poh_gauge_set(poh_family_series(f_health, sv), calls[0].serving_status == s ? 1 : 0);
-    }
-    if (n == 2 && calls[1].code == 0)
-        write_fields(c, &calls[1], sc->out, 0, NULL, NULL, NULL);
-    poh_gauge_set(poh_family_series(f_success, NULL), ok ? 1 : 0);
-    poh_gauge_set(poh_family_series(f_dur, NULL), took);
-    dlog(sc, "Probe %s in %.3f s", ok ? "succeeded" : "failed", took);
-    rc = 0;
+    rc = probe_write(c, sc, calls, n, took);
 out:
     for (size_t i = 0; i < n; i++) {
         span_end(&cs[i], &calls[i]);
