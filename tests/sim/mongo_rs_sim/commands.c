@@ -718,7 +718,7 @@ static int split_ns(cmd_ctx_t *x, const char *field, const char *full, char *db,
 
 static int cmd_rename(cmd_ctx_t *x)
 {
-    const char *from = NULL, *to = NULL, *from_coll, *to_coll;
+    const char *from = NULL, *to = NULL, *from_coll = NULL, *to_coll = NULL;
     char from_db[128], to_db[128];
     if (strcmp(x->db, "admin"))
         return fail(x, 13, "renameCollection may only be run against the admin database.");

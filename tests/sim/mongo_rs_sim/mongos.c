@@ -1348,7 +1348,7 @@ int sim_mongos_dispatch(sim_t *front, sim_client_t *cli, const sim_request_t *re
     mctx_t x = {.front = front, .cl = front->cluster, .cli = cli, .req = req, .reply = reply, .db = req->db};
     bson_iter_t it;
     char name[64] = "";
-    int64_t id;
+    int64_t id = 0; /* set by is_change_cursor when it is one */
     if (bson_iter_init(&it, &req->body) && bson_iter_next(&it))
         snprintf(name, sizeof name, "%s", bson_iter_key(&it));
     x.name = name;
