@@ -98,7 +98,7 @@ struct mongo_stream {
     poh_series_t *s_changes[POH_OP_COUNT]; /* created on first use */
     poh_series_t **s_field_err;            /* per spec field and reason, created on first use */
     poh_series_t **s_lat;                  /* per latency */
-    poh_series_t *s_resumes, *s_lost, *s_inv, *s_lost_s;
+    poh_series_t *s_resumes, *s_lost, *s_inv, *s_lost_s, *s_big;
 
     pthread_t th;
     bool started;
@@ -217,6 +217,7 @@ static void restore_counters(mongo_stream_t *s, const poh_mongo_state_t *st)
     poh_counter_add(s->s_lost, (double)st->history_lost);
     poh_counter_add(s->s_inv, (double)st->invalidations);
     poh_counter_add(s->s_lost_s, (double)st->history_lost_seconds);
+    poh_counter_add(s->s_big, (double)st->too_large);
     /* Histograms saved with other buckets (or not at all) start empty. */
     for (size_t l = 0; l < s->spec.nlat; l++) {
         const poh_mongo_hist_t *h =
@@ -353,6 +354,7 @@ typedef struct commit_extra {
     uint64_t gap_from;     /* open a history gap after this Timestamp, unless one is open */
     bool gap_close;        /* close the open gap, gap_seconds long */
     uint64_t gap_seconds;
+    uint64_t too_large;    /* events skipped as too large to be sent */
 } commit_extra_t;
 
 /* Save the slot's state with a batch (or a counter bump) folded in, then
@@ -406,6 +408,7 @@ static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *
     if (b && b->newest_wall > 0 && (int64_t)llround(b->newest_wall) > next.last_wall_ms)
         next.last_wall_ms = (int64_t)llround(b->newest_wall);
     next.resumes += x->resumes;
+    next.too_large += x->too_large;
     next.history_lost += x->lost;
     if (x->gap_from && !next.gap_from)
         next.gap_from = x->gap_from;
@@ -437,6 +440,7 @@ static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *
     poh_counter_add(s->s_lost, (double)x->lost);
     poh_counter_add(s->s_inv, (double)invalidated);
     poh_counter_add(s->s_lost_s, (double)(x->gap_close ? x->gap_seconds : 0));
+    poh_counter_add(s->s_big, (double)x->too_large);
     return 0;
 }
 
@@ -743,6 +747,39 @@ static void close_gap(mongo_stream_t *s, const bson_t *reply)
              s->key, (unsigned long long)x.gap_seconds, from_t, (uint32_t)from, t, i);
 }
 
+/* BSONObjectTooLarge (10334): the next event is over 16 MB and the server
+ * (before 7.0, or without $changeStreamSplitLargeEvent) cannot send it, so
+ * reopening at the saved token fails the same way for ever. mongod names
+ * the event's resume token in the message ("First element: _id: { _data:
+ * \"...\" }"): save it, so the stream resumes after that event, and count
+ * the event as too large (not in changes_total: its type is not known).
+ * Returns false when the message holds no token (then retried as before). */
+static bool skip_too_large(mongo_stream_t *s, const cmd_err_t *ce)
+{
+    const char *p = strstr(ce->err.message, "_data: \"");
+    if (!p)
+        return false;
+    p += 8;
+    size_t n = strspn(p, "0123456789abcdefABCDEF");
+    if (n < 2 || n > 1024 || p[n] != '"')
+        return false;
+    char hex[1025];
+    memcpy(hex, p, n);
+    hex[n] = 0;
+    bson_t *tok = BCON_NEW("_data", BCON_UTF8(hex));
+    commit_extra_t x = {.too_large = 1};
+    int rc = commit(s, NULL, bson_get_data(tok), tok->len, &x);
+    bson_destroy(tok);
+    if (rc < 0)
+        return false;
+    POH_WARN(MODULE, "%s: a change event over 16 MB could not be read (BSONObjectTooLarge); "
+                     "skipped after its resume token %s and counted in "
+                     "poh_mongodb_change_stream_events_too_large_total",
+             s->key, hex);
+    s->failing = false;
+    return true;
+}
+
 static void *stream_main(void *arg)
 {
     mongo_stream_t *s = arg;
@@ -787,6 +824,8 @@ static void *stream_main(void *arg)
             warn_once(s, "out of memory", NULL, rc);
         } else if (ce.kind == POH_MONGO_ERR_HISTORY_LOST) {
             history_lost(s, &ce);
+            continue;
+        } else if (ce.err.code == 10334 && skip_too_large(s, &ce)) {
             continue;
         } else {
             report_error(s, &ce);
@@ -849,12 +888,18 @@ static int stream_families(mongo_stream_t *s, poh_registry_t *r)
         "left the oplog (from that position to the restart); the number of those events is "
         "not knowable.",
         2, l_stream, NULL, 0);
-    if (!s->f_changes || !s->f_field_err || !fres || !flost || !finv || !flost_s)
+    poh_family_t *fbig = poh_registry_family(
+        r, POH_COUNTER, "poh_mongodb_change_stream_events_too_large_total",
+        "Change events over 16 MB the server could not send (BSONObjectTooLarge): skipped after "
+        "their resume token, not in poh_mongodb_changes_total.",
+        2, l_stream, NULL, 0);
+    if (!s->f_changes || !s->f_field_err || !fres || !flost || !finv || !flost_s || !fbig)
         return -1;
     s->s_resumes = poh_family_series(fres, lv);
     s->s_lost = poh_family_series(flost, lv);
     s->s_inv = poh_family_series(finv, lv);
     s->s_lost_s = poh_family_series(flost_s, lv);
+    s->s_big = poh_family_series(fbig, lv);
     for (size_t i = 0; i < s->spec.nlat; i++) {
         char name[160], help[200];
         snprintf(name, sizeof name, "poh_%s_latency_seconds", s->spec.lat[i].name);

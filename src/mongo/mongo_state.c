@@ -266,6 +266,7 @@ int poh_mongo_state_save(int dirfd, const char *name, const poh_mongo_state_t *s
     bson_append_bool(&doc, "start_after", -1, st->start_after);
     bson_append_timestamp(&doc, "gap_from", -1, (uint32_t)(st->gap_from >> 32), (uint32_t)st->gap_from);
     bson_append_int64(&doc, "history_lost_seconds", -1, (int64_t)st->history_lost_seconds);
+    bson_append_int64(&doc, "too_large", -1, (int64_t)st->too_large);
     append_hists(&doc, st);
 
     int rc = 0;
@@ -419,6 +420,8 @@ static int parse_state(const uint8_t *data, size_t len, poh_mongo_state_t *st)
             rc = read_u64(&it, &st->history_lost);
         } else if (!strcmp(k, "invalidations")) {
             rc = read_u64(&it, &st->invalidations);
+        } else if (!strcmp(k, "too_large")) {
+            rc = read_u64(&it, &st->too_large);
         } else if (!strcmp(k, "lat")) {
             rc = read_hists(&it, st);
         } else if (!strcmp(k, "gap_from")) {

@@ -65,6 +65,7 @@ typedef struct poh_mongo_state {
     uint64_t gap_from;      /* history lost after this Timestamp (t << 32 | i), the stream not yet
                              * open again from now; 0 = no gap open */
     uint64_t history_lost_seconds; /* cluster seconds of history never seen, over all gaps */
+    uint64_t too_large;     /* events over 16 MB skipped (BSONObjectTooLarge) */
     poh_mongo_hist_t hists[POH_MONGO_STATE_MAX_HISTS]; /* by latency name */
     size_t nhists;
 } poh_mongo_state_t;

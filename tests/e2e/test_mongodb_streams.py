@@ -4,6 +4,7 @@ the real poh_exporter against the simulator with exact counts: the watched
 collection dropped, renamed away, replaced by a rename onto it, or its
 database dropped, each followed by more writes; and pymongo seeing the same
 events the simulator sends the exporter."""
+import datetime
 import time
 import unittest
 
@@ -231,6 +232,45 @@ class TestStepDown(unittest.TestCase):
     def test_stepdown_keeps_open_cursors(self):
         # mongod 4.2+ lets reads on open cursors go on through a step-down
         self.assertEqual(self.run_case(lambda sim: sim.stepdown(2)), 0)
+
+
+class TestTooLarge(unittest.TestCase):
+    """A 20 MB update event (10 MB updatedFields + 10 MB fullDocument from
+    updateLookup) on a server that cannot send it, as 5.0 (and 6.0 without
+    $changeStreamSplitLargeEvent) answers: BSONObjectTooLarge (10334) on
+    getMore, naming the event's resume token. The exporter skips that one
+    event after its token, counts it once as too large, and goes on: no
+    retry loop, every other event counted exactly."""
+
+    def test_5_0_skips_the_event_once(self):
+        st = Stack("--server-version", "5.0")
+        try:
+            exp = st.exp = st.start_exporter()
+            self.assertTrue(wait_stream_up(exp))
+            client = pymongo.MongoClient(st.sim.uri, serverSelectionTimeoutMS=10000)
+            coll = client.dag.transactions
+            now = datetime.datetime.now(datetime.timezone.utc)
+            coll.insert_one({"_id": "big", "created_at": now, "blob": "x" * (10 << 20)})
+            coll.update_one({"_id": "big"}, {"$set": {"blob": "y" * (10 << 20)}})
+            st.sim.insert(100)
+            client.close()
+            self.assertEqual(wait_value(exp, "poh_mongodb_change_stream_events_too_large_total", 1,
+                                        **L), 1)
+            self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 101, operation="insert",
+                                        **L), 101)
+            time.sleep(1.5)  # nothing more: no loop on the same event
+            m = exp.metrics()
+            self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_events_too_large_total",
+                                           **L), 1)
+            self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation="insert", **L),
+                             101)
+            self.assertIsNone(pohtest.value(m, "poh_mongodb_changes_total", operation="update", **L))
+            self.assertEqual(st.sim.counts()["ns"]["dag.transactions"]["update"], 1)
+            self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_up", **L), 1)
+            logged = [l for l in exp.log_lines if "BSONObjectTooLarge" in l]
+            self.assertEqual(len(logged), 1, logged)
+        finally:
+            st.close()
 
 
 def take_all(stream, timeout=20.0):

@@ -58,6 +58,7 @@ static void fill(poh_mongo_state_t *st, int64_t seq)
     st->start_after = true;
     st->gap_from = (uint64_t)0x9A000000u << 32 | 7; /* past 2038: t above INT32_MAX */
     st->history_lost_seconds = 42;
+    st->too_large = 3;
     static const double bounds[] = {0.01, 0.05, 0.1};
     poh_mongo_hist_t *h = poh_mongo_hist_slot(st, "storage", bounds, 3);
     ck_assert_ptr_nonnull(h);
@@ -93,6 +94,7 @@ START_TEST(test_round_trip)
     ck_assert(back.start_after);
     ck_assert(back.gap_from == ((uint64_t)0x9A000000u << 32 | 7));
     ck_assert_uint_eq(back.history_lost_seconds, 42);
+    ck_assert_uint_eq(back.too_large, 3);
     static const double bounds[] = {0.01, 0.05, 0.1}, other[] = {0.01, 0.05};
     const poh_mongo_hist_t *h = poh_mongo_hist_find(&back, "storage", bounds, 3);
     ck_assert_ptr_nonnull(h);

@@ -211,7 +211,7 @@ static int cmd_hello(cmd_ctx_t *x)
     BSON_APPEND_INT32(r, "logicalSessionTimeoutMinutes", 30);
     BSON_APPEND_INT64(r, "connectionId", (int64_t)x->cl->conn_id);
     BSON_APPEND_INT32(r, "minWireVersion", 0);
-    BSON_APPEND_INT32(r, "maxWireVersion", 17);
+    BSON_APPEND_INT32(r, "maxWireVersion", !strcmp(x->sim->cfg.server_version, "5.0") ? 13 : 17);
     BSON_APPEND_BOOL(r, "readOnly", false);
     sim_auth_hello(&sim->auth, &x->req->body, r);
     return 0;
@@ -240,7 +240,7 @@ static int cmd_sasl_continue(cmd_ctx_t *x)
 static int cmd_build_info(cmd_ctx_t *x)
 {
     bson_t *r = x->reply, va, engines;
-    BSON_APPEND_UTF8(r, "version", "6.0.0");
+    BSON_APPEND_UTF8(r, "version", !strcmp(x->sim->cfg.server_version, "5.0") ? "5.0.0" : "6.0.0");
     BSON_APPEND_UTF8(r, "gitVersion", "mongo_rs_sim");
     BSON_APPEND_ARRAY_BEGIN(r, "versionArray", &va);
     BSON_APPEND_INT32(&va, "0", 6);
@@ -278,7 +278,7 @@ static int cmd_server_status(cmd_ctx_t *x)
         strcpy(host, "localhost");
     host[sizeof host - 1] = 0;
     BSON_APPEND_UTF8(r, "host", host);
-    BSON_APPEND_UTF8(r, "version", "6.0.0");
+    BSON_APPEND_UTF8(r, "version", !strcmp(x->sim->cfg.server_version, "5.0") ? "5.0.0" : "6.0.0");
     BSON_APPEND_UTF8(r, "process", "mongod");
     BSON_APPEND_INT64(r, "pid", (int64_t)getpid());
     BSON_APPEND_DOUBLE(r, "uptime", (double)(up_ms / 1000));
@@ -1457,7 +1457,8 @@ static int cs_await(cmd_ctx_t *x, sim_cursor_t *cur, bson_t *arr, int64_t batch,
         long n = sim_cs_fill(sim->store, cur, arr, &idx, batch ? (size_t)batch : SIZE_MAX, MAX_BATCH_BYTES,
                              &x->cl->scratch, &x->err);
         if (n < 0) {
-            x->err.label = "NonResumableChangeStreamError";
+            if (x->err.code == 286)
+                x->err.label = "NonResumableChangeStreamError";
             return -1;
         }
         if (n > 0 || cur->killed)

@@ -59,6 +59,8 @@ sim_t *sim_new(const sim_config_t *cfg)
         sim->members[i].fd = fd;
     }
     sim->store = sim_store_new(cfg->oplog_max_bytes, cfg->max_docs);
+    if (sim->store && cfg->server_version[0])
+        sim->store->max_event_bytes = SIM_MAX_EVENT_BYTES;
     if (!sim->store || sim_store_noop(sim->store, "initiating set") < 0)
         goto err;
     /* Nothing before the set was initiated can be resumed from. */

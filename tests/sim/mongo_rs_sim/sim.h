@@ -44,6 +44,7 @@ typedef struct sim_config {
     long collections;
     char collections_db[64];
     int max_connections;
+    char server_version[8];       /* --server-version: "" (as before), "5.0" or "6.0" */
     char auth_user[128];          /* --auth-user: SCRAM-SHA-256 required when set */
     char auth_password_file[512]; /* --auth-password-file */
     int shards;                   /* --shards: a mongos front over this many shards (shard.h) */

@@ -1427,6 +1427,21 @@ static void cs_event(const sim_cursor_t *cur, const sim_entry_t *en, bson_t *out
         append_update_description(out, en->o);
 }
 
+/* mongod's BSONObjectTooLarge for an event it cannot send; the message
+ * names the event's first element, its resume token, as mongod's does. */
+static long cs_too_large(const bson_t *ev, sim_err_t *e)
+{
+    bson_iter_t it, tok;
+    const char *data = "";
+    if (bson_iter_init_find(&it, ev, "_id") && bson_iter_recurse(&it, &tok) && bson_iter_find(&tok, "_data") &&
+        BSON_ITER_HOLDS_UTF8(&tok))
+        data = bson_iter_utf8(&tok, NULL);
+    return sim_err_set(e, 10334,
+                       "Executor error during getMore :: caused by :: BSONObj size: %u (0x%X) is invalid. Size "
+                       "must be between 0 and 16793600(16MB) First element: _id: { _data: \"%s\" }",
+                       ev->len, ev->len, data);
+}
+
 static void arr_push(bson_t *arr, uint32_t *idx, const bson_t *doc)
 {
     char kb[16];
@@ -1470,6 +1485,11 @@ long sim_cs_fill(sim_store_t *s, sim_cursor_t *cur, bson_t *arr, uint32_t *idx, 
         if (wanted) {
             bson_reinit(scratch);
             cs_event(cur, en, scratch);
+            if (s->max_event_bytes && scratch->len > s->max_event_bytes) {
+                if (n > 0)
+                    break; /* the events before it first */
+                return cs_too_large(scratch, e);
+            }
             if (!cur->match || sim_match(scratch, cur->match)) {
                 if (n > 0 && (size_t)arr->len + scratch->len + 16 > max_bytes)
                     break;

@@ -12,6 +12,10 @@
 
 #include "bsonutil.h"
 
+/* mongod's BSONObjMaxInternalSize: a change event larger than this cannot be
+ * sent (BSONObjectTooLarge), unless split by $changeStreamSplitLargeEvent. */
+#define SIM_MAX_EVENT_BYTES 16793600
+
 /* Cluster times are Timestamp(t, i) packed as t << 32 | i so they compare as integers. */
 #define SIM_TS(t, i) (((uint64_t)(t) << 32) | (uint32_t)(i))
 #define SIM_TS_T(ts) ((uint32_t)((ts) >> 32))
@@ -118,6 +122,7 @@ typedef struct sim_store {
     int64_t last_wall_ms;
     int64_t term;
     size_t max_docs;
+    size_t max_event_bytes; /* 0: send events of any size; else larger ones fail with 10334 */
     uint64_t counts[SIM_EV_COUNT];
     uint64_t ddl_counts[SIM_DDL_COUNT];
     uint64_t docs_evicted;
