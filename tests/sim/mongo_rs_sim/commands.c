@@ -787,8 +787,7 @@ static int sort_cmp(const void *a, const void *b, void *arg)
     return sim_sort_cmp(&x, &y, arg);
 }
 
-/* Append docs[*pos..] to arr until max documents (max < 0: no limit) or 16 MB. */
-static void fill_docs(bson_t *arr, sim_doc_t **docs, size_t ndocs, size_t *pos, int64_t max, const sim_proj_t *proj)
+void sim_fill_docs(bson_t *arr, sim_doc_t **docs, size_t ndocs, size_t *pos, int64_t max, const sim_proj_t *proj)
 {
     uint32_t idx = 0;
     while (*pos < ndocs && (max < 0 || idx < (uint64_t)max)) {
@@ -911,7 +910,7 @@ static int reply_results(cmd_ctx_t *x, const char *ns, doc_vec_t *dv, int64_t ba
     int64_t id = 0;
     BSON_APPEND_DOCUMENT_BEGIN(x->reply, "cursor", &cd);
     BSON_APPEND_ARRAY_BEGIN(&cd, "firstBatch", &arr);
-    fill_docs(&arr, dv->v, dv->n, &pos, batch, proj);
+    sim_fill_docs(&arr, dv->v, dv->n, &pos, batch, proj);
     bson_append_array_end(&cd, &arr);
     if (pos < dv->n && !single) {
         reap_idle_cursors(x->sim);
@@ -1513,7 +1512,7 @@ static int cmd_get_more(cmd_ctx_t *x)
     BSON_APPEND_DOCUMENT_BEGIN(x->reply, "cursor", &cd);
     BSON_APPEND_ARRAY_BEGIN(&cd, "nextBatch", &arr);
     if (cur->kind == SIM_CUR_FIND) {
-        fill_docs(&arr, cur->docs, cur->ndocs, &cur->pos, batch ? batch : -1, &cur->proj);
+        sim_fill_docs(&arr, cur->docs, cur->ndocs, &cur->pos, batch ? batch : -1, &cur->proj);
         done = cur->pos == cur->ndocs;
     } else {
         rc = cs_await(x, cur, &arr, batch, max_time, &dropped);

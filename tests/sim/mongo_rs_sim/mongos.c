@@ -533,23 +533,6 @@ static int gather(mctx_t *x, const char *coll, const bson_t *filter, dvec_t *dv)
     return dv->failed ? fail(x, 146, "out of memory running the query") : 0;
 }
 
-static void fill(bson_t *arr, sim_doc_t **docs, size_t ndocs, size_t *pos, int64_t max, const sim_proj_t *proj)
-{
-    uint32_t idx = 0;
-    while (*pos < ndocs && (max < 0 || idx < (uint64_t)max)) {
-        bson_t v;
-        char kb[16];
-        const char *key;
-        size_t kl;
-        sim_doc_view(docs[*pos], &v);
-        if (idx > 0 && (size_t)arr->len + v.len + 16 > MAX_BATCH_BYTES)
-            break;
-        akey(idx++, &key, &kl, kb);
-        sim_proj_append(arr, key, kl, &v, proj);
-        (*pos)++;
-    }
-}
-
 /* {cursor: {firstBatch, id, ns}}: what does not fit stays in a cursor of the front's store. */
 static int reply_docs(mctx_t *x, const char *ns, dvec_t *dv, int64_t batch, bool single, const bson_t *proj_spec,
                       const sim_proj_t *proj)
@@ -559,7 +542,7 @@ static int reply_docs(mctx_t *x, const char *ns, dvec_t *dv, int64_t batch, bool
     int64_t id = 0;
     BSON_APPEND_DOCUMENT_BEGIN(x->reply, "cursor", &cd);
     BSON_APPEND_ARRAY_BEGIN(&cd, "firstBatch", &arr);
-    fill(&arr, dv->v, dv->n, &pos, batch, proj);
+    sim_fill_docs(&arr, dv->v, dv->n, &pos, batch, proj);
     bson_append_array_end(&cd, &arr);
     if (pos < dv->n && !single) {
         pthread_mutex_lock(&x->front->mu);

@@ -152,6 +152,12 @@ enum { SIM_REPLY = 0, SIM_CLOSE = 1, SIM_NO_REPLY = 2 };
 /* Run one request; fill reply. Returns SIM_REPLY, SIM_NO_REPLY (moreToCome)
  * or SIM_CLOSE (the connection was dropped while the command waited). */
 int sim_dispatch(sim_t *sim, sim_client_t *cl, const sim_request_t *req, bson_t *reply);
+/* A find batch (commands.c): docs[*pos..] appended to arr, projected, until
+ * max documents (max < 0: no limit) or the batch's byte limit. */
+struct sim_doc;
+struct sim_proj;
+void sim_fill_docs(bson_t *arr, struct sim_doc **docs, size_t ndocs, size_t *pos, int64_t max,
+                   const struct sim_proj *proj);
 
 /* Sleep ms unless the client is dropped or the simulator stops. */
 void sim_sleep_interruptible(sim_t *sim, sim_client_t *cl, int ms);
