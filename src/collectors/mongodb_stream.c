@@ -499,7 +499,12 @@ static int prepare(mongo_stream_t *s)
         if (rc == -EBADMSG) {
             char aside[320];
             snprintf(aside, sizeof aside, "%s.corrupt-%lld", s->file, (long long)time(NULL));
-            renameat(s->dirfd, s->file, s->dirfd, aside);
+            if (renameat(s->dirfd, s->file, s->dirfd, aside) < 0) {
+                /* Never overwrite what could not be kept: the stream waits. */
+                warn_once(s, "state file is not valid and cannot be moved aside", s->file,
+                          -errno);
+                return -EBADMSG;
+            }
             POH_ERROR(MODULE, "%s: state file %s/%s is not valid; moved aside as %s, starting "
                               "from now with counters at 0",
                       s->key, s->cl->state_dir, s->file, aside);

@@ -2,9 +2,13 @@
 """A corrupt change-stream state file (issue 19 item 5): the exporter moves
 it aside as <file>.corrupt-<unix time> with its bytes intact, logs one error
 line saying so, starts the stream from now with its counters at 0, and
-writes a fresh state file that a later restart resumes from."""
+writes a fresh state file that a later restart resumes from. When it cannot
+be moved aside (an immutable file), the stream waits with an
+error naming the file, counts nothing and overwrites nothing, and goes on as
+above once the directory is writable again."""
 import os
 import re
+import subprocess
 import unittest
 
 import mongoexp
@@ -77,6 +81,64 @@ class CorruptStateTest(unittest.TestCase):
                              [lines[0].group(1)])
         finally:
             try:
+                if exp:
+                    mongoexp.stop_checked(exp)
+            finally:
+                sim.stop()
+                state.cleanup()
+
+    def test_file_that_cannot_be_moved_aside(self):
+        sim = mongosim.MongoSim().start()
+        state = mongoexp.StateDir()
+        clusters = [{"name": "main", "uri": sim.uri, "streams": [TX_STREAM]}]
+        path = os.path.join(state.path, STATE_FILE)
+        exp = None
+        frozen = False
+        try:
+            exp = pohtest.Exporter(mongoexp.config(clusters, state.path))
+            self.assertTrue(wait_stream_up(exp))
+            sim.insert(3)
+            self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 3, cluster="main",
+                                        stream="tx", operation="insert"), 3)
+            mongoexp.stop_checked(exp)
+            exp = None
+            with open(path, "rb") as f:
+                bad = garbage(f.read())
+            with open(path, "wb") as f:
+                f.write(bad)
+            # root ignores permissions; an immutable file cannot be renamed even by root
+            r = subprocess.run(["chattr", "+i", path], capture_output=True, text=True)
+            if r.returncode != 0:
+                self.skipTest("SKIPPED: no immutable flag here (chattr: %s)" % r.stderr.strip())
+            frozen = True
+
+            exp = pohtest.Exporter(mongoexp.config(clusters, state.path))
+            rx = (r"level=error module=mongodb msg=\"main/tx: state file is not valid and cannot "
+                  r"be moved aside: \S+/" + re.escape(STATE_FILE) + r": Operation not permitted\"")
+            self.assertTrue(exp.wait_log(rx, timeout=10), exp.log_text()[-3000:])
+            sim.insert(5)                          # not counted: the stream waits
+            self.assertNotIn("moved aside as", exp.log_text())
+            self.assertIn(mongoexp.value(exp, "poh_mongodb_changes_total", cluster="main",
+                                         stream="tx", operation="insert"), (None, 0))
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), bad)    # nothing overwritten
+
+            subprocess.run(["chattr", "-i", path], check=True)
+            frozen = False
+            self.assertTrue(exp.wait_log(r"is not valid; moved aside as " + re.escape(STATE_FILE) +
+                                         r"\.corrupt-\d+", timeout=30), exp.log_text()[-3000:])
+            self.assertTrue(wait_stream_up(exp))
+            sim.insert(2)
+            self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 2, cluster="main",
+                                        stream="tx", operation="insert"), 2)
+            asides = [n for n in os.listdir(state.path) if ".corrupt-" in n]
+            self.assertEqual(len(asides), 1)
+            with open(os.path.join(state.path, asides[0]), "rb") as f:
+                self.assertEqual(f.read(), bad)
+        finally:
+            try:
+                if frozen:
+                    subprocess.run(["chattr", "-i", path])
                 if exp:
                     mongoexp.stop_checked(exp)
             finally:
