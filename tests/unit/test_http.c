@@ -72,6 +72,24 @@ START_TEST(test_scrape_timeout_header)
 }
 END_TEST
 
+/* z is one gzip member whose inflated bytes are exactly in's. */
+static void assert_inflates_to(const poh_strbuf_t *z, const poh_strbuf_t *in)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    ck_assert_int_eq(inflateInit2(&zs, 15 + 16), Z_OK);
+    char *out = malloc(in->len + 1);
+    zs.next_in = (Bytef *)z->data;
+    zs.avail_in = (uInt)z->len;
+    zs.next_out = (Bytef *)out;
+    zs.avail_out = (uInt)in->len + 1;
+    ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END);
+    ck_assert_uint_eq(zs.total_out, in->len);
+    ck_assert(memcmp(out, in->data, in->len) == 0);
+    inflateEnd(&zs);
+    free(out);
+}
+
 START_TEST(test_gzip_round_trip)
 {
     poh_strbuf_t in = POH_STRBUF_INIT, z = POH_STRBUF_INIT;
@@ -83,19 +101,7 @@ START_TEST(test_gzip_round_trip)
     ck_assert_int_eq((unsigned char)z.data[0], 0x1f);
     ck_assert_int_eq((unsigned char)z.data[1], 0x8b);
 
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    ck_assert_int_eq(inflateInit2(&zs, 15 + 16), Z_OK);
-    char *out = malloc(in.len + 1);
-    zs.next_in = (Bytef *)z.data;
-    zs.avail_in = (uInt)z.len;
-    zs.next_out = (Bytef *)out;
-    zs.avail_out = (uInt)in.len + 1;
-    ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END);
-    ck_assert_uint_eq(zs.total_out, in.len);
-    ck_assert(memcmp(out, in.data, in.len) == 0);
-    inflateEnd(&zs);
-    free(out);
+    assert_inflates_to(&z, &in);
 
     poh_strbuf_t e = POH_STRBUF_INIT;
     ck_assert_int_eq(poh_gzip("", 0, &e), 0);
@@ -129,19 +135,7 @@ START_TEST(test_gzip_stream_pieces)
     ck_assert_int_eq(poh_gzip_end(&g), 0);
     ck_assert_uint_lt(z.len, in.len / 4);
 
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    ck_assert_int_eq(inflateInit2(&zs, 15 + 16), Z_OK);
-    char *out = malloc(in.len + 1);
-    zs.next_in = (Bytef *)z.data;
-    zs.avail_in = (uInt)z.len;
-    zs.next_out = (Bytef *)out;
-    zs.avail_out = (uInt)in.len + 1;
-    ck_assert_int_eq(inflate(&zs, Z_FINISH), Z_STREAM_END);
-    ck_assert_uint_eq(zs.total_out, in.len);
-    ck_assert(memcmp(out, in.data, in.len) == 0);
-    inflateEnd(&zs);
-    free(out);
+    assert_inflates_to(&z, &in);
     poh_strbuf_free(&chunk);
     poh_strbuf_free(&in);
     poh_strbuf_free(&z);
