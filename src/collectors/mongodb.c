@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "collectors/mongodb_internal.h"
+#include "collectors/mongodb_metrics.h"
 #include "collectors/mongodb_replies.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -20,9 +21,6 @@
 #define MODULE "mongodb"
 /* Room kept between the last command's timeout and the scrape deadline. */
 #define DEADLINE_MARGIN 0.02
-
-static const char *const l_cluster[] = {"cluster"};
-static const char *const l_cluster_command[] = {"cluster", "command"};
 
 void mongo_cluster_scrub(const mongo_cluster_t *cl, const char *msg, char *buf, size_t size)
 {
@@ -358,9 +356,7 @@ static int mongodb_collect(void *state, poh_scrape_t *sc)
     char error[256] = "";
     bool up = status_scrape(cl, sc, error, sizeof error);
     const char *lv[] = {cl->name};
-    poh_family_t *f = poh_registry_family(sc->out, POH_GAUGE, "poh_mongodb_up",
-                                          "1 if the cluster answered this scrape.", 1, l_cluster,
-                                          NULL, 0);
+    poh_family_t *f = poh_registry_family_desc(sc->out, &poh_mongodb_metrics[POH_MONGODB_M_UP]);
     poh_gauge_set(poh_family_series(f, lv), up);
     for (size_t i = 0; i < cl->nstreams; i++)
         mongo_stream_collect(cl->streams[i], sc->out);
@@ -551,10 +547,8 @@ static mongo_cluster_t *cluster_new(const poh_config_t *cfg, const poh_config_mo
         POH_ERROR(MODULE, "cluster %s: the password is not valid UTF-8", cl->name);
         goto err;
     }
-    cl->cmd_duration = poh_registry_family(
-        cl->persistent, POH_HISTOGRAM, "poh_mongodb_command_duration_seconds",
-        "Round trip of the commands the exporter sends (libmongoc APM).", 2, l_cluster_command,
-        NULL, 0);
+    cl->cmd_duration = poh_registry_family_desc(
+        cl->persistent, &poh_mongodb_metrics[POH_MONGODB_M_COMMAND_DURATION]);
     if (!cl->cmd_duration)
         goto err;
     if (c->change_streams_count) {
@@ -642,4 +636,5 @@ const poh_collector_kind_t poh_mongodb_kind = {
     .create = mongodb_kind_create,
     .keep = mongodb_series_keep,
     .ops = &mongodb_ops,
+    .metrics = (const poh_collector_metrics_t[]){{"/metrics", poh_mongodb_metrics}, {NULL, NULL}},
 };

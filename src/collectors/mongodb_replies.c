@@ -4,22 +4,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "collectors/mongodb_metrics.h"
 #include "collectors/mongodb_replies.h"
 #include "mongo/mongo_util.h"
 
-static const char *const l_cluster[] = {"cluster"};
-static const char *const l_cluster_member[] = {"cluster", "member"};
-static const char *const l_member_state[] = {"cluster", "member", "state"};
-static const char *const l_cluster_op[] = {"cluster", "op"};
-static const char *const l_cluster_op_type[] = {"cluster", "op_type"};
-static const char *const l_cluster_result[] = {"cluster", "result"};
-
-static void put(poh_registry_t *reg, poh_metric_type_t t, const char *name, const char *help,
-                size_t nl, const char *const *ln, const char *const *lv, double v)
+/* The series lv of table row id (mongodb_metrics.c) set to v. */
+static void put(poh_registry_t *reg, int id, const char *const *lv, double v)
 {
-    poh_family_t *f = poh_registry_family(reg, t, name, help, nl, ln, NULL, 0);
-    poh_series_t *s = poh_family_series(f, lv);
-    if (t == POH_COUNTER)
+    const poh_family_desc_t *d = &poh_mongodb_metrics[id];
+    poh_series_t *s = poh_family_series(poh_registry_family_desc(reg, d), lv);
+    if (d->type == POH_COUNTER)
         poh_counter_add(s, v);
     else
         poh_gauge_set(s, v);
@@ -49,26 +43,17 @@ static void put_member(poh_registry_t *out, const char *cluster, const poh_mongo
     for (size_t k = 0; k < sizeof states / sizeof *states; k++) {
         lv[2] = poh_mongo_state_name(states[k]);
         known |= !strcmp(lv[2], m[i].state_str);
-        put(out, POH_GAUGE, "poh_mongodb_member_state",
-            "1 for the replica set member's current state, 0 for the others.", 3,
-            l_member_state, lv, !strcmp(lv[2], m[i].state_str));
+        put(out, POH_MONGODB_M_MEMBER_STATE, lv, !strcmp(lv[2], m[i].state_str));
     }
     if (!known && m[i].state_str[0]) {
         lv[2] = m[i].state_str;
-        put(out, POH_GAUGE, "poh_mongodb_member_state",
-            "1 for the replica set member's current state, 0 for the others.", 3,
-            l_member_state, lv, 1);
+        put(out, POH_MONGODB_M_MEMBER_STATE, lv, 1);
     }
     if (m[i].health >= 0)
-        put(out, POH_GAUGE, "poh_mongodb_member_health",
-            "1 if the member is healthy as the replica set sees it.", 2, l_cluster_member, lv,
-            m[i].health);
+        put(out, POH_MONGODB_M_MEMBER_HEALTH, lv, m[i].health);
     double lag = poh_mongo_replication_lag(m, n, i);
     if (!isnan(lag))
-        put(out, POH_GAUGE, "poh_mongodb_replication_lag_seconds",
-            "Primary optime minus the member's optime, at least 0; unhealthy members "
-            "and members without an optime are left out.",
-            2, l_cluster_member, lv, lag);
+        put(out, POH_MONGODB_M_REPLICATION_LAG, lv, lag);
 }
 
 void poh_mongodb_put_replset(poh_registry_t *out, const char *cluster, const bson_t *reply)
@@ -97,15 +82,11 @@ void poh_mongodb_put_oplog_window(poh_registry_t *out, const char *cluster, cons
 {
     const char *lv[] = {cluster};
     if (first)
-        put(out, POH_GAUGE, "poh_mongodb_oplog_first_timestamp_seconds",
-            "Time of the oldest oplog entry.", 1, l_cluster, lv, *first);
+        put(out, POH_MONGODB_M_OPLOG_FIRST, lv, *first);
     if (last)
-        put(out, POH_GAUGE, "poh_mongodb_oplog_last_timestamp_seconds",
-            "Time of the newest oplog entry.", 1, l_cluster, lv, *last);
+        put(out, POH_MONGODB_M_OPLOG_LAST, lv, *last);
     if (first && last)
-        put(out, POH_GAUGE, "poh_mongodb_oplog_window_seconds",
-            "Newest minus oldest oplog entry: how far back a change stream can resume.", 1,
-            l_cluster, lv, poh_mongo_lag_clamp(*last, *first));
+        put(out, POH_MONGODB_M_OPLOG_WINDOW, lv, poh_mongo_lag_clamp(*last, *first));
 }
 
 void poh_mongodb_put_oplog_stats(poh_registry_t *out, const char *cluster,
@@ -114,11 +95,9 @@ void poh_mongodb_put_oplog_stats(poh_registry_t *out, const char *cluster,
     const char *lv[] = {cluster};
     double v;
     if (doc_num(coll_stats, "size", &v))
-        put(out, POH_GAUGE, "poh_mongodb_oplog_size_bytes", "Size of the oplog's documents.", 1,
-            l_cluster, lv, v);
+        put(out, POH_MONGODB_M_OPLOG_SIZE, lv, v);
     if (doc_num(coll_stats, "maxSize", &v))
-        put(out, POH_GAUGE, "poh_mongodb_oplog_max_size_bytes",
-            "Configured maximum size of the oplog.", 1, l_cluster, lv, v);
+        put(out, POH_MONGODB_M_OPLOG_MAX_SIZE, lv, v);
 }
 
 void poh_mongodb_server_status_exclude(bson_t *cmd)
@@ -137,14 +116,10 @@ static void put_op_latencies(poh_registry_t *out, const char *cluster, const bso
         const char *lv[] = {cluster, op_types[i]};
         snprintf(path, sizeof path, "opLatencies.%s.latency", op_types[i]);
         if (doc_num(reply, path, &v))
-            put(out, POH_COUNTER, "poh_mongodb_operation_latency_seconds_total",
-                "Total server time spent in operations of this type (opLatencies).", 2,
-                l_cluster_op_type, lv, v / 1e6);
+            put(out, POH_MONGODB_M_OP_LATENCY_SECONDS, lv, v / 1e6);
         snprintf(path, sizeof path, "opLatencies.%s.ops", op_types[i]);
         if (doc_num(reply, path, &v))
-            put(out, POH_COUNTER, "poh_mongodb_operation_latency_ops_total",
-                "Operations counted in poh_mongodb_operation_latency_seconds_total.", 2,
-                l_cluster_op_type, lv, v);
+            put(out, POH_MONGODB_M_OP_LATENCY_OPS, lv, v);
     }
 }
 
@@ -162,17 +137,13 @@ void poh_mongodb_put_server_status(poh_registry_t *out, const char *cluster, con
         const char *lv[] = {cluster, opcounters[i]};
         snprintf(path, sizeof path, "opcounters.%s", opcounters[i]);
         if (doc_num(reply, path, &v))
-            put(out, POH_COUNTER, "poh_mongodb_operations_total",
-                "Operations the server executed since it started, by type (opcounters).", 2,
-                l_cluster_op, lv, v);
+            put(out, POH_MONGODB_M_OPERATIONS, lv, v);
     }
     put_op_latencies(out, cluster, reply);
     for (size_t i = 0; i < sizeof txn / sizeof *txn; i++) {
         const char *lv[] = {cluster, txn[i].result};
         snprintf(path, sizeof path, "transactions.%s", txn[i].field);
         if (doc_num(reply, path, &v))
-            put(out, POH_COUNTER, "poh_mongodb_transactions_total",
-                "Transactions started, committed and aborted since the server started.", 2,
-                l_cluster_result, lv, v);
+            put(out, POH_MONGODB_M_TRANSACTIONS, lv, v);
     }
 }

@@ -11,15 +11,13 @@
 #include <strings.h>
 
 #include "collectors/mongodb_internal.h"
+#include "collectors/mongodb_metrics.h"
 #include "core/clock.h"
 #include "core/log.h"
 
 #define MODULE "mongodb"
 #define DEADLINE_MARGIN 0.02
 #define MAX_SHARDS 256
-
-static const char *const l_cluster[] = {"cluster"};
-static const char *const l_cluster_shard[] = {"cluster", "shard"};
 
 typedef struct shard_client {
     char *name, *host; /* listShards _id and host ("set/h1,h2") */
@@ -209,10 +207,9 @@ static void shard_probe(mongo_cluster_t *cl, mongoc_client_t *c, const char *nam
     bson_destroy(&cmd);
 }
 
-static void gauge(poh_registry_t *out, const char *name, const char *help, size_t nl, const char *const *ln,
-                  const char *const *lv, double v)
+static void gauge(poh_registry_t *out, int id, const char *const *lv, double v)
 {
-    poh_family_t *f = poh_registry_family(out, POH_GAUGE, name, help, nl, ln, NULL, 0);
+    poh_family_t *f = poh_registry_family_desc(out, &poh_mongodb_metrics[id]);
     poh_gauge_set(poh_family_series(f, lv), v);
 }
 
@@ -264,7 +261,7 @@ bool mongo_shards_collect(mongo_cluster_t *cl, mongoc_client_t *router, uint32_t
     }
     size_t n = parse_shards(&reply, names, hosts, MAX_SHARDS);
     const char *lv[] = {cl->name, NULL};
-    gauge(out, "poh_mongodb_shards", "Shards the router lists (listShards).", 1, l_cluster, lv, (double)n);
+    gauge(out, POH_MONGODB_M_SHARDS, lv, (double)n);
     /* One scrape at a time asks the shards; a concurrent one reports the count only. */
     if (pthread_mutex_trylock(&cl->shards->mu) == 0) {
         forget_others(cl->shards, names, n);
@@ -281,10 +278,8 @@ bool mongo_shards_collect(mongo_cluster_t *cl, mongoc_client_t *router, uint32_t
             }
             shard_probe(cl, c, names[i], &up, &primary);
             lv[1] = names[i];
-            gauge(out, "poh_mongodb_shard_up", "1 if a member of the shard's replica set answered this scrape.", 2,
-                  l_cluster_shard, lv, up);
-            gauge(out, "poh_mongodb_shard_has_primary", "1 if the shard's replica set has a primary.", 2,
-                  l_cluster_shard, lv, primary);
+            gauge(out, POH_MONGODB_M_SHARD_UP, lv, up);
+            gauge(out, POH_MONGODB_M_SHARD_HAS_PRIMARY, lv, primary);
         }
         pthread_mutex_unlock(&cl->shards->mu);
     }

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "collectors/mongodb_internal.h"
+#include "collectors/mongodb_metrics.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "mongo/mongo_state.h"
@@ -85,8 +86,6 @@ void poh_mongodb_store_free(poh_mongodb_store_t *store)
 }
 
 static const char *const l_stream[] = {"cluster", "stream"};
-static const char *const l_stream_op[] = {"cluster", "stream", "operation"};
-static const char *const l_stream_field[] = {"cluster", "stream", "field", "reason"};
 
 struct mongo_stream {
     mongo_cluster_t *cl;
@@ -865,39 +864,14 @@ static void *stream_main(void *arg)
 static int stream_families(mongo_stream_t *s, poh_registry_t *r)
 {
     const char *lv[] = {s->cl->name, s->name};
-    s->f_changes = poh_registry_family(
-        r, POH_COUNTER, "poh_mongodb_changes_total",
-        "Change events processed, by operation; rate() of inserts is transactions per second.",
-        3, l_stream_op, NULL, 0);
-    s->f_field_err = poh_registry_family(
-        r, POH_COUNTER, "poh_mongodb_change_field_errors_total",
-        "Change events that gave no latency value, by field and reason (missing, not_a_time, "
-        "out_of_range, negative, too_large).",
-        4, l_stream_field, NULL, 0);
-    poh_family_t *fres = poh_registry_family(
-        r, POH_COUNTER, "poh_mongodb_change_stream_resumes_total",
-        "Times the change stream was reopened after an error from its saved position.", 2,
-        l_stream, NULL, 0);
-    poh_family_t *flost = poh_registry_family(
-        r, POH_COUNTER, "poh_mongodb_change_stream_history_lost_total",
-        "Times the saved position was gone from the oplog and the stream restarted from now.", 2,
-        l_stream, NULL, 0);
-    poh_family_t *finv = poh_registry_family(
-        r, POH_COUNTER, "poh_mongodb_change_stream_invalidations_total",
-        "Times an invalidate event (the collection dropped or renamed, or its database dropped) "
-        "closed the change stream and it was reopened after it with startAfter.",
-        2, l_stream, NULL, 0);
-    poh_family_t *flost_s = poh_registry_family(
-        r, POH_COUNTER, "poh_mongodb_change_stream_history_lost_seconds_total",
-        "Seconds of cluster time whose events the stream never saw after its saved position "
-        "left the oplog (from that position to the restart); the number of those events is "
-        "not knowable.",
-        2, l_stream, NULL, 0);
-    poh_family_t *fbig = poh_registry_family(
-        r, POH_COUNTER, "poh_mongodb_change_stream_events_too_large_total",
-        "Change events over 16 MB the server could not send (BSONObjectTooLarge): skipped after "
-        "their resume token, not in poh_mongodb_changes_total.",
-        2, l_stream, NULL, 0);
+    const poh_family_desc_t *m = poh_mongodb_metrics;
+    s->f_changes = poh_registry_family_desc(r, &m[POH_MONGODB_M_CHANGES]);
+    s->f_field_err = poh_registry_family_desc(r, &m[POH_MONGODB_M_FIELD_ERRORS]);
+    poh_family_t *fres = poh_registry_family_desc(r, &m[POH_MONGODB_M_RESUMES]);
+    poh_family_t *flost = poh_registry_family_desc(r, &m[POH_MONGODB_M_HISTORY_LOST]);
+    poh_family_t *finv = poh_registry_family_desc(r, &m[POH_MONGODB_M_INVALIDATIONS]);
+    poh_family_t *flost_s = poh_registry_family_desc(r, &m[POH_MONGODB_M_HISTORY_LOST_SECONDS]);
+    poh_family_t *fbig = poh_registry_family_desc(r, &m[POH_MONGODB_M_TOO_LARGE]);
     if (!s->f_changes || !s->f_field_err || !fres || !flost || !finv || !flost_s || !fbig)
         return -1;
     s->s_resumes = poh_family_series(fres, lv);
@@ -1028,17 +1002,14 @@ void mongo_stream_destroy(mongo_stream_t *s)
 void mongo_stream_collect(mongo_stream_t *s, poh_registry_t *out)
 {
     const char *lv[] = {s->cl->name, s->name};
-    poh_family_t *fup = poh_registry_family(
-        out, POH_GAUGE, "poh_mongodb_change_stream_up",
-        "1 while the change stream's cursor is open, 0 while it is reconnecting.", 2, l_stream,
-        NULL, 0);
+    poh_family_t *fup =
+        poh_registry_family_desc(out, &poh_mongodb_metrics[POH_MONGODB_M_STREAM_UP]);
     poh_gauge_set(poh_family_series(fup, lv), atomic_load(&s->open));
     long long ms = atomic_load(&s->newest_wall_ms);
     if (ms <= 0)
         return;
-    poh_family_t *flag = poh_registry_family(
-        out, POH_GAUGE, "poh_mongodb_change_stream_lag_seconds",
-        "Now minus the wallTime of the newest change event processed.", 2, l_stream, NULL, 0);
+    poh_family_t *flag =
+        poh_registry_family_desc(out, &poh_mongodb_metrics[POH_MONGODB_M_STREAM_LAG]);
     double lag = poh_now_real() - (double)ms / 1000.0;
     poh_gauge_set(poh_family_series(flag, lv), lag > 0 ? lag : 0);
 }
