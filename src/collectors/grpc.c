@@ -135,10 +135,7 @@ static void collector_free(grpc_collector_t *c)
         }
     }
     free(c->md);
-    free((char *)c->tls.ca_file);
-    free((char *)c->tls.cert_file);
-    free((char *)c->tls.key_file);
-    free((char *)c->tls.server_name);
+    poh_grpc_tls_clear(&c->tls);
     for (size_t i = 0; i < c->nallow; i++)
         free(c->allow_src[i]);
     free(c->allow_src);
@@ -235,11 +232,8 @@ static int copy_group(grpc_collector_t *c, const poh_config_grpc_group_t *g)
             return -EINVAL;
     }
     c->use_tls = g->tls.enabled;
-    c->tls.ca_file = xstrdup(g->tls.ca_file, &failed);
-    c->tls.cert_file = xstrdup(g->tls.cert_file, &failed);
-    c->tls.key_file = xstrdup(g->tls.key_file, &failed);
-    c->tls.server_name = xstrdup(g->tls.server_name, &failed);
-    c->tls.insecure_skip_verify = g->tls.insecure_skip_verify;
+    if (poh_grpc_tls_copy(&c->tls, &g->tls) < 0)
+        failed = true;
     if (copy_probe_policy(c, g) < 0 || copy_md_and_fields(c, g, &failed) < 0)
         return -EINVAL;
     return failed ? -ENOMEM : 0;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "config/schema.h"
+#include "grpc/tls_conf.h"
 
 /* grpc: a list of probe groups (issue 3); schema in grpc_schema.c. */
 typedef struct poh_config_grpc_field {
@@ -24,12 +25,6 @@ typedef struct poh_config_grpc_state {
     size_t fields_count;
 } poh_config_grpc_state_t;
 
-typedef struct poh_config_grpc_tls {
-    bool enabled;                  /* TLS on; also implied by any key below */
-    char *ca_file, *cert_file, *key_file, *server_name;
-    bool insecure_skip_verify;
-} poh_config_grpc_tls_t;
-
 /* What /probe?module=<group> may reach besides the group's own targets. */
 typedef struct poh_config_grpc_probe {
     char **allow;                  /* CIDRs and host-name globs (core/netmatch.h); default none */
@@ -43,7 +38,7 @@ typedef struct poh_config_grpc_group {
     size_t targets_count;
     char *health_service;          /* default "" (whole server) */
     double timeout;                /* seconds; default 2 */
-    poh_config_grpc_tls_t tls;
+    poh_grpc_tls_t tls;            /* schema: poh_grpc_tls_section */
     poh_config_kv_t *metadata;     /* headers sent with every call; "x_file" reads x from a file */
     size_t metadata_count;
     poh_config_grpc_state_t state;

@@ -49,9 +49,8 @@ struct poh_grpc_target {
     char *address;
     size_t max_reply;            /* largest reply accepted, bytes */
     grpc_resource_quota *budget; /* memory of the target's channels (channel_args.h) */
-    bool tls;
-    bool skip_verify;
-    char *ca_file, *cert_file, *key_file, *server_name;
+    bool use_tls;
+    poh_grpc_tls_t tls; /* a copy (poh_grpc_tls_copy) */
     /* Plaintext: the engine resolves the name (when it is one) and opens the
      * TCP connection itself, then hands it to a direct channel
      * (grpc_channel_create_from_fd), which skips gRPC's resolver, load
@@ -254,16 +253,6 @@ static gpr_timespec gpr_in(double seconds)
                         gpr_time_from_micros((int64_t)(seconds * 1e6), GPR_TIMESPAN));
 }
 
-static char *dup_or_null(const char *s, bool *failed)
-{
-    if (!s || !*s)
-        return NULL;
-    char *d = strdup(s);
-    if (!d)
-        *failed = true;
-    return d;
-}
-
 /* host:port or [v6]:port with a numeric host into sa (no name lookup). */
 static bool parse_ip_literal(const char *address, struct sockaddr_storage *sa, socklen_t *salen)
 {
@@ -297,12 +286,9 @@ poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t
     if (!t->address)
         failed = true;
     if (tls) {
-        t->tls = true;
-        t->skip_verify = tls->insecure_skip_verify;
-        t->ca_file = dup_or_null(tls->ca_file, &failed);
-        t->cert_file = dup_or_null(tls->cert_file, &failed);
-        t->key_file = dup_or_null(tls->key_file, &failed);
-        t->server_name = dup_or_null(tls->server_name, &failed);
+        t->use_tls = true;
+        if (poh_grpc_tls_copy(&t->tls, tls) < 0)
+            failed = true;
     }
     t->live_fd = -1;
     if (!tls) {
@@ -325,10 +311,7 @@ poh_grpc_target_t *poh_grpc_target_new(const char *address, const poh_grpc_tls_t
     return t;
 err:
     free(t->address);
-    free(t->ca_file);
-    free(t->cert_file);
-    free(t->key_file);
-    free(t->server_name);
+    poh_grpc_tls_clear(&t->tls);
     free(t);
     return NULL;
 }
@@ -342,10 +325,7 @@ void poh_grpc_target_free(poh_grpc_target_t *t)
     grpc_resource_quota_unref(t->budget);
     pthread_mutex_destroy(&t->mu);
     free(t->address);
-    free(t->ca_file);
-    free(t->cert_file);
-    free(t->key_file);
-    free(t->server_name);
+    poh_grpc_tls_clear(&t->tls);
     free(t);
     grpc_shutdown();
 }
@@ -383,32 +363,22 @@ const char *poh_grpc_address_problem(const char *v)
     return "must be host:port or [v6]:port";
 }
 
-/* Credentials for t; NULL with a reason in err (no secrets, file names only). */
+/* Credentials for t; NULL with a reason in err (no secrets, key names only). */
 static grpc_channel_credentials *make_creds(const poh_grpc_target_t *t, char *err, size_t errlen)
 {
-    if (!t->tls)
+    if (!t->use_tls)
         return grpc_insecure_credentials_create();
-    grpc_channel_credentials *creds = NULL;
-    poh_grpc_pems_t pems = {NULL, NULL, NULL};
-    const char *what = NULL;
-    if (t->ca_file && !(pems.ca = poh_grpc_read_pem(t->ca_file)))
-        what = "tls: cannot read ca_file";
-    else if (t->cert_file && !(pems.cert = poh_grpc_read_pem(t->cert_file)))
-        what = "tls: cannot read cert_file";
-    else if (t->key_file && !(pems.key = poh_grpc_read_pem(t->key_file)))
-        what = "tls: cannot read key_file";
-    else if (!pems.cert != !pems.key)
-        what = "tls: cert_file and key_file must be set together";
-    if (what) {
-        snprintf(err, errlen, "%s", what);
-        goto out;
-    }
-    creds = poh_grpc_tls_credentials(&pems, t->skip_verify);
-    if (!creds)
+    poh_grpc_tls_failure_t why;
+    grpc_channel_credentials *creds = poh_grpc_tls_creds(&t->tls, &why);
+    if (creds)
+        return creds;
+    if (why.kind == POH_GRPC_TLS_UNREADABLE)
+        snprintf(err, errlen, "tls: cannot read %s", why.key);
+    else if (why.kind == POH_GRPC_TLS_UNPAIRED)
+        snprintf(err, errlen, "tls: %s", POH_GRPC_TLS_UNPAIRED_WHY);
+    else
         snprintf(err, errlen, "tls: credentials rejected by gRPC");
-out:
-    poh_grpc_pems_free(&pems);
-    return creds;
+    return NULL;
 }
 
 /* Arguments common to both kinds of channel of t; returns how many. */
@@ -458,8 +428,9 @@ static grpc_channel *get_channel(poh_grpc_target_t *t, char *err, size_t errlen)
             args[n++] = poh_grpc_arg_int(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
             /* A probe reports what happened; it must not be retried. */
             args[n++] = poh_grpc_arg_int(GRPC_ARG_ENABLE_RETRIES, 0);
-            if (t->tls && t->server_name)
-                args[n++] = poh_grpc_arg_str(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, t->server_name);
+            if (t->use_tls && t->tls.server_name)
+                args[n++] =
+                    poh_grpc_arg_str(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG, t->tls.server_name);
             grpc_channel_args cargs = {n, args};
             t->channel = grpc_channel_create(t->address, creds, &cargs);
             grpc_channel_credentials_release(creds);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "grpc/runtime.h"
+#include "grpc/tls_conf.h"
 
 #define POH_GRPC_HEALTH_CHECK_METHOD "/grpc.health.v1.Health/Check"
 #define POH_GRPC_DETAILS_MAX 256
@@ -31,13 +32,6 @@ enum {
     POH_GRPC_SERVING_SERVICE_UNKNOWN = 3,
 };
 
-typedef struct poh_grpc_tls {
-    const char *ca_file;       /* PEM roots; NULL = system roots */
-    const char *cert_file;     /* client certificate chain (mTLS); needs key_file */
-    const char *key_file;
-    const char *server_name;   /* name checked against the certificate, and :authority */
-    bool insecure_skip_verify; /* accept any server certificate */
-} poh_grpc_tls_t;
 
 typedef struct poh_grpc_target poh_grpc_target_t;
 

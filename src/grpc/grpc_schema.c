@@ -168,38 +168,6 @@ static const poh_cfg_entry_t state_entries[] = {
 static const poh_cfg_section_t state_section = {sizeof(poh_config_grpc_state_t), state_entries,
                                                 validate_state, NULL};
 
-static int validate_tls(poh_cfg_ctx_t *ctx, void *obj)
-{
-    poh_config_grpc_tls_t *t = obj;
-    if (!t->cert_file != !t->key_file) {
-        poh_cfg_error(ctx, t->cert_file ? "cert_file" : "key_file",
-                      "cert_file and key_file must be given together");
-        return -EINVAL;
-    }
-    if (t->ca_file || t->cert_file || t->server_name || t->insecure_skip_verify)
-        t->enabled = true;
-    return 0;
-}
-
-#define TLS(f) offsetof(poh_config_grpc_tls_t, f)
-static const poh_cfg_entry_t tls_entries[] = {
-    {.name = "enabled", .type = POH_CFG_BOOL, .offset = TLS(enabled), .def = "false"},
-    {.name = "ca_file", .type = POH_CFG_STRING, .offset = TLS(ca_file), .flags = POH_CFG_NONEMPTY},
-    {.name = "cert_file", .type = POH_CFG_STRING, .offset = TLS(cert_file),
-     .flags = POH_CFG_NONEMPTY},
-    {.name = "key_file", .type = POH_CFG_STRING, .offset = TLS(key_file),
-     .flags = POH_CFG_NONEMPTY},
-    {.name = "server_name", .type = POH_CFG_STRING, .offset = TLS(server_name),
-     .flags = POH_CFG_NONEMPTY},
-    {.name = "insecure_skip_verify", .type = POH_CFG_BOOL, .offset = TLS(insecure_skip_verify),
-     .def = "false"},
-    {NULL},
-};
-#undef TLS
-
-static const poh_cfg_section_t tls_section = {sizeof(poh_config_grpc_tls_t), tls_entries,
-                                              validate_tls, NULL};
-
 static int check_netpattern(const char *v, poh_strbuf_t *why)
 {
     poh_netpattern_t p;
@@ -298,7 +266,8 @@ static const poh_cfg_entry_t group_entries[] = {
      .def = ""},
     {.name = "timeout", .type = POH_CFG_DURATION, .offset = GROUP(timeout), .def = "2s",
      .min = 0.001, .max = 3600},
-    {.name = "tls", .type = POH_CFG_SECTION, .offset = GROUP(tls), .section = &tls_section},
+    {.name = "tls", .type = POH_CFG_SECTION, .offset = GROUP(tls),
+     .section = &poh_grpc_tls_section},
     {.name = "metadata", .type = POH_CFG_STRING_MAP, .offset = GROUP(metadata),
      .count_offset = GROUP(metadata_count), .flags = POH_CFG_FILE_VALUES},
     {.name = "state", .type = POH_CFG_SECTION, .offset = GROUP(state), .section = &state_section},

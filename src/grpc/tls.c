@@ -64,6 +64,35 @@ static grpc_channel_credentials *skip_verify_creds(const poh_grpc_pems_t *p)
     return creds;
 }
 
+static bool read_one(const char *key, const char *path, char **out, poh_grpc_tls_failure_t *why)
+{
+    if (!path || !*path || (*out = poh_grpc_read_pem(path)))
+        return true;
+    *why = (poh_grpc_tls_failure_t){POH_GRPC_TLS_UNREADABLE, key, path, errno};
+    return false;
+}
+
+grpc_channel_credentials *poh_grpc_tls_creds(const poh_grpc_tls_t *tls,
+                                             poh_grpc_tls_failure_t *why)
+{
+    poh_grpc_pems_t pems = {NULL, NULL, NULL};
+    grpc_channel_credentials *creds = NULL;
+    if (!read_one("ca_file", tls->ca_file, &pems.ca, why) ||
+        !read_one("cert_file", tls->cert_file, &pems.cert, why) ||
+        !read_one("key_file", tls->key_file, &pems.key, why))
+        goto out;
+    if (poh_grpc_tls_problem(tls, NULL)) {
+        *why = (poh_grpc_tls_failure_t){.kind = POH_GRPC_TLS_UNPAIRED};
+        goto out;
+    }
+    creds = poh_grpc_tls_credentials(&pems, tls->insecure_skip_verify);
+    if (!creds)
+        *why = (poh_grpc_tls_failure_t){.kind = POH_GRPC_TLS_REJECTED};
+out:
+    poh_grpc_pems_free(&pems);
+    return creds;
+}
+
 grpc_channel_credentials *poh_grpc_tls_credentials(const poh_grpc_pems_t *p, bool skip_verify)
 {
     if (skip_verify)

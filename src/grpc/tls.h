@@ -9,6 +9,8 @@
 
 #include <grpc/grpc_security.h>
 
+#include "grpc/tls_conf.h"
+
 /* PEM files larger than this are not certificates we want to load. */
 #define POH_GRPC_MAX_PEM_BYTES (1u << 20)
 
@@ -28,5 +30,20 @@ void poh_grpc_pems_free(poh_grpc_pems_t *p);
  * the system or given roots, or with skip_verify no verification at all.
  * NULL when gRPC refuses them. p is left to the caller. */
 grpc_channel_credentials *poh_grpc_tls_credentials(const poh_grpc_pems_t *p, bool skip_verify);
+
+/* Why poh_grpc_tls_creds() gave no credentials. */
+typedef struct poh_grpc_tls_failure {
+    enum { POH_GRPC_TLS_UNREADABLE = 1, POH_GRPC_TLS_UNPAIRED, POH_GRPC_TLS_REJECTED } kind;
+    const char *key;  /* UNREADABLE: "ca_file", "cert_file" or "key_file" */
+    const char *path; /* UNREADABLE: that file */
+    int err;          /* UNREADABLE: errno of the read */
+} poh_grpc_tls_failure_t;
+
+/* Channel credentials for tls: its files read (NULL or "": none; the first
+ * unreadable one stops), cert and key paired (poh_grpc_tls_problem), then built as
+ * poh_grpc_tls_credentials() does; the PEM text is freed and the key wiped
+ * before returning. NULL with *why filled when any step fails. */
+grpc_channel_credentials *poh_grpc_tls_creds(const poh_grpc_tls_t *tls,
+                                             poh_grpc_tls_failure_t *why);
 
 #endif

@@ -8,17 +8,10 @@
 #include <stddef.h>
 
 #include "config/schema.h"
+#include "grpc/tls_conf.h"
 
 /* tracing (issue 6): OTLP/gRPC span export; schema in trace_schema.c,
  * consumed by poh_tracer_create() (trace/trace.h). */
-typedef struct poh_config_tracing_tls {
-    char *ca_file;                 /* PEM roots; NULL = system roots */
-    char *cert_file;               /* client certificate (mTLS), with key_file */
-    char *key_file;
-    char *server_name;             /* name expected in the server certificate */
-    bool insecure_skip_verify;     /* TLS without verifying the server; default false */
-} poh_config_tracing_tls_t;
-
 typedef struct poh_tracing_config {
     char *enabled;                 /* auto|true|false; default auto: on when an endpoint
                                       is set here or in the environment */
@@ -30,7 +23,7 @@ typedef struct poh_tracing_config {
     size_t resource_attributes_count;
     poh_config_kv_t *headers;      /* over OTEL_EXPORTER_OTLP_HEADERS; secret values */
     size_t headers_count;
-    poh_config_tracing_tls_t tls;
+    poh_grpc_tls_t tls;            /* schema: poh_grpc_tls_implied_section (no `enabled`) */
     double sample_ratio;           /* 0..1; default 1 */
     unsigned queue_size;           /* spans; default 2048 */
     unsigned batch_size;           /* spans per Export; default 512 */

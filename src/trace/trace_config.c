@@ -353,15 +353,14 @@ static int resolve_endpoint(const poh_tracing_config_t *cfg, poh_getenv_fn get,
     poh_strbuf_free(&why);
     if (rc < 0)
         return rc;
-    bool tls_settings = nonempty(cfg->tls.ca_file) || nonempty(cfg->tls.cert_file) ||
-                        nonempty(cfg->tls.key_file) || nonempty(cfg->tls.server_name) ||
-                        cfg->tls.insecure_skip_verify;
+    bool tls_settings = poh_grpc_tls_has_settings(&cfg->tls);
     bool explicit_http = strncasecmp(ep, "http://", 7) == 0;
     r->tls = https || (tls_settings && !explicit_http);
     if (explicit_http && tls_settings)
         POH_WARN("trace", "%s uses http://, so the tracing.tls settings are ignored", ep_src);
-    if (nonempty(cfg->tls.cert_file) != nonempty(cfg->tls.key_file)) {
-        poh_strbuf_puts(err, "tracing.tls: cert_file and key_file go together");
+    const char *tls_problem = poh_grpc_tls_problem(&cfg->tls, NULL);
+    if (tls_problem) {
+        poh_strbuf_printf(err, "tracing.tls: %s", tls_problem);
         return -EINVAL;
     }
     return 0;

@@ -17,34 +17,6 @@
 
 static const char *const enabled_choices[] = {"auto", "true", "false", NULL};
 
-#define TLS(f) offsetof(poh_config_tracing_tls_t, f)
-static const poh_cfg_entry_t tls_entries[] = {
-    {.name = "ca_file", .type = POH_CFG_STRING, .offset = TLS(ca_file), .flags = POH_CFG_NONEMPTY},
-    {.name = "cert_file", .type = POH_CFG_STRING, .offset = TLS(cert_file),
-     .flags = POH_CFG_NONEMPTY},
-    {.name = "key_file", .type = POH_CFG_STRING, .offset = TLS(key_file), .flags = POH_CFG_NONEMPTY},
-    {.name = "server_name", .type = POH_CFG_STRING, .offset = TLS(server_name),
-     .flags = POH_CFG_NONEMPTY},
-    {.name = "insecure_skip_verify", .type = POH_CFG_BOOL, .offset = TLS(insecure_skip_verify),
-     .def = "false"},
-    {NULL},
-};
-#undef TLS
-
-static int validate_tls(poh_cfg_ctx_t *ctx, void *obj)
-{
-    const poh_config_tracing_tls_t *t = obj;
-    if (!t->cert_file != !t->key_file) {
-        poh_cfg_error(ctx, t->cert_file ? "cert_file" : "key_file",
-                      "cert_file and key_file go together");
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static const poh_cfg_section_t tls_section = {sizeof(poh_config_tracing_tls_t), tls_entries,
-                                              validate_tls, NULL};
-
 #define TR(f) offsetof(poh_config_tracing_t, f)
 static const poh_cfg_entry_t tracing_entries[] = {
     {.name = "enabled", .type = POH_CFG_ENUM, .offset = TR(enabled), .def = "auto",
@@ -57,7 +29,7 @@ static const poh_cfg_entry_t tracing_entries[] = {
      .count_offset = TR(resource_attributes_count)},
     {.name = "headers", .type = POH_CFG_STRING_MAP, .offset = TR(headers),
      .count_offset = TR(headers_count), .flags = POH_CFG_FILE_VALUES},
-    {.name = "tls", .type = POH_CFG_SECTION, .offset = TR(tls), .section = &tls_section},
+    {.name = "tls", .type = POH_CFG_SECTION, .offset = TR(tls), .section = &poh_grpc_tls_implied_section},
     {.name = "sample_ratio", .type = POH_CFG_DOUBLE, .offset = TR(sample_ratio), .def = "1",
      .min = 0, .max = 1},
     {.name = "queue_size", .type = POH_CFG_UINT, .offset = TR(queue_size), .def = "2048",

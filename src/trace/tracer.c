@@ -500,34 +500,20 @@ static void *export_main(void *arg)
 
 /* --- creation ------------------------------------------------------------------- */
 
-static char *read_pem(const char *path, const char *what, bool *failed)
+static grpc_channel_credentials *make_tls_creds(const poh_grpc_tls_t *tls)
 {
-    if (!path || !*path)
-        return NULL;
-    char *buf = poh_grpc_read_pem(path);
-    if (!buf) {
-        POH_ERROR("trace", "tracing.tls.%s: cannot read %s (%s)", what, path,
-                  errno == EINVAL ? "empty, too large or unreadable" : strerror(errno));
-        *failed = true;
-    }
-    return buf;
-}
-
-static grpc_channel_credentials *make_tls_creds(const poh_config_tracing_tls_t *tls)
-{
-    bool failed = false;
-    poh_grpc_pems_t pems = {NULL, NULL, NULL};
-    pems.ca = read_pem(tls->ca_file, "ca_file", &failed);
-    pems.cert = read_pem(tls->cert_file, "cert_file", &failed);
-    pems.key = read_pem(tls->key_file, "key_file", &failed);
-    grpc_channel_credentials *creds = NULL;
-    if (!failed) {
-        creds = poh_grpc_tls_credentials(&pems, tls->insecure_skip_verify);
-        if (!creds)
-            POH_ERROR("trace", "cannot build TLS credentials for the OTLP exporter");
-    }
-    poh_grpc_pems_free(&pems);
-    return creds;
+    poh_grpc_tls_failure_t why;
+    grpc_channel_credentials *creds = poh_grpc_tls_creds(tls, &why);
+    if (creds)
+        return creds;
+    if (why.kind == POH_GRPC_TLS_UNREADABLE)
+        POH_ERROR("trace", "tracing.tls.%s: cannot read %s (%s)", why.key, why.path,
+                  why.err == EINVAL ? "empty, too large or unreadable" : strerror(why.err));
+    else if (why.kind == POH_GRPC_TLS_UNPAIRED)
+        POH_ERROR("trace", "tracing.tls: %s", POH_GRPC_TLS_UNPAIRED_WHY);
+    else
+        POH_ERROR("trace", "cannot build TLS credentials for the OTLP exporter");
+    return NULL;
 }
 
 static int check_settings(const poh_tracing_config_t *c)

@@ -242,7 +242,7 @@ class Tls(unittest.TestCase):
         self.assertEqual(skip["code"], "OK", skip["details"])
         bad = self.cli(1, *base, "--cert", c["client"])
         self.assertEqual(bad["code"], "FAILED_PRECONDITION")
-        self.assertEqual(bad["details"], "tls: cert_file and key_file must be set together")
+        self.assertEqual(bad["details"], "tls: cert_file and key_file must be given together")
 
 
 class SimCommandLine(unittest.TestCase):

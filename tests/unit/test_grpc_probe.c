@@ -693,7 +693,7 @@ START_TEST(test_tls_failures)
     c.target = t;
     ck_assert_int_eq(poh_grpc_run(&c, 1, 0), 0);
     ck_assert_int_eq(c.code, GRPC_STATUS_FAILED_PRECONDITION);
-    ck_assert_str_eq(c.details, "tls: cert_file and key_file must be set together");
+    ck_assert_str_eq(c.details, "tls: cert_file and key_file must be given together");
     poh_grpc_target_free(t);
 
     /* TLS towards a plaintext server: the handshake fails, the call says so. */

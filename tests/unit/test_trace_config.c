@@ -438,7 +438,7 @@ static const struct {
     {"retry_initial_backoff: 2s\nretry_max_backoff: 1s\n", "retry_max_backoff: must not be below"},
     {"headers: {\"grpc-timeout\": 1S}\n", "headers: header name 'grpc-timeout' is reserved"},
     {"headers: {authorization: \"Bearer x\\ny\"}\n", "non-printable"},
-    {"tls: {cert_file: /c.pem}\n", "tls.cert_file: cert_file and key_file go together"},
+    {"tls: {cert_file: /c.pem}\n", "tls.cert_file: cert_file and key_file must be given together"},
     {"batch_timeout: soon\n", "t.yml:1:16: batch_timeout"},
     {"sample_rate: 1\n", "did you mean \"sample_ratio\""},
 };

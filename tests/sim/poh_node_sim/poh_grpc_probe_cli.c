@@ -108,13 +108,13 @@ int main(int argc, char **argv)
         } else if (strcmp(o, "--rounds") == 0) {
             rounds = atol(v);
         } else if (strcmp(o, "--ca") == 0) {
-            tls.ca_file = v;
+            tls.ca_file = argv[i]; /* the target copies them */
         } else if (strcmp(o, "--cert") == 0) {
-            tls.cert_file = v;
+            tls.cert_file = argv[i]; /* the target copies them */
         } else if (strcmp(o, "--key") == 0) {
-            tls.key_file = v;
+            tls.key_file = argv[i]; /* the target copies them */
         } else if (strcmp(o, "--server-name") == 0) {
-            tls.server_name = v;
+            tls.server_name = argv[i]; /* the target copies them */
         } else if (strcmp(o, "--field") == 0) {
             if (nfields == MAX_FIELDS)
                 return usage();
