@@ -306,6 +306,8 @@ static bool status_commands(status_run_t *r, char *error, size_t errlen)
         if (!r->gone && !mongo_shards_collect(cl, r->client, r->server_id, r->deadline, r->timeout_ms, r->out,
                                               why, sizeof why) && !r->error[0])
             snprintf(r->error, sizeof r->error, "%s", why);
+        if (!r->gone)
+            mongo_cluster_level_collect(cl, r->client, r->server_id, r->deadline, r->timeout_ms, r->out);
     } else {
         replset_status(r);
         oplog_status(r);
@@ -408,6 +410,7 @@ static void cluster_destroy(void *state)
     if (cl->status)
         mongoc_client_destroy(cl->status);
     mongo_shards_free(cl->shards);
+    mongo_cluster_level_free(cl->level);
     if (cl->pool)
         mongoc_client_pool_destroy(cl->pool);
     if (cl->uri)
@@ -534,7 +537,7 @@ static mongo_cluster_t *cluster_new(const poh_config_t *cfg, const poh_config_mo
         if (colon && !(cl->password = strndup(colon + 1, (size_t)(at - colon - 1))))
             goto err;
     }
-    if (!(cl->shards = mongo_shards_new()))
+    if (!(cl->shards = mongo_shards_new()) || !(cl->level = mongo_cluster_level_new()))
         goto err;
     cl->uri = mongoc_uri_new_with_error(c->uri, &err);
     if (!cl->uri) {

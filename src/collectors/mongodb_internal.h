@@ -34,6 +34,7 @@ typedef struct mongo_cluster {
     mongoc_client_t *status;      /* scrape-time client; collect() only */
     int status_timeout_ms;        /* timeouts it was created with */
     mongo_shards_t *shards;       /* a mongos URI: the shards' clients (mongodb_shards.c) */
+    struct mongo_cluster_level *level; /* a mongos URI: routers, migrations (mongodb_cluster.c) */
 
     pthread_mutex_t mu;           /* guards the last_* fields (landing page) */
     bool ran, last_up;
@@ -55,6 +56,19 @@ mongo_shards_t *mongo_shards_new(void);
 void mongo_shards_free(mongo_shards_t *s); /* NULL is fine */
 bool mongo_shards_collect(mongo_cluster_t *cl, mongoc_client_t *router, uint32_t server_id, double deadline,
                           int timeout_ms, poh_registry_t *out, char *error, size_t errlen);
+/* A URI for host ("set/h1,h2" or "h:p") with base's credentials, TLS and
+ * every other option but the topology's; timeouts capped at ms. */
+mongoc_uri_t *mongo_shards_uri(const mongoc_uri_t *base, const char *host, int ms);
+
+/* mongodb_cluster.c: cluster-level series of a mongos entry (routers of the
+ * URI up, balancer, chunks per shard and collection, jumbo chunks, migrations
+ * from config.changelog counted once across restarts). A fixed number of
+ * commands per scrape whatever the chunk count. */
+typedef struct mongo_cluster_level mongo_cluster_level_t;
+mongo_cluster_level_t *mongo_cluster_level_new(void);
+void mongo_cluster_level_free(mongo_cluster_level_t *cv); /* NULL is fine */
+void mongo_cluster_level_collect(mongo_cluster_t *cl, mongoc_client_t *router, uint32_t server_id,
+                                 double deadline, int timeout_ms, poh_registry_t *out);
 
 /* mongodb_stream.c */
 mongo_stream_t *mongo_stream_new(mongo_cluster_t *cl, const poh_config_mongo_stream_t *cfg);

@@ -4,6 +4,8 @@
 
 static const char *const l_c[] = {"cluster"};
 static const char *const l_cs[] = {"cluster", "shard"};
+static const char *const l_crt[] = {"cluster", "router"};
+static const char *const l_csc[] = {"cluster", "shard", "collection"};
 static const char *const l_cst[] = {"cluster", "stream"};
 static const char *const l_csto[] = {"cluster", "stream", "operation"};
 static const char *const l_cstfr[] = {"cluster", "stream", "field", "reason"};
@@ -26,6 +28,20 @@ const poh_family_desc_t poh_mongodb_metrics[] = {
         "1 if a member of the shard's replica set answered this scrape.", l_cs),
     ROW(POH_MONGODB_M_SHARD_HAS_PRIMARY, "poh_mongodb_shard_has_primary", POH_GAUGE,
         "1 if the shard's replica set has a primary.", l_cs),
+    ROW(POH_MONGODB_M_MONGOS_UP, "poh_mongodb_mongos_up", POH_GAUGE,
+        "1 if the mongos router answered hello this scrape.", l_crt),
+    ROW(POH_MONGODB_M_BALANCER_ENABLED, "poh_mongodb_balancer_enabled", POH_GAUGE,
+        "1 if the balancer is enabled (mode is not off).", l_c),
+    ROW(POH_MONGODB_M_BALANCER_RUNNING, "poh_mongodb_balancer_running", POH_GAUGE,
+        "1 if the balancer is in a balancing round.", l_c),
+    ROW(POH_MONGODB_M_CHUNKS, "poh_mongodb_chunks", POH_GAUGE,
+        "Chunks of the sharded collection on the shard (config.chunks).", l_csc),
+    ROW(POH_MONGODB_M_JUMBO_CHUNKS, "poh_mongodb_jumbo_chunks", POH_GAUGE,
+        "Chunks of the collection on the shard flagged jumbo.", l_csc),
+    ROW(POH_MONGODB_M_MIGRATIONS, "poh_mongodb_chunk_migrations_total", POH_COUNTER,
+        "Chunk migrations the config changelog records (moveChunk.commit: succeeded, "
+        "moveChunk.error: failed), each counted once.",
+        l_cr),
     ROW(POH_MONGODB_M_CHANGES, "poh_mongodb_changes_total", POH_COUNTER,
         "Change events processed, by operation; rate() of inserts is transactions per second.",
         l_csto),

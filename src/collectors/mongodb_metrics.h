@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The metric families the mongodb collector writes (mongodb.c,
- * mongodb_replies.c, mongodb_shards.c, mongodb_stream.c), in one table
+ * mongodb_replies.c, mongodb_shards.c, mongodb_cluster.c, mongodb_stream.c), in one table
  * indexed by the enum below. The README's reference is checked against it
  * (tests/e2e/test_metric_reference.py, poh_exporter --print-metric-table).
  * Not in the table: the change streams' latency histograms, whose names
@@ -16,6 +16,13 @@ enum {
     POH_MONGODB_M_SHARDS,
     POH_MONGODB_M_SHARD_UP,
     POH_MONGODB_M_SHARD_HAS_PRIMARY,
+    /* Cluster level, a mongos entry (mongodb_cluster.c). */
+    POH_MONGODB_M_MONGOS_UP,
+    POH_MONGODB_M_BALANCER_ENABLED,
+    POH_MONGODB_M_BALANCER_RUNNING,
+    POH_MONGODB_M_CHUNKS,
+    POH_MONGODB_M_JUMBO_CHUNKS,
+    POH_MONGODB_M_MIGRATIONS,
     /* Change streams: persistent counters, then scrape-time gauges. */
     POH_MONGODB_M_CHANGES,
     POH_MONGODB_M_FIELD_ERRORS,

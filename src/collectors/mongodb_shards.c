@@ -92,8 +92,7 @@ static void copy_options(const mongoc_uri_t *base, mongoc_uri_t *u)
     }
 }
 
-/* The shard's replica set ("set/h1,h2") with base's credentials and TLS. */
-static mongoc_uri_t *shard_uri(const mongoc_uri_t *base, const char *host, int ms)
+mongoc_uri_t *mongo_shards_uri(const mongoc_uri_t *base, const char *host, int ms)
 {
     const char *slash = strchr(host, '/');
     const char *hosts = slash ? slash + 1 : host;
@@ -148,7 +147,7 @@ static mongoc_client_t *shard_client(mongo_cluster_t *cl, const char *name, cons
         c = &s->v[s->n++];
         memset(c, 0, sizeof *c);
     }
-    mongoc_uri_t *u = shard_uri(cl->uri, host, ms);
+    mongoc_uri_t *u = mongo_shards_uri(cl->uri, host, ms);
     c->name = strdup(name);
     c->host = strdup(host);
     c->timeout_ms = ms;

@@ -105,7 +105,10 @@ class MetricReferenceTest(unittest.TestCase):
                 mongoexp.wait_value(ex, "poh_mongodb_change_field_errors_total", 1,
                                     cluster="main", stream="tx", field="created_at",
                                     reason="missing")
+                sharded.control("SPLIT dag.transactions 4")  # a sharded collection: chunk series
                 mongoexp.wait_value(ex, "poh_mongodb_shard_up", 1, cluster="sharded", shard="shard1")
+                mongoexp.wait_value(ex, "poh_mongodb_chunks", 2, cluster="sharded", shard="shard1",
+                                    collection="dag.transactions")
                 page = ex.scrape()
                 exposed = families(page)
                 st, _, body = ex.request(f"/probe?module=poh&target={node.addr(0)}")
