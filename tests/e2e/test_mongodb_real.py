@@ -2,7 +2,15 @@
 """The MongoDB collectors against a real single-node replica set: `mongod` on
 PATH (started here) or POH_TEST_MONGODB_URI. Expectations are computed
 with pymongo, an independent driver: the change events it sees (wallTime
-included) give the exact latency sums the exporter must report."""
+included) give the exact latency sums the exporter must report.
+
+The scenarios of issue 16 item 3 that test_mongodb_streams.py runs against
+the simulator run here against mongod: drop and rename of the watched
+collection (invalidate, reopened with startAfter, also across kill -9), a
+primary step-down while writing, and history lost (the saved token's entry
+truncated out of the oplog). The last two step down or fill the server, so
+they run only on a mongod this test started itself, never on
+POH_TEST_MONGODB_URI."""
 import datetime
 import os
 import sys
@@ -18,6 +26,7 @@ import pohtest
 from mongoexp import value, wait_value, wait_stream_up
 
 URI = None
+OWN = False  # the mongod was started by this test (may be stepped down, filled)
 COLL = f"transactions_{os.getpid()}"
 
 STREAM = f"""
@@ -133,7 +142,174 @@ class TestRealMongod(unittest.TestCase):
             mongoexp.stop_checked(exp)
 
 
+L = {"cluster": "real", "stream": "tx"}
+
+
+def kill9(exp):
+    exp.proc.kill()
+    exp.proc.wait(10)
+    exp.stop()
+
+
+class TestRealMongodStreams(unittest.TestCase):
+    """Exact counts through what production does to a stream."""
+
+    def setUp(self):
+        self.client = pymongo.MongoClient(URI, serverSelectionTimeoutMS=10000, tz_aware=True)
+        self.db = self.client.poh_e2e
+        self.coll = self.db[COLL]
+        self.state = mongoexp.StateDir()
+        self.cfg = mongoexp.config([{"name": "real", "uri": URI, "streams": [STREAM]}],
+                                   self.state.path)
+        self.exp = None
+
+    def tearDown(self):
+        try:
+            if self.exp:
+                mongoexp.stop_checked(self.exp)
+        finally:
+            for name in (COLL, COLL + "_old", "filler_%d" % os.getpid()):
+                try:
+                    self.db.drop_collection(name)
+                except pymongo.errors.PyMongoError:
+                    pass
+            self.client.close()
+            self.state.cleanup()
+
+    def start(self):
+        self.exp = pohtest.Exporter(self.cfg)
+        self.assertTrue(wait_stream_up(self.exp, cluster="real"))
+        return self.exp
+
+    def insert(self, n, coll=None):
+        (coll or self.coll).insert_many([{"created_at": utcnow()} for _ in range(n)])
+
+    def wait_inserts(self, n, timeout=60):
+        self.assertEqual(wait_value(self.exp, "poh_mongodb_changes_total", n, timeout,
+                                    operation="insert", **L), n)
+
+    def assert_counts(self, invalidations, drops, renames):
+        self.assertEqual(wait_value(self.exp, "poh_mongodb_change_stream_invalidations_total",
+                                    invalidations, **L), invalidations)
+        self.assertTrue(wait_stream_up(self.exp, cluster="real"))
+        m = self.exp.metrics()
+        for op, want in (("invalidate", invalidations), ("drop", drops), ("rename", renames)):
+            self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation=op, **L)
+                             or 0, want, op)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_history_lost_total", **L), 0)
+
+    def test_drop_rename_and_kill9_after_invalidate(self):
+        self.start()
+        self.insert(50)
+        self.wait_inserts(50)
+        self.coll.drop()
+        self.insert(30)                           # creates the collection again
+        self.wait_inserts(80)
+        self.assert_counts(1, drops=1, renames=0)
+        self.client.admin.command("renameCollection", "poh_e2e." + COLL,
+                                  to="poh_e2e." + COLL + "_old")
+        self.insert(20)
+        self.wait_inserts(100)
+        self.assert_counts(2, drops=1, renames=1)
+        # the invalidate's token is what a restart starts after (resumeAfter would be refused)
+        self.coll.drop()
+        self.assertEqual(wait_value(self.exp, "poh_mongodb_change_stream_invalidations_total", 3,
+                                    **L), 3)
+        kill9(self.exp)
+        self.insert(10)
+        self.start()
+        self.wait_inserts(110)
+        self.assert_counts(3, drops=2, renames=1)
+        self.assertEqual(value(self.exp, "poh_mongodb_change_stream_resumes_total", **L), 0)
+        self.assertEqual(value(self.exp, "poh_storage_latency_seconds_count", **L), 110)
+
+    def test_step_down_while_writing(self):
+        if not OWN:
+            self.skipTest("SKIPPED: steps the primary down: only on a mongod this test started")
+        self.start()
+        stop = threading.Event()
+
+        def writer():
+            c = pymongo.MongoClient(URI, serverSelectionTimeoutMS=30000)
+            coll = c.poh_e2e[COLL]
+            while not stop.is_set():
+                try:
+                    coll.insert_many([{"created_at": utcnow()} for _ in range(20)])
+                except pymongo.errors.PyMongoError:
+                    time.sleep(0.1)               # no primary for a moment; counted below
+            c.close()
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            time.sleep(1.0)
+            try:
+                # one node: no electable secondary, so force; it stands again after 2 s
+                self.client.admin.command("replSetStepDown", 2, secondaryCatchUpPeriodSecs=1,
+                                          force=True)
+            except pymongo.errors.AutoReconnect:
+                pass                              # the step-down closes our connection
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if self.client.admin.command("hello").get("isWritablePrimary"):
+                        break
+                except pymongo.errors.PyMongoError:
+                    pass
+                time.sleep(0.2)
+            else:
+                self.fail("mongod did not become primary again within 60 s")
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            t.join(60)
+        n = self.coll.count_documents({})         # what was written, whatever failed midway
+        self.assertGreater(n, 0)
+        self.wait_inserts(n, timeout=90)
+        time.sleep(1.0)
+        m = self.exp.metrics()
+        self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation="insert", **L), n)
+        self.assertEqual(pohtest.value(m, "poh_storage_latency_seconds_count", **L), n)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_history_lost_total", **L), 0)
+
+    def oldest_oplog_ts(self):
+        first = self.client.local["oplog.rs"].find({}, {"ts": 1}).sort("$natural", 1).limit(1)
+        return next(iter(first))["ts"]
+
+    def test_history_lost(self):
+        if not OWN:
+            self.skipTest("SKIPPED: overflows the oplog: only on a mongod this test started")
+        self.start()
+        self.insert(10)
+        self.wait_inserts(10)
+        mongoexp.stop_checked(self.exp)
+        self.exp = None
+        time.sleep(1.1)                           # the gap spans at least one cluster second
+        self.insert(5)                            # never observable: truncated below
+        last = self.client.local["oplog.rs"].find({}, {"ts": 1}).sort("$natural", -1).limit(1)
+        missed_ts = next(iter(last))["ts"]
+        filler = self.db["filler_%d" % os.getpid()]
+        blob = "f" * (1 << 20)
+        deadline = time.monotonic() + 120
+        # the oplog is 64 MB (mongosim.real_mongod): write until its oldest entry is newer
+        while self.oldest_oplog_ts() <= missed_ts:
+            self.assertLess(time.monotonic(), deadline, "the oplog was not truncated in 120 s")
+            filler.insert_many([{"b": blob} for _ in range(16)])
+        self.start()
+        self.assertEqual(wait_value(self.exp, "poh_mongodb_change_stream_history_lost_total", 1,
+                                    **L), 1)
+        self.assertTrue(self.exp.wait_log(r"real/tx: change stream history lost",
+                                          timeout=10), self.exp.log_text()[-3000:])
+        self.insert(3)
+        self.wait_inserts(13)                     # the 5 were not seen: a gap, not a guess
+        m = self.exp.metrics()
+        self.assertGreater(pohtest.value(m, "poh_mongodb_change_stream_history_lost_seconds_total",
+                                         **L), 0)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation="insert", **L), 13)
+
+
 if __name__ == "__main__":
+    OWN = not os.environ.get("POH_TEST_MONGODB_URI")
     with mongosim.real_mongod() as uri:
         pohtest.require(uri, "no mongod: set MONGOD=/path/to/mongod or POH_TEST_MONGODB_URI, or put mongod on PATH",
                         allowed_in_ci="no Debian package provides mongod")
