@@ -17,8 +17,10 @@ int poh_collector_kinds_print_metrics(FILE *out)
             for (const poh_family_desc_t *d = m->families; d->name; d++) {
                 fprintf(out, "%s\t%s\t%s\t%s\t", k->kind->name, m->endpoint, d->name,
                         poh_metric_type_name(d->type));
+                /* An optional label (left out when empty) is marked "?". */
                 for (size_t i = 0; i < d->nlabels; i++)
-                    fprintf(out, "%s%s", i ? "," : "", d->labels[i]);
+                    fprintf(out, "%s%s%s", i ? "," : "", d->labels[i],
+                            d->optional >> i & 1u ? "?" : "");
                 fprintf(out, "\t%s\n", d->help);
             }
         }

@@ -279,9 +279,9 @@ static char *name_ref_dup(const poh_name_ref_t *r)
 
 static bool family_shape_equal(const poh_family_t *f, poh_metric_type_t type, size_t nlabels,
                                const char *const *label_names, const double *buckets,
-                               size_t nbuckets)
+                               size_t nbuckets, uint32_t optional)
 {
-    if (f->type != type || f->nlabels != nlabels)
+    if (f->type != type || f->nlabels != nlabels || f->optional != optional)
         return false;
     for (size_t i = 0; i < nlabels; i++)
         if (strcmp(f->label_names[i], label_names[i]) != 0)
@@ -477,7 +477,7 @@ static bool family_buckets(poh_metric_type_t type, const char *name, const doubl
  * clash (logged), and the answer is true. */
 static bool family_taken(poh_registry_t *r, poh_metric_type_t type, const char *name,
                          size_t nlabels, const char *const *label_names, const double *buckets,
-                         size_t nbuckets, char *const *reserved, size_t nres,
+                         size_t nbuckets, uint32_t optional, char *const *reserved, size_t nres,
                          poh_family_t **found)
 {
     *found = NULL;
@@ -490,7 +490,7 @@ static bool family_taken(poh_registry_t *r, poh_metric_type_t type, const char *
             continue;
         poh_family_t *old = slot->family;
         if (i == 0 && strcmp(old->name, name) == 0 &&
-            family_shape_equal(old, type, nlabels, label_names, buckets, nbuckets)) {
+            family_shape_equal(old, type, nlabels, label_names, buckets, nbuckets, optional)) {
             *found = old;
         } else if (strcmp(old->name, name) == 0 && old->type != type) {
             POH_ERROR("metrics", "%s %s: already registered as a %s", type_names[type], name,
@@ -507,9 +507,15 @@ static bool family_taken(poh_registry_t *r, poh_metric_type_t type, const char *
     return false;
 }
 
+static poh_family_t *registry_family(poh_registry_t *r, poh_metric_type_t type,
+                                     const char *name, const char *help, size_t nlabels,
+                                     const char *const *label_names, const double *buckets,
+                                     size_t nbuckets, uint32_t optional);
+
 poh_family_t *poh_registry_family_desc(poh_registry_t *r, const poh_family_desc_t *d)
 {
-    return poh_registry_family(r, d->type, d->name, d->help, d->nlabels, d->labels, NULL, 0);
+    return registry_family(r, d->type, d->name, d->help, d->nlabels, d->labels, NULL, 0,
+                           d->optional);
 }
 
 poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, const char *name,
@@ -517,12 +523,21 @@ poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, con
                                   const char *const *label_names, const double *buckets,
                                   size_t nbuckets)
 {
+    return registry_family(r, type, name, help, nlabels, label_names, buckets, nbuckets, 0);
+}
+
+static poh_family_t *registry_family(poh_registry_t *r, poh_metric_type_t type,
+                                     const char *name, const char *help, size_t nlabels,
+                                     const char *const *label_names, const double *buckets,
+                                     size_t nbuckets, uint32_t optional)
+{
     if (!r || !name)
         return NULL;
     size_t name_len = strlen(name);
     if (!family_args_valid(type, name, name_len, nlabels, label_names) ||
         !family_buckets(type, name, &buckets, &nbuckets))
         return NULL;
+    optional &= (1u << nlabels) - 1u; /* nlabels <= POH_MAX_LABELS */
 
     /* Two families of one registry may not share a name in either format. */
     poh_name_ref_t refs[5];
@@ -533,7 +548,8 @@ poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, con
     poh_family_t *f = NULL;
 
     pthread_mutex_lock(&r->mu);
-    if (family_taken(r, type, name, nlabels, label_names, buckets, nbuckets, reserved, nres, &f))
+    if (family_taken(r, type, name, nlabels, label_names, buckets, nbuckets, optional, reserved,
+                     nres, &f))
         goto unlock;
     if (r->nfamilies == r->families_cap) {
         size_t ncap = r->families_cap ? r->families_cap * 2 : 16;
@@ -546,6 +562,7 @@ poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, con
     f = family_new(r, type, name, help, nlabels, label_names, buckets, nbuckets);
     if (!f)
         goto unlock;
+    f->optional = optional;
     for (size_t i = 0; i < nres; i++) {
         char *key = reserved[i];
         reserved[i] = NULL;
@@ -662,7 +679,9 @@ static poh_series_t *series_new(poh_family_t *f, const char *const *values, uint
     for (size_t i = 0; i < f->nlabels; i++) {
         const char *v = values && values[i] ? values[i] : "";
         poh_strbuf_append(&key, v, strlen(v) + 1);
-        if (i)
+        if (!v[0] && (f->optional >> i & 1u))
+            continue; /* an optional label without a value is left out */
+        if (labels.len)
             poh_strbuf_putc(&labels, ',');
         poh_strbuf_puts(&labels, f->label_names[i]);
         poh_strbuf_append(&labels, "=\"", 2);

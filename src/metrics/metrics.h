@@ -64,13 +64,17 @@ poh_family_t *poh_registry_family(poh_registry_t *r, poh_metric_type_t type, con
 /* A metric family as a collector declares it, in a table beside its code
  * ({NULL} ends a table): the tables are the one place its name, type, HELP
  * text and label names are written (docs and reserved names derive from
- * them). Histograms take the default buckets. */
+ * them). Histograms take the default buckets. optional: bit i set = label i
+ * is left out of a series whose value for it is "" (Prometheus reads an empty
+ * label as an absent one), so one family serves series with and without it
+ * (e.g. a shard label that only sharded clusters have). */
 typedef struct poh_family_desc {
     const char *name;
     poh_metric_type_t type;
     const char *help;
     size_t nlabels;
     const char *const *labels;
+    uint32_t optional;
 } poh_family_desc_t;
 
 /* poh_registry_family() for a table row. */

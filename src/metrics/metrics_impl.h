@@ -68,6 +68,7 @@ struct poh_family {
     size_t help_text_len, help_om_len;
     size_t nlabels;
     char **label_names;
+    uint32_t optional;                   /* bit i: label i left out when its value is "" */
     size_t nbuckets;                     /* finite bounds; +Inf is implicit */
     double *bounds;
     char **le_text, **le_om;             /* nbuckets + 1 rendered fragments: le="0.5" */

@@ -261,6 +261,48 @@ START_TEST(test_series_remove)
 }
 END_TEST
 
+/* A table row's optional label (poh_family_desc_t.optional) is left out of a
+ * series whose value for it is empty, in both formats; the family is one, and
+ * registering it without the optional bit is another shape. */
+START_TEST(test_optional_label)
+{
+    static const char *const ln[] = {"cluster", "shard", "member"};
+    const poh_family_desc_t d = {"poh_t_lag", POH_GAUGE, "h", 3, ln, 1u << 1};
+    poh_registry_t *r = poh_registry_new();
+    poh_family_t *f = poh_registry_family_desc(r, &d);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_eq(poh_registry_family_desc(r, &d), f);
+    ck_assert_ptr_null(poh_registry_family(r, POH_GAUGE, "poh_t_lag", "h", 3, ln, NULL, 0));
+    poh_gauge_set(poh_family_series(f, VALS("rs", NULL, "h1:1")), 1);
+    poh_gauge_set(poh_family_series(f, VALS("sh", "s1", "h2:1")), 2);
+    poh_gauge_set(poh_family_series(f, VALS("sh", "", "h3:1")), 3);
+    /* "" and NULL are one series */
+    ck_assert_ptr_eq(poh_family_series(f, VALS("rs", "", "h1:1")),
+                     poh_family_series(f, VALS("rs", NULL, "h1:1")));
+    for (int fmt = POH_FMT_TEXT; fmt <= POH_FMT_OPENMETRICS; fmt++) {
+        poh_strbuf_t out = POH_STRBUF_INIT;
+        ck_assert_int_eq(poh_render(&out, &r, 1, (poh_format_t)fmt), 0);
+        ck_assert_ptr_nonnull(strstr(out.data, "\npoh_t_lag{cluster=\"rs\",member=\"h1:1\"} 1\n"));
+        ck_assert_ptr_nonnull(
+            strstr(out.data, "\npoh_t_lag{cluster=\"sh\",shard=\"s1\",member=\"h2:1\"} 2\n"));
+        ck_assert_ptr_nonnull(strstr(out.data, "\npoh_t_lag{cluster=\"sh\",member=\"h3:1\"} 3\n"));
+        ck_assert_ptr_null(strstr(out.data, "shard=\"\""));
+        poh_strbuf_free(&out);
+    }
+    /* A first optional label: no leading comma; an empty label that is not
+     * optional stays. */
+    const poh_family_desc_t d0 = {"poh_t_up", POH_GAUGE, "h", 2, ln, 1u << 0};
+    poh_gauge_set(poh_family_series(poh_registry_family_desc(r, &d0), VALS("", "s")), 1);
+    poh_gauge_set(poh_family_series(poh_registry_family_desc(r, &d0), VALS("", "")), 4);
+    poh_strbuf_t out = POH_STRBUF_INIT;
+    ck_assert_int_eq(poh_render(&out, &r, 1, POH_FMT_TEXT), 0);
+    ck_assert_ptr_nonnull(strstr(out.data, "\npoh_t_up{shard=\"s\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(out.data, "\npoh_t_up{shard=\"\"} 4\n"));
+    poh_strbuf_free(&out);
+    poh_registry_free(r);
+}
+END_TEST
+
 /* ---- values ---------------------------------------------------------------------- */
 
 START_TEST(test_counter_gauge_ops)
@@ -608,6 +650,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_series_identity);
     tcase_add_test(tc, test_series_100k);
     tcase_add_test(tc, test_series_remove);
+    tcase_add_test(tc, test_optional_label);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("values");
