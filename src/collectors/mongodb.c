@@ -111,7 +111,7 @@ static void *reap_main(void *client)
     return NULL;
 }
 
-static void client_retire(mongoc_client_t *c)
+void mongo_client_retire(mongoc_client_t *c)
 {
     pthread_t th;
     pthread_attr_t attr;
@@ -125,20 +125,7 @@ static void client_retire(mongoc_client_t *c)
 
 /* ----------------------------------------------------------------- scrape */
 
-typedef struct status_run {
-    mongo_cluster_t *cl;
-    mongoc_client_t *client;  /* this run's: the cluster's cached one, or its own */
-    int timeout_ms;           /* the client's connect/selection/socket timeout */
-    poh_registry_t *out;
-    double deadline;
-    uint32_t server_id;
-    bool answered;          /* the server replied to at least one command */
-    bool gone;              /* a network error: skip the remaining commands */
-    poh_trace_parent_t trace; /* the scrape's span: one CLIENT span per command */
-    char error[256];        /* first error of this scrape */
-} status_run_t;
-
-static void set_error(status_run_t *r, const char *what, const bson_error_t *err)
+static void set_error(mongo_status_run_t *r, const char *what, const bson_error_t *err)
 {
     if (r->error[0])
         return;
@@ -147,10 +134,8 @@ static void set_error(status_run_t *r, const char *what, const bson_error_t *err
     snprintf(r->error, sizeof r->error, "%s: %s", what, msg);
 }
 
-/* Run one command on the selected member within the deadline. Returns true
- * with *reply on success; reply is always initialised. */
-static bool run_cmd(status_run_t *r, const char *db, const bson_t *cmd, const char *what,
-                    bson_t *reply)
+bool mongo_status_cmd(mongo_status_run_t *r, const char *db, const bson_t *cmd, const char *what,
+                      bson_t *reply)
 {
     bson_error_t err;
     /* A stalled server costs up to the client's socket timeout: only start
@@ -192,18 +177,18 @@ static bool run_cmd(status_run_t *r, const char *db, const bson_t *cmd, const ch
 
 /* replSetGetStatus, the oplog's bounds and size, serverStatus: each reply
  * becomes series in mongodb_replies.c. */
-static void replset_status(status_run_t *r)
+static void replset_status(mongo_status_run_t *r)
 {
     bson_t cmd = BSON_INITIALIZER, reply;
     BSON_APPEND_INT32(&cmd, "replSetGetStatus", 1);
-    if (run_cmd(r, "admin", &cmd, "replSetGetStatus", &reply))
-        poh_mongodb_put_replset(r->out, r->cl->name, &reply);
+    if (mongo_status_cmd(r, "admin", &cmd, "replSetGetStatus", &reply))
+        poh_mongodb_put_replset(r->out, r->cl->name, r->shard, &reply);
     bson_destroy(&reply);
     bson_destroy(&cmd);
 }
 
 /* ts of the first document of find's first batch, in seconds. */
-static bool oplog_edge(status_run_t *r, int direction, double *ts)
+static bool oplog_edge(mongo_status_run_t *r, int direction, double *ts)
 {
     bson_t cmd = BSON_INITIALIZER, sort, proj, reply;
     BSON_APPEND_UTF8(&cmd, "find", "oplog.rs");
@@ -215,37 +200,43 @@ static bool oplog_edge(status_run_t *r, int direction, double *ts)
     BSON_APPEND_INT32(&proj, "ts", 1);
     bson_append_document_end(&cmd, &proj);
     BSON_APPEND_BOOL(&cmd, "singleBatch", true);
-    bool found = run_cmd(r, "local", &cmd, direction > 0 ? "oplog first" : "oplog last", &reply) &&
+    bool found = mongo_status_cmd(r, "local", &cmd, direction > 0 ? "oplog first" : "oplog last", &reply) &&
                  poh_mongodb_oplog_edge_ts(&reply, ts);
     bson_destroy(&reply);
     bson_destroy(&cmd);
     return found;
 }
 
-static void oplog_status(status_run_t *r)
+static void oplog_status(mongo_status_run_t *r)
 {
     double first, last;
     bool have_first = oplog_edge(r, 1, &first);
     bool have_last = oplog_edge(r, -1, &last);
-    poh_mongodb_put_oplog_window(r->out, r->cl->name, have_first ? &first : NULL,
+    poh_mongodb_put_oplog_window(r->out, r->cl->name, r->shard, have_first ? &first : NULL,
                                  have_last ? &last : NULL);
     bson_t cmd = BSON_INITIALIZER, reply;
     BSON_APPEND_UTF8(&cmd, "collStats", "oplog.rs");
-    if (run_cmd(r, "local", &cmd, "collStats", &reply))
-        poh_mongodb_put_oplog_stats(r->out, r->cl->name, &reply);
+    if (mongo_status_cmd(r, "local", &cmd, "collStats", &reply))
+        poh_mongodb_put_oplog_stats(r->out, r->cl->name, r->shard, &reply);
     bson_destroy(&reply);
     bson_destroy(&cmd);
 }
 
-static void server_status(status_run_t *r)
+static void server_status(mongo_status_run_t *r)
 {
     bson_t cmd = BSON_INITIALIZER, reply;
     BSON_APPEND_INT32(&cmd, "serverStatus", 1);
     poh_mongodb_server_status_exclude(&cmd);
-    if (run_cmd(r, "admin", &cmd, "serverStatus", &reply))
+    if (mongo_status_cmd(r, "admin", &cmd, "serverStatus", &reply))
         poh_mongodb_put_server_status(r->out, r->cl->name, &reply);
     bson_destroy(&reply);
     bson_destroy(&cmd);
+}
+
+void mongo_status_replset(mongo_status_run_t *r)
+{
+    replset_status(r);
+    oplog_status(r);
 }
 
 /* The cached status client, taken for one run (NULL if another run holds
@@ -273,12 +264,12 @@ static void status_client_give(mongo_cluster_t *cl, mongoc_client_t *c, int time
     }
     pthread_mutex_unlock(&cl->mu);
     if (c)
-        client_retire(c);
+        mongo_client_retire(c);
 }
 
 /* Up to five commands on one member, with r->client; false when the
  * cluster did not answer. */
-static bool status_commands(status_run_t *r, char *error, size_t errlen)
+static bool status_commands(mongo_status_run_t *r, char *error, size_t errlen)
 {
     mongo_cluster_t *cl = r->cl;
     /* Status can come from a secondary while the set has no primary, unless
@@ -302,15 +293,12 @@ static bool status_commands(status_run_t *r, char *error, size_t errlen)
     mongoc_server_description_destroy(sd);
     if (mongos) {
         server_status(r);
-        char why[256] = "";
-        if (!r->gone && !mongo_shards_collect(cl, r->client, r->server_id, r->deadline, r->timeout_ms, r->out,
-                                              why, sizeof why) && !r->error[0])
-            snprintf(r->error, sizeof r->error, "%s", why);
-        if (!r->gone)
+        if (!r->gone) /* a fixed few commands on the router first; the shards share the rest */
             mongo_cluster_level_collect(cl, r->client, r->server_id, r->deadline, r->timeout_ms, r->out);
+        if (!r->gone)
+            mongo_shards_collect(r);
     } else {
-        replset_status(r);
-        oplog_status(r);
+        mongo_status_replset(r);
         server_status(r);
     }
     snprintf(error, errlen, "%s", r->error);
@@ -326,7 +314,7 @@ static bool status_commands(status_run_t *r, char *error, size_t errlen)
  * collectors.c): the second makes a client of its own. */
 static bool status_scrape(mongo_cluster_t *cl, poh_scrape_t *sc, char *error, size_t errlen)
 {
-    status_run_t r = {.cl = cl, .out = sc->out, .deadline = sc->deadline, .trace = sc->trace};
+    mongo_status_run_t r = {.cl = cl, .out = sc->out, .deadline = sc->deadline, .trace = sc->trace};
     double left = sc->deadline - poh_now_mono() - DEADLINE_MARGIN;
     int ms = (int)(left * 450); /* a little under half, so a slightly later scrape reuses it */
     if (ms < 5) {
@@ -335,7 +323,7 @@ static bool status_scrape(mongo_cluster_t *cl, poh_scrape_t *sc, char *error, si
     }
     status_client_take(cl, &r.client, &r.timeout_ms);
     if (r.client && (2 * r.timeout_ms > left * 1000 || 2 * r.timeout_ms < ms)) {
-        client_retire(r.client);
+        mongo_client_retire(r.client);
         r.client = NULL;
     }
     if (!r.client) {
@@ -357,7 +345,7 @@ static int mongodb_collect(void *state, poh_scrape_t *sc)
     double t0 = poh_now_mono();
     char error[256] = "";
     bool up = status_scrape(cl, sc, error, sizeof error);
-    const char *lv[] = {cl->name};
+    const char *lv[] = {cl->name, NULL}; /* the router or replica set: no shard label */
     poh_family_t *f = poh_registry_family_desc(sc->out, &poh_mongodb_metrics[POH_MONGODB_M_UP]);
     poh_gauge_set(poh_family_series(f, lv), up);
     for (size_t i = 0; i < cl->nstreams; i++)

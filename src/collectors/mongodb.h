@@ -6,7 +6,10 @@
  *   the first and last oplog entries by $natural, collStats of the oplog,
  *   serverStatus) on a single-threaded client whose timeouts come from the
  *   scrape deadline, so a down cluster costs at most the deadline and gives
- *   poh_mongodb_up 0. Never iterates databases or collections.
+ *   poh_mongodb_up 0. Never iterates databases or collections. A URI naming
+ *   a mongos: serverStatus and listShards on the router, then four of those
+ *   commands on each shard's replica set, series labelled shard
+ *   (mongodb_shards.c).
  * - Background: one thread per change stream with its own client from the
  *   cluster's mongoc_client_pool. Each reply batch is folded into counts and
  *   latency observations, the resume token and the new totals are saved

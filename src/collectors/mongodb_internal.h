@@ -49,13 +49,41 @@ void mongo_cluster_scrub(const mongo_cluster_t *cl, const char *msg, char *buf, 
 /* APM callbacks reporting into cl->cmd_duration (context = cluster). */
 mongoc_apm_callbacks_t *mongo_apm_callbacks_new(void);
 
-/* mongodb_shards.c: the URI names a mongos. listShards on router's server_id,
- * then every shard's replica set: poh_mongodb_shards, poh_mongodb_shard_up,
- * poh_mongodb_shard_has_primary. False with error set when listShards failed. */
+/* Destroy a client on a detached thread (ending its sessions can wait for a
+ * whole socket timeout on a stalled server; a scrape must not). */
+void mongo_client_retire(mongoc_client_t *c);
+
+/* One scrape's status commands on one replica set (the cluster's, or one
+ * shard's) or router, with one single-threaded client. */
+typedef struct mongo_status_run {
+    mongo_cluster_t *cl;
+    mongoc_client_t *client;  /* this run's: a cached one, or its own */
+    int timeout_ms;           /* the client's connect/selection/socket timeout */
+    poh_registry_t *out;
+    double deadline;          /* no command starts that could end after it */
+    uint32_t server_id;
+    const char *shard;        /* the series' shard label; NULL: not a shard */
+    bool answered;            /* the server replied to at least one command */
+    bool gone;                /* a network error: skip the remaining commands */
+    poh_trace_parent_t trace; /* the scrape's span: one CLIENT span per command */
+    char error[256];          /* first error of this scrape */
+} mongo_status_run_t;
+
+/* Run one command on r->server_id within r->deadline: true with *reply on
+ * success; reply is always initialised; the first error goes to r->error. */
+bool mongo_status_cmd(mongo_status_run_t *r, const char *db, const bson_t *cmd, const char *what,
+                      bson_t *reply);
+/* replSetGetStatus, the oplog's bounds and collStats (four commands): the
+ * member, lag and oplog series, labelled r->shard when it is set. */
+void mongo_status_replset(mongo_status_run_t *r);
+
+/* mongodb_shards.c: the URI names a mongos (r runs on the router). listShards,
+ * then every shard's replica set within what is left of r->deadline:
+ * poh_mongodb_shards, and per shard poh_mongodb_up and the replica-set series
+ * labelled shard. False with r->error set when listShards failed. */
 mongo_shards_t *mongo_shards_new(void);
 void mongo_shards_free(mongo_shards_t *s); /* NULL is fine */
-bool mongo_shards_collect(mongo_cluster_t *cl, mongoc_client_t *router, uint32_t server_id, double deadline,
-                          int timeout_ms, poh_registry_t *out, char *error, size_t errlen);
+bool mongo_shards_collect(mongo_status_run_t *r);
 /* A URI for host ("set/h1,h2" or "h:p") with base's credentials, TLS and
  * every other option but the topology's; timeouts capped at ms. */
 mongoc_uri_t *mongo_shards_uri(const mongoc_uri_t *base, const char *host, int ms);

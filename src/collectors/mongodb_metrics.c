@@ -3,31 +3,32 @@
 #include "collectors/mongodb_metrics.h"
 
 static const char *const l_c[] = {"cluster"};
+/* shard (index 1) is optional: a sharded cluster's shards have it, a replica
+ * set's series are as they were (mongodb_metrics.h). */
 static const char *const l_cs[] = {"cluster", "shard"};
+static const char *const l_csm[] = {"cluster", "shard", "member"};
+static const char *const l_csms[] = {"cluster", "shard", "member", "state"};
 static const char *const l_crt[] = {"cluster", "router"};
 static const char *const l_csc[] = {"cluster", "shard", "collection"};
 static const char *const l_cst[] = {"cluster", "stream"};
 static const char *const l_csto[] = {"cluster", "stream", "operation"};
 static const char *const l_cstfr[] = {"cluster", "stream", "field", "reason"};
-static const char *const l_cm[] = {"cluster", "member"};
-static const char *const l_cms[] = {"cluster", "member", "state"};
 static const char *const l_cop[] = {"cluster", "op"};
 static const char *const l_cot[] = {"cluster", "op_type"};
 static const char *const l_cr[] = {"cluster", "result"};
 static const char *const l_ccmd[] = {"cluster", "command"};
 
 #define ROW(id, n, t, h, labels)                                                                   \
-    [id] = {n, t, h, sizeof labels / sizeof *labels, labels}
+    [id] = {n, t, h, sizeof labels / sizeof *labels, labels, 0}
+/* A row whose label 1 (shard) is left out when empty. */
+#define ROW_SHARD(id, n, t, h, labels)                                                             \
+    [id] = {n, t, h, sizeof labels / sizeof *labels, labels, 1u << 1}
 
 const poh_family_desc_t poh_mongodb_metrics[] = {
-    ROW(POH_MONGODB_M_UP, "poh_mongodb_up", POH_GAUGE, "1 if the cluster answered this scrape.",
-        l_c),
+    ROW_SHARD(POH_MONGODB_M_UP, "poh_mongodb_up", POH_GAUGE,
+              "1 if the cluster answered this scrape.", l_cs),
     ROW(POH_MONGODB_M_SHARDS, "poh_mongodb_shards", POH_GAUGE,
         "Shards the router lists (listShards).", l_c),
-    ROW(POH_MONGODB_M_SHARD_UP, "poh_mongodb_shard_up", POH_GAUGE,
-        "1 if a member of the shard's replica set answered this scrape.", l_cs),
-    ROW(POH_MONGODB_M_SHARD_HAS_PRIMARY, "poh_mongodb_shard_has_primary", POH_GAUGE,
-        "1 if the shard's replica set has a primary.", l_cs),
     ROW(POH_MONGODB_M_MONGOS_UP, "poh_mongodb_mongos_up", POH_GAUGE,
         "1 if the mongos router answered hello this scrape.", l_crt),
     ROW(POH_MONGODB_M_BALANCER_ENABLED, "poh_mongodb_balancer_enabled", POH_GAUGE,
@@ -73,24 +74,24 @@ const poh_family_desc_t poh_mongodb_metrics[] = {
         "1 while the change stream's cursor is open, 0 while it is reconnecting.", l_cst),
     ROW(POH_MONGODB_M_STREAM_LAG, "poh_mongodb_change_stream_lag_seconds", POH_GAUGE,
         "Now minus the wallTime of the newest change event processed.", l_cst),
-    ROW(POH_MONGODB_M_MEMBER_STATE, "poh_mongodb_member_state", POH_GAUGE,
-        "1 for the replica set member's current state, 0 for the others.", l_cms),
-    ROW(POH_MONGODB_M_MEMBER_HEALTH, "poh_mongodb_member_health", POH_GAUGE,
-        "1 if the member is healthy as the replica set sees it.", l_cm),
-    ROW(POH_MONGODB_M_REPLICATION_LAG, "poh_mongodb_replication_lag_seconds", POH_GAUGE,
-        "Primary optime minus the member's optime, at least 0; unhealthy members "
-        "and members without an optime are left out.",
-        l_cm),
-    ROW(POH_MONGODB_M_OPLOG_FIRST, "poh_mongodb_oplog_first_timestamp_seconds", POH_GAUGE,
-        "Time of the oldest oplog entry.", l_c),
-    ROW(POH_MONGODB_M_OPLOG_LAST, "poh_mongodb_oplog_last_timestamp_seconds", POH_GAUGE,
-        "Time of the newest oplog entry.", l_c),
-    ROW(POH_MONGODB_M_OPLOG_WINDOW, "poh_mongodb_oplog_window_seconds", POH_GAUGE,
-        "Newest minus oldest oplog entry: how far back a change stream can resume.", l_c),
-    ROW(POH_MONGODB_M_OPLOG_SIZE, "poh_mongodb_oplog_size_bytes", POH_GAUGE,
-        "Size of the oplog's documents.", l_c),
-    ROW(POH_MONGODB_M_OPLOG_MAX_SIZE, "poh_mongodb_oplog_max_size_bytes", POH_GAUGE,
-        "Configured maximum size of the oplog.", l_c),
+    ROW_SHARD(POH_MONGODB_M_MEMBER_STATE, "poh_mongodb_member_state", POH_GAUGE,
+              "1 for the replica set member's current state, 0 for the others.", l_csms),
+    ROW_SHARD(POH_MONGODB_M_MEMBER_HEALTH, "poh_mongodb_member_health", POH_GAUGE,
+              "1 if the member is healthy as the replica set sees it.", l_csm),
+    ROW_SHARD(POH_MONGODB_M_REPLICATION_LAG, "poh_mongodb_replication_lag_seconds", POH_GAUGE,
+              "Primary optime minus the member's optime, at least 0; unhealthy members "
+              "and members without an optime are left out.",
+              l_csm),
+    ROW_SHARD(POH_MONGODB_M_OPLOG_FIRST, "poh_mongodb_oplog_first_timestamp_seconds", POH_GAUGE,
+              "Time of the oldest oplog entry.", l_cs),
+    ROW_SHARD(POH_MONGODB_M_OPLOG_LAST, "poh_mongodb_oplog_last_timestamp_seconds", POH_GAUGE,
+              "Time of the newest oplog entry.", l_cs),
+    ROW_SHARD(POH_MONGODB_M_OPLOG_WINDOW, "poh_mongodb_oplog_window_seconds", POH_GAUGE,
+              "Newest minus oldest oplog entry: how far back a change stream can resume.", l_cs),
+    ROW_SHARD(POH_MONGODB_M_OPLOG_SIZE, "poh_mongodb_oplog_size_bytes", POH_GAUGE,
+              "Size of the oplog's documents.", l_cs),
+    ROW_SHARD(POH_MONGODB_M_OPLOG_MAX_SIZE, "poh_mongodb_oplog_max_size_bytes", POH_GAUGE,
+              "Configured maximum size of the oplog.", l_cs),
     ROW(POH_MONGODB_M_OPERATIONS, "poh_mongodb_operations_total", POH_COUNTER,
         "Operations the server executed since it started, by type (opcounters).", l_cop),
     ROW(POH_MONGODB_M_OP_LATENCY_SECONDS, "poh_mongodb_operation_latency_seconds_total",

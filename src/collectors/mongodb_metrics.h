@@ -4,7 +4,12 @@
  * indexed by the enum below. The README's reference is checked against it
  * (tests/e2e/test_metric_reference.py, poh_exporter --print-metric-table).
  * Not in the table: the change streams' latency histograms, whose names
- * (poh_<name>_latency_seconds) and buckets the configuration gives. */
+ * (poh_<name>_latency_seconds) and buckets the configuration gives.
+ *
+ * The shard label: a mongos entry's shards report up, member, lag and oplog
+ * series under the replica set's names with shard="<listShards _id>"; the
+ * label is optional in those rows (poh_family_desc_t.optional), so a replica
+ * set's series (shard NULL, "") carry no shard label at all, as before. */
 #ifndef POH_MONGODB_METRICS_H
 #define POH_MONGODB_METRICS_H
 
@@ -14,8 +19,6 @@ enum {
     /* Scrape time, per cluster. */
     POH_MONGODB_M_UP,
     POH_MONGODB_M_SHARDS,
-    POH_MONGODB_M_SHARD_UP,
-    POH_MONGODB_M_SHARD_HAS_PRIMARY,
     /* Cluster level, a mongos entry (mongodb_cluster.c). */
     POH_MONGODB_M_MONGOS_UP,
     POH_MONGODB_M_BALANCER_ENABLED,

@@ -34,19 +34,19 @@ static bool doc_num(const bson_t *doc, const char *path, double *v)
            iter_num(&f, v);
 }
 
-static void put_member(poh_registry_t *out, const char *cluster, const poh_mongo_member_t *m,
-                       size_t n, size_t i)
+static void put_member(poh_registry_t *out, const char *cluster, const char *shard,
+                       const poh_mongo_member_t *m, size_t n, size_t i)
 {
     static const int states[] = {0, 1, 2, 3, 5, 6, 7, 8, 9, 10};
-    const char *lv[] = {cluster, m[i].name, NULL};
+    const char *lv[] = {cluster, shard, m[i].name, NULL};
     bool known = false;
     for (size_t k = 0; k < sizeof states / sizeof *states; k++) {
-        lv[2] = poh_mongo_state_name(states[k]);
-        known |= !strcmp(lv[2], m[i].state_str);
-        put(out, POH_MONGODB_M_MEMBER_STATE, lv, !strcmp(lv[2], m[i].state_str));
+        lv[3] = poh_mongo_state_name(states[k]);
+        known |= !strcmp(lv[3], m[i].state_str);
+        put(out, POH_MONGODB_M_MEMBER_STATE, lv, !strcmp(lv[3], m[i].state_str));
     }
     if (!known && m[i].state_str[0]) {
-        lv[2] = m[i].state_str;
+        lv[3] = m[i].state_str;
         put(out, POH_MONGODB_M_MEMBER_STATE, lv, 1);
     }
     if (m[i].health >= 0)
@@ -56,12 +56,13 @@ static void put_member(poh_registry_t *out, const char *cluster, const poh_mongo
         put(out, POH_MONGODB_M_REPLICATION_LAG, lv, lag);
 }
 
-void poh_mongodb_put_replset(poh_registry_t *out, const char *cluster, const bson_t *reply)
+void poh_mongodb_put_replset(poh_registry_t *out, const char *cluster, const char *shard,
+                             const bson_t *reply)
 {
     poh_mongo_member_t m[64];
     int n = poh_mongo_members_parse(reply, m, sizeof m / sizeof *m);
     for (int i = 0; i < n; i++)
-        put_member(out, cluster, m, (size_t)n, (size_t)i);
+        put_member(out, cluster, shard, m, (size_t)n, (size_t)i);
 }
 
 bool poh_mongodb_oplog_edge_ts(const bson_t *find_reply, double *ts)
@@ -77,10 +78,10 @@ bool poh_mongodb_oplog_edge_ts(const bson_t *find_reply, double *ts)
     return true;
 }
 
-void poh_mongodb_put_oplog_window(poh_registry_t *out, const char *cluster, const double *first,
-                                  const double *last)
+void poh_mongodb_put_oplog_window(poh_registry_t *out, const char *cluster, const char *shard,
+                                  const double *first, const double *last)
 {
-    const char *lv[] = {cluster};
+    const char *lv[] = {cluster, shard};
     if (first)
         put(out, POH_MONGODB_M_OPLOG_FIRST, lv, *first);
     if (last)
@@ -89,10 +90,10 @@ void poh_mongodb_put_oplog_window(poh_registry_t *out, const char *cluster, cons
         put(out, POH_MONGODB_M_OPLOG_WINDOW, lv, poh_mongo_lag_clamp(*last, *first));
 }
 
-void poh_mongodb_put_oplog_stats(poh_registry_t *out, const char *cluster,
+void poh_mongodb_put_oplog_stats(poh_registry_t *out, const char *cluster, const char *shard,
                                  const bson_t *coll_stats)
 {
-    const char *lv[] = {cluster};
+    const char *lv[] = {cluster, shard};
     double v;
     if (doc_num(coll_stats, "size", &v))
         put(out, POH_MONGODB_M_OPLOG_SIZE, lv, v);

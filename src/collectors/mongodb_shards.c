@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Sharded clusters (issue 17 item 1): when a mongodb entry's URI names a
- * mongos (hello msg "isdbgrid", which libmongoc reports as server type
- * Mongos), each scrape lists the shards (listShards) and asks every shard's
- * replica set, reached with the entry's own credentials and TLS options,
- * whether it answers and has a primary. Shards added or removed show up at
- * the next scrape; one cached client per shard. */
+/* Sharded clusters (issue 17): when a mongodb entry's URI names a mongos
+ * (hello msg "isdbgrid", which libmongoc reports as server type Mongos), each
+ * scrape lists the shards (listShards) and runs the replica-set status
+ * commands (replSetGetStatus, the oplog's bounds, collStats) on every shard's
+ * replica set, reached with the entry's own credentials and TLS options. The
+ * series are the replica set's own names with a shard label. Shards added or
+ * removed show up at the next scrape; one cached client per shard. The
+ * shards are asked one after another, each within its share of what is left
+ * of the scrape deadline, so a down or hung shard costs its share only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +45,7 @@ mongo_shards_t *mongo_shards_new(void)
 static void shard_client_free(shard_client_t *c)
 {
     if (c->client)
-        mongoc_client_destroy(c->client);
+        mongo_client_retire(c->client);
     free(c->name);
     free(c->host);
     memset(c, 0, sizeof *c);
@@ -52,8 +55,12 @@ void mongo_shards_free(mongo_shards_t *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->v[i].client) /* the collector is going: nothing waits */
+            mongoc_client_destroy(s->v[i].client);
+        s->v[i].client = NULL;
         shard_client_free(&s->v[i]);
+    }
     free(s->v);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -126,19 +133,39 @@ mongoc_uri_t *mongo_shards_uri(const mongoc_uri_t *base, const char *host, int m
     return u;
 }
 
-/* The cached client of shard name at host, made (again) when the host or
- * the timeouts changed. Caller holds s->mu. */
-static mongoc_client_t *shard_client(mongo_cluster_t *cl, const char *name, const char *host, int ms)
+/* A new client for shard c at its host, with timeouts ms. */
+static void shard_client_make(mongo_cluster_t *cl, shard_client_t *c, int ms)
+{
+    mongoc_uri_t *u = mongo_shards_uri(cl->uri, c->host, ms);
+    c->timeout_ms = ms;
+    c->client = u ? mongoc_client_new_from_uri(u) : NULL;
+    mongoc_uri_destroy(u);
+    if (!c->client)
+        return;
+    mongoc_client_set_error_api(c->client, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_set_appname(c->client, "poh_exporter");
+    mongoc_apm_callbacks_t *cbs = mongo_apm_callbacks_new();
+    if (cbs)
+        mongoc_client_set_apm_callbacks(c->client, cbs, cl);
+    mongoc_apm_callbacks_destroy(cbs);
+}
+
+/* The cached client of shard name at host, made (again) when the host
+ * changed or its timeouts do not suit a share of slice_ms (selection and
+ * one stalled command must fit; ms is the timeout a new client gets).
+ * Caller holds s->mu. */
+static shard_client_t *shard_client(mongo_cluster_t *cl, const char *name, const char *host,
+                                    int ms, int slice_ms)
 {
     mongo_shards_t *s = cl->shards;
     shard_client_t *c = NULL;
     for (size_t i = 0; i < s->n && !c; i++)
         if (!strcmp(s->v[i].name, name))
             c = &s->v[i];
-    if (c && (strcmp(c->host, host) || 2 * c->timeout_ms < ms || c->timeout_ms > ms))
+    if (c && (strcmp(c->host, host) || 2 * c->timeout_ms > slice_ms || 2 * c->timeout_ms < ms))
         shard_client_free(c);
     if (c && c->client)
-        return c->client;
+        return c;
     if (!c) {
         shard_client_t *nv = realloc(s->v, (s->n + 1) * sizeof *nv);
         if (!nv)
@@ -147,17 +174,10 @@ static mongoc_client_t *shard_client(mongo_cluster_t *cl, const char *name, cons
         c = &s->v[s->n++];
         memset(c, 0, sizeof *c);
     }
-    mongoc_uri_t *u = mongo_shards_uri(cl->uri, host, ms);
-    c->name = strdup(name);
-    c->host = strdup(host);
-    c->timeout_ms = ms;
-    c->client = u && c->name && c->host ? mongoc_client_new_from_uri(u) : NULL;
-    mongoc_uri_destroy(u);
-    if (c->client) {
-        mongoc_client_set_error_api(c->client, MONGOC_ERROR_API_VERSION_2);
-        mongoc_client_set_appname(c->client, "poh_exporter");
-    }
-    return c->client;
+    if ((!c->name && !(c->name = strdup(name))) || (!c->host && !(c->host = strdup(host))))
+        return NULL;
+    shard_client_make(cl, c, ms);
+    return c->client ? c : NULL;
 }
 
 /* Drop cached clients of shards no longer listed. Caller holds s->mu. */
@@ -176,40 +196,38 @@ static void forget_others(mongo_shards_t *s, char **names, size_t n)
     }
 }
 
-/* hello on the shard's set (primary preferred): *up if a member answered,
- * *primary if the set has a primary. */
-static void shard_probe(mongo_cluster_t *cl, mongoc_client_t *c, const char *name, bool *up, bool *primary)
-{
-    bson_error_t err;
-    bson_t cmd = BSON_INITIALIZER, reply;
-    bson_iter_t it;
-    mongoc_read_prefs_t *prefs = mongoc_read_prefs_new(MONGOC_READ_PRIMARY_PREFERRED);
-    mongoc_server_description_t *sd = mongoc_client_select_server(c, false, prefs, &err);
-    mongoc_read_prefs_destroy(prefs);
-    *up = *primary = false;
-    if (sd) {
-        BSON_APPEND_INT32(&cmd, "hello", 1);
-        *up = mongoc_client_command_simple_with_server_id(c, "admin", &cmd, NULL, mongoc_server_description_id(sd),
-                                                           &reply, &err);
-        if (*up)
-            *primary = (bson_iter_init_find(&it, &reply, "isWritablePrimary") && bson_iter_as_bool(&it)) ||
-                       (bson_iter_init_find(&it, &reply, "primary") && BSON_ITER_HOLDS_UTF8(&it) &&
-                        bson_iter_utf8(&it, NULL)[0]);
-        bson_destroy(&reply);
-        mongoc_server_description_destroy(sd);
-    }
-    if (!*up) {
-        char msg[200];
-        mongo_cluster_scrub(cl, err.message, msg, sizeof msg);
-        POH_DEBUG(MODULE, "cluster %s: shard %s does not answer: %s", cl->name, name, msg);
-    }
-    bson_destroy(&cmd);
-}
-
 static void gauge(poh_registry_t *out, int id, const char *const *lv, double v)
 {
     poh_family_t *f = poh_registry_family_desc(out, &poh_mongodb_metrics[id]);
     poh_gauge_set(poh_family_series(f, lv), v);
+}
+
+/* The replica-set status of one shard with its client c, by deadline: its
+ * series labelled shard, and poh_mongodb_up{shard} 1 if a member answered.
+ * Status comes from a secondary while the shard has no primary. */
+static void shard_status(const mongo_status_run_t *router, shard_client_t *c, double deadline)
+{
+    mongo_status_run_t r = {.cl = router->cl, .client = c->client, .timeout_ms = c->timeout_ms,
+                            .out = router->out, .deadline = deadline, .shard = c->name,
+                            .trace = router->trace};
+    bson_error_t err;
+    mongoc_read_prefs_t *prefs = mongoc_read_prefs_new(MONGOC_READ_PRIMARY_PREFERRED);
+    mongoc_server_description_t *sd = mongoc_client_select_server(c->client, false, prefs, &err);
+    mongoc_read_prefs_destroy(prefs);
+    if (sd) {
+        r.server_id = mongoc_server_description_id(sd);
+        mongoc_server_description_destroy(sd);
+        mongo_status_replset(&r);
+    } else {
+        char msg[200];
+        mongo_cluster_scrub(r.cl, err.message, msg, sizeof msg);
+        snprintf(r.error, sizeof r.error, "server selection: %s", msg);
+    }
+    if (!r.answered)
+        POH_DEBUG(MODULE, "cluster %s: shard %s does not answer: %s", r.cl->name, c->name,
+                  r.error);
+    const char *lv[] = {r.cl->name, c->name};
+    gauge(r.out, POH_MONGODB_M_UP, lv, r.answered);
 }
 
 /* listShards' (_id, host) pairs, borrowed from reply. */
@@ -237,50 +255,46 @@ static size_t parse_shards(const bson_t *reply, char **names, char **hosts, size
     return n;
 }
 
-bool mongo_shards_collect(mongo_cluster_t *cl, mongoc_client_t *router, uint32_t server_id, double deadline,
-                          int timeout_ms, poh_registry_t *out, char *error, size_t errlen)
+/* Each shard in turn, within an equal share of what is left of the
+ * deadline (time a shard does not use goes to the ones after it). Caller
+ * holds cl->shards->mu. */
+static void shards_status(const mongo_status_run_t *r, char **names, char **hosts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double now = poh_now_mono();
+        double share = (r->deadline - now - DEADLINE_MARGIN) / (double)(n - i);
+        int slice_ms = share > 0 ? (int)(share * 1000) : 0;
+        int ms = slice_ms * 45 / 100; /* selection plus one stalled command fit */
+        shard_client_t *c = ms >= 5 ? shard_client(r->cl, names[i], hosts[i], ms, slice_ms) : NULL;
+        if (!c) {
+            POH_DEBUG(MODULE, "cluster %s: shard %s skipped this scrape (%s)", r->cl->name,
+                      names[i], ms >= 5 ? "no client" : "deadline");
+            continue;
+        }
+        shard_status(r, c, now + share);
+    }
+}
+
+bool mongo_shards_collect(mongo_status_run_t *r)
 {
     bson_t cmd = BSON_INITIALIZER, reply;
-    bson_error_t err;
     char *names[MAX_SHARDS], *hosts[MAX_SHARDS];
-    if ((deadline - poh_now_mono() - DEADLINE_MARGIN) * 1000 < timeout_ms) {
-        snprintf(error, errlen, "listShards: skipped, too close to the scrape deadline");
-        bson_destroy(&cmd);
-        return false;
-    }
     BSON_APPEND_INT32(&cmd, "listShards", 1);
-    bool ok = mongoc_client_command_simple_with_server_id(router, "admin", &cmd, NULL, server_id, &reply, &err);
+    bool ok = mongo_status_cmd(r, "admin", &cmd, "listShards", &reply);
     bson_destroy(&cmd);
     if (!ok) {
-        char msg[200];
-        mongo_cluster_scrub(cl, err.message, msg, sizeof msg);
-        snprintf(error, errlen, "listShards: %s", msg);
         bson_destroy(&reply);
         return false;
     }
     size_t n = parse_shards(&reply, names, hosts, MAX_SHARDS);
-    const char *lv[] = {cl->name, NULL};
-    gauge(out, POH_MONGODB_M_SHARDS, lv, (double)n);
-    /* One scrape at a time asks the shards; a concurrent one reports the count only. */
-    if (pthread_mutex_trylock(&cl->shards->mu) == 0) {
-        forget_others(cl->shards, names, n);
-        /* The shards are asked one after another within what is left of the scrape. */
-        int ms = timeout_ms / (int)(n + 1) > 5 ? timeout_ms / (int)(n + 1) : 5;
-        for (size_t i = 0; i < n; i++) {
-            bool up = false, primary = false;
-            mongoc_client_t *c = deadline - poh_now_mono() - DEADLINE_MARGIN > 2.0 * ms / 1000
-                                     ? shard_client(cl, names[i], hosts[i], ms)
-                                     : NULL;
-            if (!c) {
-                POH_DEBUG(MODULE, "cluster %s: shard %s skipped this scrape (deadline)", cl->name, names[i]);
-                continue;
-            }
-            shard_probe(cl, c, names[i], &up, &primary);
-            lv[1] = names[i];
-            gauge(out, POH_MONGODB_M_SHARD_UP, lv, up);
-            gauge(out, POH_MONGODB_M_SHARD_HAS_PRIMARY, lv, primary);
-        }
-        pthread_mutex_unlock(&cl->shards->mu);
+    const char *lv[] = {r->cl->name};
+    gauge(r->out, POH_MONGODB_M_SHARDS, lv, (double)n);
+    /* One scrape at a time asks the shards (their clients are single-threaded);
+     * a concurrent one reports the count only. */
+    if (pthread_mutex_trylock(&r->cl->shards->mu) == 0) {
+        forget_others(r->cl->shards, names, n);
+        shards_status(r, names, hosts, n);
+        pthread_mutex_unlock(&r->cl->shards->mu);
     }
     bson_destroy(&reply);
     return true;

@@ -276,17 +276,18 @@ static void on_latency(void *ctx, const poh_series_t *s, const char *const *v, s
     }
 }
 
+/* Labels cluster, shard (empty for a replica set), member[, state]. */
 static void on_member(void *ctx, const poh_series_t *s, const char *const *v, size_t n)
 {
     visit_t *x = ctx;
-    if (n < 2)
+    if (n < 3)
         return;
-    track_t *t = track_get(x->l, 'm', v[0], v[1], 0);
+    track_t *t = track_get(x->l, 'm', v[0], v[2], 0);
     if (!t)
         return;
     double val = poh_series_value(s);
-    if (x->field == 0 && n >= 3 && val == 1)
-        snprintf(t->state, sizeof t->state, "%s", v[2]);
+    if (x->field == 0 && n >= 4 && val == 1)
+        snprintf(t->state, sizeof t->state, "%s", v[3]);
     else if (x->field == 1)
         t->gauge = val;
     else if (x->field == 2)
@@ -294,10 +295,11 @@ static void on_member(void *ctx, const poh_series_t *s, const char *const *v, si
     t->gen = x->l->gen;
 }
 
+/* Labels cluster, shard: the cluster's own (router or replica set) only. */
 static void on_cluster(void *ctx, const poh_series_t *s, const char *const *v, size_t n)
 {
     visit_t *x = ctx;
-    track_t *t = n >= 1 ? track_get(x->l, 'c', v[0], "", 0) : NULL;
+    track_t *t = n >= 1 && (n < 2 || !v[1][0]) ? track_get(x->l, 'c', v[0], "", 0) : NULL;
     if (t) {
         t->gauge = poh_series_value(s);
         t->gen = x->l->gen;

@@ -5,7 +5,9 @@ change stream, tracing), scrape /metrics and /probe, and check that every
 metric family exposed is documented in the README and every metric the
 README's tables name is exposed. The collectors' metric tables (poh_exporter
 --print-metric-table) are checked too: each family they declare is in the
-README and exposed where they say, with their HELP text, type and labels."""
+README and exposed where they say, with their HELP text, type and labels; a
+label the table marks optional ("shard?") is on some series and absent from
+others (a sharded cluster's shards and a replica set)."""
 import os
 import re
 import subprocess
@@ -42,23 +44,27 @@ def documented():
 
 
 def metric_tables():
-    """[(kind, endpoint, name, type, labels, help)] from the collectors' tables."""
+    """[(kind, endpoint, name, type, labels, help)] from the collectors' tables;
+    labels are [(name, optional)]."""
     out = subprocess.run([pohtest.EXPORTER, "--print-metric-table"], check=True,
                          capture_output=True, text=True, timeout=30).stdout
     rows = []
     for line in out.splitlines():
         kind, endpoint, name, mtype, labels, text = line.split("\t")
-        rows.append((kind, endpoint, name, mtype, labels.split(",") if labels else [], text))
+        labels = [(l.rstrip("?"), l.endswith("?")) for l in labels.split(",")] if labels else []
+        rows.append((kind, endpoint, name, mtype, labels, text))
     return rows
 
 
 def family_labels(text, name):
-    """Label names of the first sample of family name (le left out)."""
-    m = re.search(r"^%s(?:_bucket|_sum|_count)?(?:\{([^}]*)\})? " % re.escape(name), text, re.M)
-    if not m:
-        return None
-    return [kv.split("=", 1)[0] for kv in re.findall(r'(\w+="(?:[^"\\]|\\.)*")', m.group(1) or "")
-            if not kv.startswith("le=")]
+    """Label names of each sample of family name (le left out), in page order."""
+    out = []
+    for m in re.finditer(r"^%s(?:_bucket|_sum|_count)?(?:\{([^}]*)\})? " % re.escape(name), text,
+                         re.M):
+        out.append([kv.split("=", 1)[0]
+                    for kv in re.findall(r'(\w+="(?:[^"\\]|\\.)*")', m.group(1) or "")
+                    if not kv.startswith("le=")])
+    return out
 
 
 class MetricReferenceTest(unittest.TestCase):
@@ -72,7 +78,16 @@ class MetricReferenceTest(unittest.TestCase):
                               "declared but not in the README")
                 self.assertIn(f"\n# HELP {name} {text}\n", "\n" + page)
                 self.assertIn(f"\n# TYPE {name} {mtype}\n", "\n" + page)
-                self.assertEqual(family_labels(page, name), labels)
+                samples = family_labels(page, name)
+                self.assertTrue(samples, "no sample")
+                for got in samples:
+                    self.assertEqual(got, [l for l, opt in labels if not opt or l in got])
+                optional = {l for l, opt in labels if opt}
+                if optional:
+                    self.assertIn(True, [optional <= set(got) for got in samples],
+                                  "optional labels never present")
+                    self.assertIn(True, [not optional & set(got) for got in samples],
+                                  "optional labels never absent")
 
     def test_readme_matches_exposition(self):
         state = mongoexp.StateDir()
@@ -106,7 +121,7 @@ class MetricReferenceTest(unittest.TestCase):
                                     cluster="main", stream="tx", field="created_at",
                                     reason="missing")
                 sharded.control("SPLIT dag.transactions 4")  # a sharded collection: chunk series
-                mongoexp.wait_value(ex, "poh_mongodb_shard_up", 1, cluster="sharded", shard="shard1")
+                mongoexp.wait_value(ex, "poh_mongodb_up", 1, cluster="sharded", shard="shard1")
                 mongoexp.wait_value(ex, "poh_mongodb_chunks", 2, cluster="sharded", shard="shard1",
                                     collection="dag.transactions")
                 page = ex.scrape()

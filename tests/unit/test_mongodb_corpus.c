@@ -200,11 +200,11 @@ static poh_registry_t *reply_series(const exp_reply_t *e, const bson_t *doc)
         poh_mongodb_put_server_status(r, "c", doc);
         break;
     case R_OPLOG_FIND:
-        poh_mongodb_put_oplog_window(r, "c", poh_mongodb_oplog_edge_ts(doc, &first) ? &first : NULL,
-                                     &last);
+        poh_mongodb_put_oplog_window(r, "c", NULL,
+                                     poh_mongodb_oplog_edge_ts(doc, &first) ? &first : NULL, &last);
         break;
     case R_COLL_STATS:
-        poh_mongodb_put_oplog_stats(r, "c", doc);
+        poh_mongodb_put_oplog_stats(r, "c", NULL, doc);
         break;
     }
     return r;
