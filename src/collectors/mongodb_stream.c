@@ -8,6 +8,12 @@
  * file does not hold, and a restarted exporter, reading the file, continues
  * the same counters from the same position: no event missed, none twice.
  *
+ * Events over 16 MB: the pipeline ends with $changeStreamSplitLargeEvent
+ * (dropped for good after a 40324 from a server that does not know it); the
+ * fragments are joined by the batch (mongo_event.h) and the event counted
+ * with its last one, the saved position staying before the event until
+ * then. Without the stage such an event is skipped (BSONObjectTooLarge).
+ *
  * Errors: resumable ones (network, the ResumableChangeStreamError label and
  * the specification's codes) reopen the stream after the saved token with
  * capped exponential backoff, for ever; history loss (286/280) is counted,
@@ -120,6 +126,7 @@ struct mongo_stream {
     double last_save;
     unsigned long long warned_code;        /* domain << 32 | code of the last warning */
     uint32_t max_event;                    /* largest event seen, bytes */
+    bool no_split_stage;                   /* the server refused $changeStreamSplitLargeEvent */
 };
 
 /* --------------------------------------------------------------- status */
@@ -598,6 +605,10 @@ static int process_reply(mongo_stream_t *s, const bson_t *reply, const char *bat
         if (rc < 0)
             goto bad; /* an event without a resume token: we could not resume after it */
     }
+    /* Inside a split event the position saved is the last whole event's:
+     * the reply's postBatchResumeToken points between its fragments. */
+    if (b->split.of)
+        pbrt = NULL;
     const uint8_t *tok = pbrt ? pbrt : b->last_id;
     uint32_t tok_len = pbrt ? pbrt_len : b->last_id_len;
     const bson_t *cur_tok = s->slot->st.token;
@@ -642,6 +653,8 @@ static int stream_open(mongo_stream_t *s, cmd_err_t *ce)
     s->server_id = mongoc_server_description_id(sd);
     mongoc_server_description_destroy(sd);
 
+    /* The server starts again at the saved token: before any fragment. */
+    poh_mongo_batch_split_reset(&s->batch);
     bson_t cmd = BSON_INITIALIZER, pipeline, stage, cs, cursor, reply;
     BSON_APPEND_UTF8(&cmd, "aggregate", s->coll);
     BSON_APPEND_ARRAY_BEGIN(&cmd, "pipeline", &pipeline);
@@ -654,6 +667,12 @@ static int stream_open(mongo_stream_t *s, cmd_err_t *ce)
                              s->slot->st.token);
     bson_append_document_end(&stage, &cs);
     bson_append_document_end(&pipeline, &stage);
+    if (!s->no_split_stage) { /* events over 16 MB come in fragments (7.0, 6.0.9) */
+        BSON_APPEND_DOCUMENT_BEGIN(&pipeline, "1", &stage);
+        BSON_APPEND_DOCUMENT_BEGIN(&stage, "$changeStreamSplitLargeEvent", &cs);
+        bson_append_document_end(&stage, &cs);
+        bson_append_document_end(&pipeline, &stage);
+    }
     bson_append_array_end(&cmd, &pipeline);
     BSON_APPEND_DOCUMENT_BEGIN(&cmd, "cursor", &cursor);
     BSON_APPEND_INT64(&cursor, "batchSize", batch_size(s));
@@ -784,6 +803,24 @@ static bool skip_too_large(mongo_stream_t *s, const cmd_err_t *ce)
     return true;
 }
 
+/* 40324 to an aggregate with $changeStreamSplitLargeEvent: a server before
+ * 7.0 and 6.0.9 does not know the stage. Open without it from now on (an
+ * event over 16 MB is then skipped as BSONObjectTooLarge); logged once per
+ * stream. False for any other error. */
+static bool drop_split_stage(mongo_stream_t *s, const cmd_err_t *ce)
+{
+    if (s->no_split_stage || ce->err.code != 40324 ||
+        !strstr(ce->err.message, "$changeStreamSplitLargeEvent"))
+        return false;
+    s->no_split_stage = true;
+    POH_WARN(MODULE, "%s: the server does not know $changeStreamSplitLargeEvent (before MongoDB "
+                     "7.0 and 6.0.9); reading the change stream without it: an event over 16 MB "
+                     "will be skipped and counted in "
+                     "poh_mongodb_change_stream_events_too_large_total",
+             s->key);
+    return true;
+}
+
 static void *stream_main(void *arg)
 {
     mongo_stream_t *s = arg;
@@ -830,6 +867,8 @@ static void *stream_main(void *arg)
             history_lost(s, &ce);
             continue;
         } else if (ce.err.code == 10334 && skip_too_large(s, &ce)) {
+            continue;
+        } else if (opening && drop_split_stage(s, &ce)) {
             continue;
         } else {
             report_error(s, &ce);

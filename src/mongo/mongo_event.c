@@ -215,6 +215,7 @@ void poh_mongo_batch_reset(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *
 
 void poh_mongo_batch_free(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec)
 {
+    poh_mongo_batch_split_reset(b);
     for (size_t i = 0; b->lat && i < spec->nlat; i++) {
         free(b->lat[i].v);
         free(b->lat[i].ex);
@@ -283,143 +284,157 @@ static int observe(poh_mongo_lat_values_t *lv, const poh_mongo_stream_spec_t *sp
     return 0;
 }
 
-/* $changeStreamSplitLargeEvent (7.0, 6.0.9): fragments after the first
- * carry only _id, splitEvent and the large fields; the event is counted
- * once, by fragment 1. Whether this splitEvent is a later fragment. */
-static bool split_continuation(const bson_iter_t *split)
+/* The fields of one change event the batch reads (iterators point into the
+ * event). frag/of: its splitEvent, 0 when it is whole. */
+typedef struct ev_view {
+    const uint8_t *id;
+    uint32_t id_len;
+    int op;
+    double wall, ct;
+    bool wall_out_of_range;
+    bson_iter_t full, upd;  /* fullDocument, updateDescription.updatedFields */
+    bool have_full, have_upd;
+    int64_t frag, of;
+} ev_view_t;
+
+/* A fragment cap far above what 16 MB fragments of a 48 MB message need. */
+#define SPLIT_MAX_OF 4096
+
+/* splitEvent {fragment, of} of $changeStreamSplitLargeEvent (7.0, 6.0.9);
+ * one that does not make sense leaves the event whole. */
+static void scan_split(const bson_iter_t *it, ev_view_t *ev)
 {
     bson_iter_t se;
-    return BSON_ITER_HOLDS_DOCUMENT(split) && bson_iter_recurse(split, &se) &&
-           bson_iter_find(&se, "fragment") &&
-           (BSON_ITER_HOLDS_INT32(&se) || BSON_ITER_HOLDS_INT64(&se)) &&
-           bson_iter_as_int64(&se) > 1;
+    int64_t frag = 0, of = 0;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &se))
+        return;
+    while (bson_iter_next(&se)) {
+        if (!BSON_ITER_HOLDS_INT32(&se) && !BSON_ITER_HOLDS_INT64(&se))
+            continue;
+        if (!strcmp(bson_iter_key(&se), "fragment"))
+            frag = bson_iter_as_int64(&se);
+        else if (!strcmp(bson_iter_key(&se), "of"))
+            of = bson_iter_as_int64(&se);
+    }
+    if (frag >= 1 && frag <= of && of <= SPLIT_MAX_OF) {
+        ev->frag = frag;
+        ev->of = of;
+    }
 }
 
-int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec,
-                        const uint8_t *data, uint32_t len)
+static void scan_field(const bson_iter_t *it, const char *k, ev_view_t *ev)
 {
-    bson_iter_t it, full, upd;
-    bool have_full = false, have_upd = false;
-    const uint8_t *id = NULL;
-    uint32_t id_len = 0;
-    int op = POH_OP_OTHER;
-    double wall = NAN, ct = NAN;
-    bool wall_out_of_range = false, continuation = false;
+    if (!strcmp(k, "_id") && BSON_ITER_HOLDS_DOCUMENT(it)) {
+        bson_iter_document(it, &ev->id_len, &ev->id);
+    } else if (!strcmp(k, "operationType") && BSON_ITER_HOLDS_UTF8(it)) {
+        uint32_t n;
+        const char *s = bson_iter_utf8(it, &n);
+        ev->op = n ? op_of(s, n) : POH_OP_OTHER;
+    } else if (!strcmp(k, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(it)) {
+        int64_t w = bson_iter_date_time(it);
+        if (poh_mongo_time_in_range(w))
+            ev->wall = (double)w;
+        else
+            ev->wall_out_of_range = true; /* clusterTime stands in, if there is one */
+    } else if (!strcmp(k, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP(it)) {
+        uint32_t t, inc;
+        bson_iter_timestamp(it, &t, &inc);
+        ev->ct = t * 1000.0;
+    } else if (!strcmp(k, "splitEvent")) {
+        scan_split(it, ev);
+    } else if (!strcmp(k, "fullDocument") && BSON_ITER_HOLDS_DOCUMENT(it)) {
+        ev->full = *it;
+        ev->have_full = true;
+    } else if (!strcmp(k, "updateDescription") && BSON_ITER_HOLDS_DOCUMENT(it)) {
+        bson_iter_t d;
+        if (bson_iter_recurse(it, &d) && bson_iter_find(&d, "updatedFields") &&
+            BSON_ITER_HOLDS_DOCUMENT(&d)) {
+            ev->upd = d;
+            ev->have_upd = true;
+        }
+    }
+}
+
+static bool scan_event(const uint8_t *data, uint32_t len, ev_view_t *ev)
+{
+    bson_iter_t it;
+    memset(ev, 0, sizeof *ev);
+    ev->op = POH_OP_OTHER;
+    ev->wall = ev->ct = NAN;
     if (!bson_iter_init_from_data(&it, data, len))
-        return -EINVAL;
+        return false;
     while (bson_iter_next(&it)) {
         const char *k = bson_iter_key(&it);
-        switch (k[0]) {
-        case '_':
-            if (!strcmp(k, "_id") && BSON_ITER_HOLDS_DOCUMENT(&it))
-                bson_iter_document(&it, &id_len, &id);
-            break;
-        case 'o':
-            if (!strcmp(k, "operationType") && BSON_ITER_HOLDS_UTF8(&it)) {
-                uint32_t n;
-                const char *s = bson_iter_utf8(&it, &n);
-                op = n ? op_of(s, n) : POH_OP_OTHER;
-            }
-            break;
-        case 'w':
-            if (!strcmp(k, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(&it)) {
-                int64_t w = bson_iter_date_time(&it);
-                if (poh_mongo_time_in_range(w))
-                    wall = (double)w;
-                else
-                    wall_out_of_range = true; /* clusterTime stands in, if there is one */
-            }
-            break;
-        case 'c':
-            if (!strcmp(k, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP(&it)) {
-                uint32_t t, inc;
-                bson_iter_timestamp(&it, &t, &inc);
-                ct = t * 1000.0;
-            }
-            break;
-        case 's':
-            if (!strcmp(k, "splitEvent"))
-                continuation = split_continuation(&it);
-            break;
-        case 'f':
-            if (!strcmp(k, "fullDocument") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-                full = it;
-                have_full = true;
-            }
-            break;
-        case 'u':
-            if (!strcmp(k, "updateDescription") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-                bson_iter_t d;
-                if (bson_iter_recurse(&it, &d) && bson_iter_find(&d, "updatedFields") &&
-                    BSON_ITER_HOLDS_DOCUMENT(&d)) {
-                    upd = d;
-                    have_upd = true;
-                }
-            }
-            break;
-        default:
-            break;
-        }
+        /* First letter first: this runs for every field of every event. */
+        if (strchr("_owcsfu", k[0]))
+            scan_field(&it, k, ev);
     }
-    if (!id)
-        return -EINVAL;
-    b->events++;
-    b->last_id = id;
-    b->last_id_len = id_len;
-    if (continuation)
-        return 0; /* its resume token is kept; the event was counted */
-    if (op == POH_OP_INVALIDATE)
-        b->invalidated = true;
-    double commit = isnan(wall) ? ct : wall;
-    if (!isnan(commit) && commit > b->newest_wall)
-        b->newest_wall = commit;
-    if (!(spec->op_mask & (1u << op)))
-        return 0;
-    b->ops[op]++;
+    return ev->id != NULL;
+}
 
+/* The event's traceparent, when the stream has one configured. */
+static bool event_trace(const poh_mongo_stream_spec_t *spec, const ev_view_t *ev,
+                        poh_span_context_t *ctx, char *trace, char *span)
+{
+    bson_iter_t tp;
+    if (!spec->traceparent_field || !ev->have_full ||
+        !doc_find(&ev->full, spec->traceparent_field, &tp) || !BSON_ITER_HOLDS_UTF8(&tp))
+        return false;
+    uint32_t n;
+    const char *s = bson_iter_utf8(&tp, &n);
+    if (poh_traceparent_parse(s, n, ctx) != 0)
+        return false;
+    poh_hex_encode(ctx->trace_id, sizeof ctx->trace_id, trace);
+    poh_hex_encode(ctx->span_id, sizeof ctx->span_id, span);
+    return true;
+}
+
+/* The `to` time of latency l for the event: 0 with *to set, 1 when the
+ * latency does not apply, or -1 after counting a field error. */
+static int latency_to(poh_mongo_batch_t *b, const poh_mongo_latency_spec_t *l,
+                      const ev_view_t *ev, double commit, double *to)
+{
+    if (!l->to_field) {
+        if (!(l->on_mask & (1u << ev->op)))
+            return 1;
+        if (isnan(commit)) {
+            field_error(b, l->to_err,
+                        ev->wall_out_of_range ? POH_FIELD_OUT_OF_RANGE : POH_FIELD_MISSING);
+            return -1;
+        }
+        *to = commit;
+        return 0;
+    }
+    int r;
+    if (ev->op == POH_OP_INSERT && ev->have_full)
+        r = field_time(&ev->full, l->to_field, l->unit, to);
+    else if (ev->op == POH_OP_UPDATE && ev->have_upd)
+        r = field_time(&ev->upd, l->to_field, l->unit, to);
+    else
+        return 1;
+    if (r == POH_FIELD_MISSING)
+        return 1; /* not the event that sets the field */
+    if (r != FIELD_OK) {
+        field_error(b, l->to_err, r);
+        return -1;
+    }
+    return 0;
+}
+
+/* Observe the event's latencies. */
+static int observe_latencies(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec,
+                             const ev_view_t *ev, double commit)
+{
     char trace[POH_TRACE_ID_HEX_LEN + 1], span[POH_SPAN_ID_HEX_LEN + 1];
     poh_span_context_t ctx;
-    bool traced = false, span_taken = false;
-    if (spec->traceparent_field && have_full) {
-        bson_iter_t tp;
-        if (doc_find(&full, spec->traceparent_field, &tp) && BSON_ITER_HOLDS_UTF8(&tp)) {
-            uint32_t n;
-            const char *s = bson_iter_utf8(&tp, &n);
-            traced = poh_traceparent_parse(s, n, &ctx) == 0;
-        }
-    }
-    if (traced) {
-        poh_hex_encode(ctx.trace_id, sizeof ctx.trace_id, trace);
-        poh_hex_encode(ctx.span_id, sizeof ctx.span_id, span);
-    }
+    bool traced = event_trace(spec, ev, &ctx, trace, span), span_taken = false;
     for (size_t i = 0; i < spec->nlat; i++) {
         const poh_mongo_latency_spec_t *l = &spec->lat[i];
         double from, to;
-        int r;
-        if (!l->to_field) {
-            if (!(l->on_mask & (1u << op)))
-                continue;
-            if (isnan(commit)) {
-                field_error(b, l->to_err,
-                            wall_out_of_range ? POH_FIELD_OUT_OF_RANGE : POH_FIELD_MISSING);
-                continue;
-            }
-            to = commit;
-        } else {
-            if (op == POH_OP_INSERT && have_full)
-                r = field_time(&full, l->to_field, l->unit, &to);
-            else if (op == POH_OP_UPDATE && have_upd)
-                r = field_time(&upd, l->to_field, l->unit, &to);
-            else
-                continue;
-            if (r == POH_FIELD_MISSING)
-                continue; /* not the event that sets the field */
-            if (r != FIELD_OK) {
-                field_error(b, l->to_err, r);
-                continue;
-            }
-        }
-        r = have_full ? field_time(&full, l->from_field, l->unit, &from) : POH_FIELD_MISSING;
+        if (latency_to(b, l, ev, commit, &to) != 0)
+            continue;
+        int r = ev->have_full ? field_time(&ev->full, l->from_field, l->unit, &from)
+                              : POH_FIELD_MISSING;
         if (r != FIELD_OK) {
             field_error(b, l->from_err, r);
             continue;
@@ -445,6 +460,182 @@ int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spe
         }
     }
     return 0;
+}
+
+/* Count a whole event (or a split one joined) and observe its latencies. */
+static int fold_event(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec,
+                      const ev_view_t *ev)
+{
+    b->events++;
+    b->last_id = ev->id;
+    b->last_id_len = ev->id_len;
+    if (ev->op == POH_OP_INVALIDATE)
+        b->invalidated = true;
+    double commit = isnan(ev->wall) ? ev->ct : ev->wall;
+    if (!isnan(commit) && commit > b->newest_wall)
+        b->newest_wall = commit;
+    if (!(spec->op_mask & (1u << ev->op)))
+        return 0;
+    b->ops[ev->op]++;
+    return observe_latencies(b, spec, ev, commit);
+}
+
+/* ------------------------------------------------------- split events */
+
+void poh_mongo_batch_split_reset(poh_mongo_batch_t *b)
+{
+    if (b->split.kept)
+        bson_destroy(b->split.kept);
+    memset(&b->split, 0, sizeof b->split);
+}
+
+#define KEEP_MAX_STRING 128   /* longer strings are no time and no traceparent */
+#define KEEP_MAX_BYTES 65536  /* a joined event's kept fields, whatever the fragments hold */
+
+/* Copy the value at path in the document held by holder under the key path
+ * (doc_find finds a whole key first): small values as they are, anything
+ * else as false, which reads as not a time and not a traceparent, as the
+ * value itself would. */
+static void keep_path(bson_t *out, const bson_iter_t *holder, const char *path)
+{
+    bson_iter_t v;
+    if (!doc_find(holder, path, &v))
+        return;
+    switch (bson_iter_type(&v)) {
+    case BSON_TYPE_UTF8:
+    case BSON_TYPE_DATE_TIME:
+    case BSON_TYPE_TIMESTAMP:
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_DECIMAL128:
+    case BSON_TYPE_BOOL:
+    case BSON_TYPE_NULL: {
+        uint32_t n = 0;
+        if (BSON_ITER_HOLDS_UTF8(&v))
+            bson_iter_utf8(&v, &n);
+        if (n <= KEEP_MAX_STRING) {
+            bson_append_iter(out, path, -1, &v);
+            return;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    bson_append_bool(out, path, -1, false);
+}
+
+/* The j-th field path the stream reads from documents: each latency's
+ * from_field and to_field, then the traceparent field; NULL for none. */
+static const char *read_path(const poh_mongo_stream_spec_t *spec, size_t j)
+{
+    if (j < 2 * spec->nlat)
+        return j % 2 ? spec->lat[j / 2].to_field : spec->lat[j / 2].from_field;
+    return spec->traceparent_field;
+}
+
+/* The fields the stream reads from a document (fullDocument or
+ * updatedFields) held by holder, into out as document key, each once. */
+static void keep_doc(bson_t *out, const char *key, const bson_iter_t *holder,
+                     const poh_mongo_stream_spec_t *spec)
+{
+    bson_t d;
+    bson_append_document_begin(out, key, -1, &d);
+    for (size_t j = 0; j <= 2 * spec->nlat; j++) {
+        const char *p = read_path(spec, j);
+        bool seen = !p;
+        for (size_t k = 0; k < j && !seen; k++)
+            seen = read_path(spec, k) && !strcmp(read_path(spec, k), p);
+        if (!seen)
+            keep_path(&d, holder, p);
+    }
+    bson_append_document_end(out, &d);
+}
+
+/* Keep what the stream reads of one fragment: the small top-level fields
+ * and, of fullDocument and updatedFields, only the configured fields. */
+static void keep_fragment(bson_t *kept, const poh_mongo_stream_spec_t *spec,
+                          const uint8_t *data, uint32_t len, const ev_view_t *ev)
+{
+    bson_iter_t it;
+    if (kept->len > KEEP_MAX_BYTES || !bson_iter_init_from_data(&it, data, len))
+        return;
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        uint32_t n = 0;
+        if ((!strcmp(k, "operationType") && BSON_ITER_HOLDS_UTF8(&it) &&
+             bson_iter_utf8(&it, &n) && n <= KEEP_MAX_STRING) ||
+            (!strcmp(k, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP(&it)) ||
+            (!strcmp(k, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(&it)))
+            bson_append_iter(kept, k, -1, &it);
+        else if (!strcmp(k, "fullDocument") && BSON_ITER_HOLDS_NULL(&it))
+            bson_append_null(kept, k, -1);
+    }
+    if (ev->have_full)
+        keep_doc(kept, "fullDocument", &ev->full, spec);
+    if (ev->have_upd) {
+        bson_t ud;
+        bson_append_document_begin(kept, "updateDescription", -1, &ud);
+        keep_doc(&ud, "updatedFields", &ev->upd, spec);
+        bson_append_document_end(kept, &ud);
+    }
+}
+
+/* One fragment of a split event. Fragments from the first on are joined
+ * (only the fields the stream reads are kept) and the event is counted
+ * once, with its last fragment: its resume token is the first position
+ * after the whole event. Until then b->last_id stays at the last whole
+ * event, so a token saved mid-event makes a restarted stream read the event
+ * again from its first fragment: never counted twice, never lost. A later
+ * fragment without its start (a token saved inside an event by an earlier
+ * version, which counted the event with its first fragment) is passed over;
+ * its last fragment moves the position past the event. */
+static int add_fragment(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec,
+                        const ev_view_t *ev, const uint8_t *data, uint32_t len)
+{
+    poh_mongo_split_t *sp = &b->split;
+    if (!ev->of) { /* a whole event ends an unfinished one (no server does that) */
+        poh_mongo_batch_split_reset(b);
+        return fold_event(b, spec, ev);
+    }
+    if (ev->frag == 1) {
+        poh_mongo_batch_split_reset(b);
+        if (!(sp->kept = bson_new()))
+            return -ENOMEM;
+        sp->of = ev->of;
+        sp->next = 1;
+    } else if (!sp->kept || ev->frag != sp->next || ev->of != sp->of) {
+        poh_mongo_batch_split_reset(b);
+        if (ev->frag == ev->of) {
+            b->events++;
+            b->last_id = ev->id;
+            b->last_id_len = ev->id_len;
+        }
+        return 0;
+    }
+    keep_fragment(sp->kept, spec, data, len, ev);
+    sp->next++;
+    if (ev->frag < ev->of)
+        return 0;
+    ev_view_t whole;
+    scan_event(bson_get_data(sp->kept), sp->kept->len, &whole);
+    whole.id = ev->id; /* the last fragment's token: after the whole event */
+    whole.id_len = ev->id_len;
+    int rc = fold_event(b, spec, &whole);
+    poh_mongo_batch_split_reset(b);
+    return rc;
+}
+
+int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec,
+                        const uint8_t *data, uint32_t len)
+{
+    ev_view_t ev;
+    if (!scan_event(data, len, &ev))
+        return -EINVAL;
+    if (ev.of || b->split.of)
+        return add_fragment(b, spec, &ev, data, len);
+    return fold_event(b, spec, &ev);
 }
 
 static int ex_cmp(const void *a, const void *b)

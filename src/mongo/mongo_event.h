@@ -116,17 +116,27 @@ typedef struct poh_mongo_commit_span {
 /* Candidates kept per batch; the stream's span rate limit is far lower. */
 #define POH_MONGO_MAX_COMMIT_SPANS 256
 
+/* An event split by $changeStreamSplitLargeEvent being joined across
+ * fragments (and batches): only the fields the stream reads are kept. */
+typedef struct poh_mongo_split {
+    int64_t of, next;          /* its fragments, the one expected next; 0: none */
+    bson_t *kept;              /* operationType, clusterTime, wallTime and the configured
+                                * fields of fullDocument and updatedFields, by path */
+} poh_mongo_split_t;
+
 typedef struct poh_mongo_batch {
     uint64_t ops[POH_OP_COUNT];
     uint64_t *field_errors;    /* [field * POH_FIELD_REASONS + reason] */
     poh_mongo_lat_values_t *lat;
     double newest_wall;        /* unix milliseconds of the newest event; 0 = none */
     size_t events;             /* change events seen, processed or not */
-    const uint8_t *last_id;    /* _id of the last event (points into the reply) */
+    const uint8_t *last_id;    /* _id of the last whole event, or of the last fragment of a split
+                                * one (points into the reply); never a position inside an event */
     uint32_t last_id_len;
     bool invalidated;          /* an invalidate event ended the stream */
     poh_mongo_commit_span_t *spans; /* POH_MONGO_MAX_COMMIT_SPANS slots */
     size_t nspans;
+    poh_mongo_split_t split;   /* kept by poh_mongo_batch_reset: fragments span batches */
 } poh_mongo_batch_t;
 
 /* Field errors of spec field f for one reason. */
@@ -141,9 +151,16 @@ void poh_mongo_batch_reset(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *
 void poh_mongo_batch_free(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec);
 
 /* Fold one change event (a BSON document) into the batch. Returns 0,
- * -EINVAL when it is not a change event (no _id document), -ENOMEM. */
+ * -EINVAL when it is not a change event (no _id document), -ENOMEM.
+ * Fragments of a split event (splitEvent {fragment, of}) are joined and the
+ * event is counted once, with its last fragment; while one is unfinished
+ * (b->split.of != 0) the caller must save b->last_id, not the reply's
+ * postBatchResumeToken, which points inside the event. */
 int poh_mongo_batch_add(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec,
                         const uint8_t *data, uint32_t len);
+/* Forget an unfinished split event (the stream is reopened at its saved
+ * token, before the event's first fragment). */
+void poh_mongo_batch_split_reset(poh_mongo_batch_t *b);
 
 /* The exemplars of latency l in this batch, sorted by observation index,
  * into out (room for nbounds + 1); returns how many. */

@@ -269,6 +269,145 @@ class TestTooLarge(unittest.TestCase):
             self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_up", **L), 1)
             logged = [l for l in exp.log_lines if "BSONObjectTooLarge" in l]
             self.assertEqual(len(logged), 1, logged)
+            # 5.0 does not know $changeStreamSplitLargeEvent: the exporter opens without it
+            # after the first 40324, logged once, not counted as a resume, no retry loop
+            logged = [l for l in exp.log_lines if "$changeStreamSplitLargeEvent" in l]
+            self.assertEqual(len(logged), 1, logged)
+            self.assertEqual(st.sim.commands()["aggregate"], 3)  # 40324, open, after the skip
+            # 5.0 events carry no wallTime: the storage latency is taken from clusterTime
+            self.assertEqual(pohtest.value(m, "poh_storage_latency_seconds_count", **L), 101)
+            self.assertEqual(pohtest.find(m, "poh_mongodb_change_field_errors_total", **L), {})
+            self.assertGreaterEqual(pohtest.value(m, "poh_mongodb_change_stream_lag_seconds",
+                                                  **L), 0)
+        finally:
+            st.close()
+
+
+def ms_now():
+    """Now, to the millisecond (BSON dates hold milliseconds)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def write_big_update(uri, approve_after=2.5):
+    """A 10 MB insert (one event under 16 MB), then an update setting a new 10 MB
+    blob and approved_at: its event (10 MB updatedFields + the 10 MB post-image
+    of updateLookup) is about 20 MB."""
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
+    try:
+        coll = client.dag.transactions
+        now = ms_now()
+        coll.insert_one({"_id": "big", "created_at": now, "blob": "x" * (10 << 20)})
+        coll.update_one({"_id": "big"}, {"$set": {
+            "blob": "y" * (10 << 20),
+            "approved_at": now + datetime.timedelta(seconds=approve_after)}})
+    finally:
+        client.close()
+
+
+class TestServerVersions(unittest.TestCase):
+    """What pymongo sees of --server-version: 5.0 events without wallTime (it came
+    with 6.0) and 5.0/6.0 refusing $changeStreamSplitLargeEvent as mongod does."""
+
+    def test_wall_time_and_split_stage(self):
+        for version, wall, split in (("5.0", False, False), ("6.0", True, False),
+                                     ("7.0", True, True)):
+            with mongosim.MongoSim("--server-version", version) as sim:
+                client = pymongo.MongoClient(sim.uri, serverSelectionTimeoutMS=10000)
+                coll = client.dag.transactions
+                with coll.watch() as cs:
+                    coll.insert_one({"_id": 1})
+                    ev = cs.next()
+                self.assertEqual("wallTime" in ev, wall, (version, ev))
+                self.assertIn("clusterTime", ev)
+                if split:
+                    coll.watch([{"$changeStreamSplitLargeEvent": {}}]).close()
+                else:
+                    with self.assertRaises(pymongo.errors.OperationFailure) as cm:
+                        coll.watch([{"$changeStreamSplitLargeEvent": {}}])
+                    self.assertEqual(cm.exception.code, 40324)
+                    self.assertIn("Unrecognized pipeline stage name: "
+                                  "'$changeStreamSplitLargeEvent'", str(cm.exception))
+                with self.assertRaises(pymongo.errors.OperationFailure) as cm:
+                    coll.watch([{"$changeStreamSplitLargeEvent": {}}, {"$match": {}}])
+                self.assertEqual(cm.exception.code, 40324 if not split else 7182802)
+                client.close()
+
+
+class TestSplitLargeEvent(unittest.TestCase):
+    """$changeStreamSplitLargeEvent on the simulator's 7.0 behaviour: the
+    exporter ends its pipeline with it, the 20 MB update comes as two
+    fragments (fields by size, as mongod splits) and is counted once, with
+    its approval latency from approved_at (one fragment) minus created_at
+    (the other); nothing counted as too large."""
+
+    def assert_exact(self, exp, inserts):
+        m = exp.metrics()
+        self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation="insert", **L),
+                         inserts)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation="update", **L), 1)
+        self.assertEqual(pohtest.value(m, "poh_approval_latency_seconds_count", **L), 1)
+        self.assertEqual(pohtest.value(m, "poh_approval_latency_seconds_sum", **L), 2.5)
+        self.assertEqual(pohtest.value(m, "poh_storage_latency_seconds_count", **L), inserts)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_events_too_large_total",
+                                       **L), 0)
+        self.assertEqual(pohtest.find(m, "poh_mongodb_change_field_errors_total", **L), {})
+        self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_up", **L), 1)
+        self.assertFalse([l for l in exp.log_lines if "changeStreamSplitLargeEvent" in l
+                          or "BSONObjectTooLarge" in l or "change stream error" in l])
+
+    def test_7_0_split_counted_once(self):
+        st = Stack("--server-version", "7.0")
+        try:
+            exp = st.exp = st.start_exporter()
+            self.assertTrue(wait_stream_up(exp))
+            write_big_update(st.sim.uri)
+            st.sim.insert(100)
+            self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 101, operation="insert",
+                                        **L), 101)
+            self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 1, operation="update",
+                                        **L), 1)
+            time.sleep(1.5)  # nothing more arrives
+            self.assert_exact(exp, 101)
+            self.assertEqual(st.sim.counts()["fragments"], 2)
+        finally:
+            st.close()
+
+    def test_kill9_between_fragments(self):
+        """SPLIT_HOLD 1: the simulator sends fragment 1 and holds fragment 2
+        (and what follows). Once the exporter has asked for more after
+        fragment 1, it is killed -9; the restarted one reads the event again
+        from fragment 1 (the saved position is before the event, so the
+        simulator sends 3 fragments in all) and counts it once."""
+        st = Stack("--server-version", "7.0")
+        try:
+            exp = st.exp = st.start_exporter()
+            self.assertTrue(wait_stream_up(exp))
+            st.sim.control("SPLIT_HOLD 1")
+            write_big_update(st.sim.uri)
+            st.sim.insert(50)
+            self.assertTrue(pohtest.wait_until(lambda: st.sim.counts()["fragments"] == 1, 60))
+            asked = st.sim.commands().get("getMore", 0)
+            # the exporter came back for more: fragment 1 is processed
+            self.assertTrue(pohtest.wait_until(
+                lambda: st.sim.commands().get("getMore", 0) > asked, 30))
+            self.assertEqual(value(exp, "poh_mongodb_changes_total", operation="insert", **L), 1)
+            self.assertIsNone(value(exp, "poh_mongodb_changes_total", operation="update", **L))
+            exp.proc.kill()
+            exp.proc.wait(10)
+            exp.stop()
+            # the dead exporter's last getMore (maxTimeMS 500) ends empty before the release
+            time.sleep(1.0)
+            st.sim.control("SPLIT_HOLD off")
+            self.assertEqual(st.sim.counts()["fragments"], 1)
+            exp = st.exp = st.start_exporter()
+            self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 51, operation="insert",
+                                        **L), 51)
+            self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 1, operation="update",
+                                        **L), 1)
+            time.sleep(1.5)
+            self.assert_exact(exp, 51)
+            self.assertEqual(st.sim.counts()["fragments"], 3)
         finally:
             st.close()
 

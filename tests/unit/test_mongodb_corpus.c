@@ -61,6 +61,7 @@ typedef struct {
     int op;            /* the operation counted, -1: none */
     double latency;    /* the storage latency observed, NONE: none */
     bool invalidated;
+    bool fragment;     /* of a split event: alone it counts nothing (split_events below) */
 } exp_event_t;
 
 static const exp_event_t events[] = {
@@ -79,9 +80,13 @@ static const exp_event_t events[] = {
     {"event_createIndexes_6.0_expanded.json", POH_OP_OTHER, NONE, false},
     {"event_modify_6.0_expanded.json", POH_OP_OTHER, NONE, false},
     {"event_shardCollection_6.0_expanded.json", POH_OP_OTHER, NONE, false},
-    {"event_split_7.0_fragment1.json", POH_OP_UPDATE, NONE, false},
-    /* a later fragment continues the event fragment 1 counted */
-    {"event_split_7.0_fragment2.json", -1, NONE, false},
+    /* a split event is counted once, with its last fragment (the joined
+     * sequences are checked in test_split_events) */
+    {"event_split_7.0_fragment1.json", -1, NONE, false, true},
+    {"event_split_7.0_fragment2.json", -1, NONE, false, true},
+    {"event_split_7.0_update_3of3_fragment1.json", -1, NONE, false, true},
+    {"event_split_7.0_update_3of3_fragment2.json", -1, NONE, false, true},
+    {"event_split_7.0_update_3of3_fragment3.json", -1, NONE, false, true},
 };
 
 /* Scrape-time replies: the series made of each (cluster "c"); a series
@@ -252,7 +257,19 @@ static void check_event(const exp_event_t *e)
     ck_assert_int_eq(poh_mongo_batch_init(&b, &spec), 0);
     bson_t *doc = load(e->file);
     ck_assert_int_eq(poh_mongo_batch_add(&b, &spec, bson_get_data(doc), doc->len), 0);
-    ck_assert_uint_eq(b.events, 1);
+    /* A fragment alone: the first ones wait for the rest; a last one
+     * without its start moves the position past the event, uncounted. */
+    int64_t frag = 0, of = 0;
+    bson_iter_t it;
+    if (e->fragment) {
+        ck_assert(bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, "splitEvent.of", &it));
+        of = bson_iter_as_int64(&it);
+        ck_assert(bson_iter_init(&it, doc) &&
+                  bson_iter_find_descendant(&it, "splitEvent.fragment", &it));
+        frag = bson_iter_as_int64(&it);
+    }
+    ck_assert_uint_eq(b.events, !e->fragment || frag == of ? 1 : 0);
+    ck_assert(b.split.of == (e->fragment && frag == 1 && of > 1 ? of : 0));
     for (int op = 0; op < POH_OP_COUNT; op++)
         ck_assert_msg(b.ops[op] == (op == e->op ? 1u : 0u), "%s: %s counted %llu", e->file,
                       poh_mongo_op_name(op), (unsigned long long)b.ops[op]);
@@ -308,11 +325,165 @@ START_TEST(test_every_file)
 }
 END_TEST
 
+/* Split events: the fragments joined, the event counted once with its last
+ * fragment, its latency from fields of different fragments. */
+static poh_config_mongo_latency_t split_lat_cfg[] = {
+    {.name = "storage", .from_field = "created_at", .to = "commit", .on = on_ops,
+     .on_count = 2, .epoch_unit = "ms", .max = 86400, .clock_skew = 1},
+    {.name = "approval", .from_field = "created_at", .to_field = "approved_at",
+     .epoch_unit = "ms", .max = 86400, .clock_skew = 1},
+};
+
+#define SPLIT3 "event_split_7.0_update_3of3_fragment"
+
+typedef struct split_case {
+    poh_mongo_stream_spec_t spec;
+    poh_mongo_batch_t b;
+    bson_t *f[3];
+} split_case_t;
+
+static void split_setup(split_case_t *c)
+{
+    poh_config_mongo_stream_t cfg = stream_cfg;
+    cfg.latencies = split_lat_cfg;
+    cfg.latencies_count = 2;
+    ck_assert_int_eq(poh_mongo_stream_spec_init(&c->spec, &cfg), 0);
+    ck_assert_int_eq(poh_mongo_batch_init(&c->b, &c->spec), 0);
+    c->f[0] = load(SPLIT3 "1.json");
+    c->f[1] = load(SPLIT3 "2.json");
+    c->f[2] = load(SPLIT3 "3.json");
+}
+
+static void split_teardown(split_case_t *c)
+{
+    for (int i = 0; i < 3; i++)
+        bson_destroy(c->f[i]);
+    poh_mongo_batch_free(&c->b, &c->spec);
+    poh_mongo_stream_spec_free(&c->spec);
+}
+
+static void split_add(split_case_t *c, int i)
+{
+    ck_assert_int_eq(poh_mongo_batch_add(&c->b, &c->spec, bson_get_data(c->f[i]), c->f[i]->len), 0);
+}
+
+/* The batch holds the joined event, counted once, after fragment 3's token. */
+static void split_counted(const split_case_t *c)
+{
+    const poh_mongo_batch_t *b = &c->b;
+    for (int op = 0; op < POH_OP_COUNT; op++)
+        ck_assert_uint_eq(b->ops[op], op == POH_OP_UPDATE ? 1u : 0u);
+    ck_assert_uint_eq(b->events, 1);
+    ck_assert_uint_eq(b->lat[0].n, 0);             /* storage: not on updates */
+    ck_assert_uint_eq(b->lat[1].n, 1);             /* approval: 16.5 - 14.0 */
+    ck_assert(b->lat[1].v[0] == 2.5);
+    for (size_t f = 0; f < c->spec.nfields; f++)
+        for (int r = 0; r < POH_FIELD_REASONS; r++)
+            ck_assert_uint_eq(poh_mongo_batch_field_errors(b, f, r), 0);
+    const poh_mongo_exemplar_t *ex[8];
+    ck_assert_uint_eq(poh_mongo_batch_exemplars(b, &c->spec, 1, ex), 1);
+    ck_assert_str_eq(ex[0]->trace_id, "0af7651916cd43dd8448eb211c80319c");
+    bson_iter_t it;
+    ck_assert(bson_iter_init_find(&it, c->f[2], "_id"));
+    uint32_t len;
+    const uint8_t *id;
+    bson_iter_document(&it, &len, &id);
+    ck_assert(b->last_id == id && b->last_id_len == len);
+    ck_assert(b->split.of == 0 && b->split.kept == NULL);
+    ck_assert(b->newest_wall == 1795621336600.0);
+}
+
+START_TEST(test_split_events)
+{
+    split_case_t c;
+    /* one batch */
+    split_setup(&c);
+    for (int i = 0; i < 3; i++)
+        split_add(&c, i);
+    split_counted(&c);
+    split_teardown(&c);
+
+    /* one fragment per batch: nothing counted, no position until the last */
+    split_setup(&c);
+    for (int i = 0; i < 2; i++) {
+        poh_mongo_batch_reset(&c.b, &c.spec);
+        split_add(&c, i);
+        ck_assert_uint_eq(c.b.events, 0);
+        ck_assert_ptr_null(c.b.last_id);
+        ck_assert(c.b.split.of == 3 && c.b.split.next == i + 2);
+        ck_assert_uint_eq(c.b.ops[POH_OP_UPDATE], 0);
+    }
+    poh_mongo_batch_reset(&c.b, &c.spec);
+    split_add(&c, 2);
+    split_counted(&c);
+    split_teardown(&c);
+
+    /* the stream reopened between fragments 2 and 3 (an error, or a restart
+     * from the saved position): the server sends fragment 1 again */
+    split_setup(&c);
+    split_add(&c, 0);
+    split_add(&c, 1);
+    poh_mongo_batch_split_reset(&c.b);
+    poh_mongo_batch_reset(&c.b, &c.spec);
+    for (int i = 0; i < 3; i++)
+        split_add(&c, i);
+    split_counted(&c);
+    split_teardown(&c);
+
+    /* fragments 2 and 3 without 1 (a position inside the event saved by an
+     * earlier version, which counted it with fragment 1): passed over */
+    split_setup(&c);
+    split_add(&c, 1);
+    split_add(&c, 2);
+    ck_assert_uint_eq(c.b.ops[POH_OP_UPDATE], 0);
+    ck_assert_uint_eq(c.b.lat[1].n, 0);
+    ck_assert_uint_eq(c.b.events, 1);
+    ck_assert_ptr_nonnull(c.b.last_id);
+    ck_assert(c.b.split.of == 0);
+    split_teardown(&c);
+
+    /* a whole event after fragment 1 (no server sends that): the unfinished
+     * event is dropped, the whole one counted */
+    split_setup(&c);
+    split_add(&c, 0);
+    bson_t *ins = load("event_insert_7.0.json");
+    ck_assert_int_eq(poh_mongo_batch_add(&c.b, &c.spec, bson_get_data(ins), ins->len), 0);
+    ck_assert_uint_eq(c.b.ops[POH_OP_INSERT], 1);
+    ck_assert_uint_eq(c.b.ops[POH_OP_UPDATE], 0);
+    ck_assert(c.b.split.of == 0);
+    bson_destroy(ins);
+    split_teardown(&c);
+}
+END_TEST
+
+/* The two-fragment update of the corpus: counted once, as an update. */
+START_TEST(test_split_pair)
+{
+    poh_mongo_stream_spec_t spec;
+    poh_mongo_batch_t b;
+    ck_assert_int_eq(poh_mongo_stream_spec_init(&spec, &stream_cfg), 0);
+    ck_assert_int_eq(poh_mongo_batch_init(&b, &spec), 0);
+    bson_t *f1 = load("event_split_7.0_fragment1.json"), *f2 = load("event_split_7.0_fragment2.json");
+    ck_assert_int_eq(poh_mongo_batch_add(&b, &spec, bson_get_data(f1), f1->len), 0);
+    ck_assert_int_eq(poh_mongo_batch_add(&b, &spec, bson_get_data(f2), f2->len), 0);
+    for (int op = 0; op < POH_OP_COUNT; op++)
+        ck_assert_uint_eq(b.ops[op], op == POH_OP_UPDATE ? 1u : 0u);
+    ck_assert_uint_eq(b.events, 1);
+    ck_assert_uint_eq(b.lat[0].n, 0);
+    bson_destroy(f1);
+    bson_destroy(f2);
+    poh_mongo_batch_free(&b, &spec);
+    poh_mongo_stream_spec_free(&spec);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("mongodb_corpus");
     TCase *tc = tcase_create("corpus");
     tcase_add_test(tc, test_every_file);
+    tcase_add_test(tc, test_split_events);
+    tcase_add_test(tc, test_split_pair);
     suite_add_tcase(s, tc);
     return s;
 }

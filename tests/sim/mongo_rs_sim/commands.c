@@ -211,7 +211,7 @@ static int cmd_hello(cmd_ctx_t *x)
     BSON_APPEND_INT32(r, "logicalSessionTimeoutMinutes", 30);
     BSON_APPEND_INT64(r, "connectionId", (int64_t)x->cl->conn_id);
     BSON_APPEND_INT32(r, "minWireVersion", 0);
-    BSON_APPEND_INT32(r, "maxWireVersion", !strcmp(x->sim->cfg.server_version, "5.0") ? 13 : 17);
+    BSON_APPEND_INT32(r, "maxWireVersion", sim_max_wire_version(x->sim));
     BSON_APPEND_BOOL(r, "readOnly", false);
     sim_auth_hello(&sim->auth, &x->req->body, r);
     return 0;
@@ -240,10 +240,11 @@ static int cmd_sasl_continue(cmd_ctx_t *x)
 static int cmd_build_info(cmd_ctx_t *x)
 {
     bson_t *r = x->reply, va, engines;
-    BSON_APPEND_UTF8(r, "version", !strcmp(x->sim->cfg.server_version, "5.0") ? "5.0.0" : "6.0.0");
+    const char *v = sim_version(x->sim);
+    BSON_APPEND_UTF8(r, "version", v);
     BSON_APPEND_UTF8(r, "gitVersion", "mongo_rs_sim");
     BSON_APPEND_ARRAY_BEGIN(r, "versionArray", &va);
-    BSON_APPEND_INT32(&va, "0", 6);
+    BSON_APPEND_INT32(&va, "0", v[0] - '0');
     BSON_APPEND_INT32(&va, "1", 0);
     BSON_APPEND_INT32(&va, "2", 0);
     BSON_APPEND_INT32(&va, "3", 0);
@@ -278,7 +279,7 @@ static int cmd_server_status(cmd_ctx_t *x)
         strcpy(host, "localhost");
     host[sizeof host - 1] = 0;
     BSON_APPEND_UTF8(r, "host", host);
-    BSON_APPEND_UTF8(r, "version", !strcmp(x->sim->cfg.server_version, "5.0") ? "5.0.0" : "6.0.0");
+    BSON_APPEND_UTF8(r, "version", sim_version(x->sim));
     BSON_APPEND_UTF8(r, "process", "mongod");
     BSON_APPEND_INT64(r, "pid", (int64_t)getpid());
     BSON_APPEND_DOUBLE(r, "uptime", (double)(up_ms / 1000));
@@ -1273,7 +1274,24 @@ static int parse_cs_stage(cmd_ctx_t *x, const bson_t *spec, sim_cursor_t *cur, c
     return 0;
 }
 
-/* Combine $match stages after $changeStream into one filter. */
+/* $changeStreamSplitLargeEvent: known from 7.0 (and 6.0.9; --server-version
+ * 5.0 and 6.0 are earlier), only as the last stage, with an empty spec. */
+static int parse_split_stage(cmd_ctx_t *x, const bson_t *stage, const bson_iter_t *stages, sim_cursor_t *cur)
+{
+    bson_t spec;
+    bson_iter_t next = *stages;
+    if (!sim_knows_split_stage(x->sim))
+        return fail(x, 40324, "Unrecognized pipeline stage name: '$changeStreamSplitLargeEvent'");
+    if (!get_doc(stage, "$changeStreamSplitLargeEvent", &spec) || !bson_empty(&spec))
+        return fail(x, 7182800, "$changeStreamSplitLargeEvent must be specified as an empty object");
+    if (cur->split || bson_iter_next(&next))
+        return fail(x, 7182802, "$changeStreamSplitLargeEvent can only appear once, as the last stage of the pipeline");
+    cur->split = true;
+    return 0;
+}
+
+/* Combine $match stages after $changeStream into one filter; the last stage
+ * may be $changeStreamSplitLargeEvent. */
 static int parse_cs_pipeline(cmd_ctx_t *x, bson_iter_t *stages, sim_cursor_t *cur)
 {
     bson_t all = BSON_INITIALIZER, and;
@@ -1288,8 +1306,16 @@ static int parse_cs_pipeline(cmd_ctx_t *x, bson_iter_t *stages, sim_cursor_t *cu
         if (!BSON_ITER_HOLDS_DOCUMENT(stages))
             goto bad;
         bson_iter_document(stages, &len, &data);
-        if (!bson_init_static(&stage, data, len) || !bson_iter_init(&si, &stage) || !bson_iter_next(&si) ||
-            strcmp(bson_iter_key(&si), "$match") || !get_doc(&stage, "$match", &m))
+        if (!bson_init_static(&stage, data, len) || !bson_iter_init(&si, &stage) || !bson_iter_next(&si))
+            goto bad;
+        if (!strcmp(bson_iter_key(&si), "$changeStreamSplitLargeEvent")) {
+            if (parse_split_stage(x, &stage, stages, cur) == 0)
+                continue;
+            bson_append_array_end(&all, &and);
+            bson_destroy(&all);
+            return -1;
+        }
+        if (strcmp(bson_iter_key(&si), "$match") || !get_doc(&stage, "$match", &m))
             goto bad;
         if (!sim_filter_check(&m, msg, sizeof msg)) {
             bson_append_array_end(&all, &and);
@@ -1310,7 +1336,8 @@ static int parse_cs_pipeline(cmd_ctx_t *x, bson_iter_t *stages, sim_cursor_t *cu
 bad:
     bson_append_array_end(&all, &and);
     bson_destroy(&all);
-    return fail(x, 40324, "Unrecognized pipeline stage: the simulator supports $changeStream followed by $match stages only");
+    return fail(x, 40324, "Unrecognized pipeline stage: the simulator supports $changeStream followed by $match stages "
+                          "(and $changeStreamSplitLargeEvent last) only");
 }
 
 static bool read_pref_allows_secondary(const bson_t *body)

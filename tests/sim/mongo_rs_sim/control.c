@@ -102,9 +102,10 @@ static int c_counts(ctl_t *c)
     poh_strbuf_putc(o, '{');
     json_counts(o, s->counts);
     json_ddl_counts(o, s->ddl_counts, SIM_DDL_COUNT);
-    poh_strbuf_printf(o, ",\"generated\":%llu,\"approved\":%llu,\"docs_evicted\":%llu,\"last_ts\":",
+    poh_strbuf_printf(o, ",\"generated\":%llu,\"approved\":%llu,\"docs_evicted\":%llu,\"fragments\":%llu,"
+                         "\"last_ts\":",
                       (unsigned long long)generated, (unsigned long long)approved,
-                      (unsigned long long)s->docs_evicted);
+                      (unsigned long long)s->docs_evicted, (unsigned long long)s->frags_sent);
     json_ts(o, s->last_ts);
     poh_strbuf_printf(o, ",\"last_wall_ms\":%lld,\"oplog\":{\"count\":%llu,\"bytes\":%llu,\"max_bytes\":%llu,\"first_ts\":",
                       (long long)s->last_wall_ms, (unsigned long long)sim_oplog_count(s),
@@ -212,6 +213,21 @@ static int c_stall(ctl_t *c)
     pthread_mutex_lock(&c->sim->mu);
     c->sim->stall_ms = (int)ms;
     snprintf(c->sim->stall_cmd, sizeof c->sim->stall_cmd, "%s", c->argc == 3 ? c->argv[2] : "");
+    pthread_mutex_unlock(&c->sim->mu);
+    poh_strbuf_puts(c->out, "OK");
+    return 0;
+}
+
+/* SPLIT_HOLD <n>|off: change streams send no fragment of a split event past
+ * the n-th until released (a deterministic point between fragments). */
+static int c_split_hold(ctl_t *c)
+{
+    long n = 0;
+    if (c->argc != 2 || (strcmp(c->argv[1], "off") && !parse_long(c->argv[1], 1, SIM_MAX_FRAGMENTS, &n)))
+        return err(c, "usage: SPLIT_HOLD <fragments 1..256>|off");
+    pthread_mutex_lock(&c->sim->mu);
+    c->sim->store->frag_hold = (uint32_t)n;
+    pthread_cond_broadcast(&c->sim->wake);
     pthread_mutex_unlock(&c->sim->mu);
     poh_strbuf_puts(c->out, "OK");
     return 0;
@@ -542,6 +558,7 @@ static const struct {
     {"REPLY", c_reply, "REPLY <command> <file>|off"},
     {"RESET_COMMANDS", c_reset_commands, "RESET_COMMANDS"},
     {"SHUTDOWN", c_shutdown, "SHUTDOWN"},
+    {"SPLIT_HOLD", c_split_hold, "SPLIT_HOLD <n>|off"},
     {"STALL", c_stall, "STALL <ms> [command]"},
     {"STATUS", c_status, "STATUS"},
     {"STEPDOWN", c_stepdown, "STEPDOWN [seconds]"},

@@ -48,7 +48,8 @@ static const struct opt {
     {"--collections-db", OPT_STR, offsetof(sim_config_t, collections_db), 0, 0, 64,
      "database for --collections (default bulk)"},
     {"--server-version", OPT_STR, offsetof(sim_config_t, server_version), 0, 0, 8,
-     "5.0|6.0: answer an event over 16 MB with BSONObjectTooLarge (10334) as mongod does (default: send it)"},
+     "5.0|6.0|7.0: 5.0 and 6.0 do not know $changeStreamSplitLargeEvent (5.0: no wallTime); "
+     "7.0 splits events over 16 MB with it (default: 7.0's change streams, reported as 6.0.0)"},
     {"--max-connections", OPT_INT, offsetof(sim_config_t, max_connections), 1, 100000, 0,
      "concurrent client connections (default 4096)"},
     {"--auth-user", OPT_STR, offsetof(sim_config_t, auth_user), 0, 0, 128,
@@ -105,7 +106,7 @@ static int set_opt(sim_config_t *cfg, const struct opt *o, const char *v)
     if (o->type == OPT_STR) {
         if (!*v || strlen(v) >= o->size)
             return -EINVAL;
-        if (!strcmp(o->name, "--server-version") && strcmp(v, "5.0") && strcmp(v, "6.0"))
+        if (!strcmp(o->name, "--server-version") && strcmp(v, "5.0") && strcmp(v, "6.0") && strcmp(v, "7.0"))
             return -EINVAL;
         memcpy(field, v, strlen(v) + 1);
         return 0;

@@ -977,6 +977,7 @@ static long shard_events(sim_t *s, const sim_cursor_t *tmpl, uint64_t after, uin
     sim_cursor_t sub = *tmpl;
     uint32_t idx = 0;
     sub.coll = NULL;
+    sub.split = false; /* the merge goes by event: an event over 16 MB fails with 10334 here */
     pthread_mutex_lock(&s->mu);
     long n = sim_cs_position(s->store, &sub, after, e);
     if (n == 0)

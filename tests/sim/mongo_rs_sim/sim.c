@@ -31,6 +31,24 @@ static int reserve_port(const char *bind_addr, char *host, size_t hostlen)
     return fd;
 }
 
+const char *sim_version(const sim_t *sim)
+{
+    const char *v = sim->cfg.server_version;
+    return !strcmp(v, "5.0") ? "5.0.0" : !strcmp(v, "7.0") ? "7.0.0" : "6.0.0";
+}
+
+int sim_max_wire_version(const sim_t *sim)
+{
+    const char *v = sim->cfg.server_version;
+    return !strcmp(v, "5.0") ? 13 : !strcmp(v, "7.0") ? 21 : 17;
+}
+
+bool sim_knows_split_stage(const sim_t *sim)
+{
+    const char *v = sim->cfg.server_version;
+    return strcmp(v, "5.0") && strcmp(v, "6.0");
+}
+
 sim_t *sim_new(const sim_config_t *cfg)
 {
     sim_t *sim = calloc(1, sizeof *sim);
@@ -59,8 +77,10 @@ sim_t *sim_new(const sim_config_t *cfg)
         sim->members[i].fd = fd;
     }
     sim->store = sim_store_new(cfg->oplog_max_bytes, cfg->max_docs);
-    if (sim->store && cfg->server_version[0])
+    if (sim->store) {
         sim->store->max_event_bytes = SIM_MAX_EVENT_BYTES;
+        sim->store->no_wall_time = !strcmp(cfg->server_version, "5.0");
+    }
     if (!sim->store || sim_store_noop(sim->store, "initiating set") < 0)
         goto err;
     /* Nothing before the set was initiated can be resumed from. */

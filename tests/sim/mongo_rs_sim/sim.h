@@ -44,7 +44,8 @@ typedef struct sim_config {
     long collections;
     char collections_db[64];
     int max_connections;
-    char server_version[8];       /* --server-version: "" (as before), "5.0" or "6.0" */
+    char server_version[8];       /* --server-version: "" (7.0's change streams, reported as 6.0.0 as
+                                   * before), "5.0", "6.0" or "7.0" */
     char auth_user[128];          /* --auth-user: SCRAM-SHA-256 required when set */
     char auth_password_file[512]; /* --auth-password-file */
     int shards;                   /* --shards: a mongos front over this many shards (shard.h) */
@@ -131,6 +132,12 @@ typedef struct sim_client {
 
 sim_t *sim_new(const sim_config_t *cfg);
 void sim_destroy(sim_t *sim);
+/* What --server-version makes the simulator: the version it reports
+ * ("6.0.0" without the option, as before), its maxWireVersion, and whether
+ * it knows $changeStreamSplitLargeEvent (7.0 and 6.0.9; not 5.0 or 6.0.0). */
+const char *sim_version(const sim_t *sim);
+int sim_max_wire_version(const sim_t *sim);
+bool sim_knows_split_stage(const sim_t *sim);
 /* Forget every REPLY answer (caller holds mu, or no thread runs). */
 void sim_canned_clear(sim_t *sim);
 /* A copy of the REPLY answer for cmd into reply; false if none. Takes mu. */

@@ -1167,6 +1167,7 @@ sim_cursor_t *sim_cursor_new(sim_store_t *s, int kind, const char *ns)
         return NULL;
     }
     c->kind = kind;
+    c->no_wall = s->no_wall_time;
     do {
         c->id = (int64_t)(mix64(++s->cursor_seq) & (uint64_t)INT64_MAX);
     } while (c->id == 0 || sim_cursor_get(s, c->id));
@@ -1282,8 +1283,25 @@ static void cs_resolve(sim_store_t *s, sim_cursor_t *cur)
         cur->coll = coll_lookup(s, cur->db, cur->coll_name);
 }
 
+/* Resume from fragment k's token: the entry at ts again, its first k + 1
+ * fragments skipped (mongod re-splits the event the same way). */
+static int cs_resume_fragment(sim_store_t *s, sim_cursor_t *cur, uint64_t ts, uint32_t k, sim_err_t *e)
+{
+    if (!cur->split)
+        return sim_err_set(e, 280, "Attempting to resume a change stream from a split event fragment, but the "
+                                   "pipeline does not end with $changeStreamSplitLargeEvent");
+    if (!ts || sim_cs_position(s, cur, ts - 1, e) < 0)
+        return ts ? -1 : sim_err_set(e, 260, "invalid resume token");
+    cur->frag_ts = ts;
+    cur->frag_done = k + 1;
+    cs_resolve(s, cur);
+    return 0;
+}
+
 int sim_cs_resume(sim_store_t *s, sim_cursor_t *cur, uint64_t ts, uint32_t sub, bool start_after, sim_err_t *e)
 {
+    if ((sub & ~(SIM_MAX_FRAGMENTS - 1)) == SIM_TOKEN_FRAGMENT)
+        return cs_resume_fragment(s, cur, ts, sub & (SIM_MAX_FRAGMENTS - 1), e);
     if (sub == SIM_TOKEN_INVALIDATE && !start_after)
         return sim_err_set(e, 260, "Attempting to resume a change stream using 'resumeAfter' is not allowed from an "
                                    "invalidate notification.");
@@ -1309,6 +1327,10 @@ int sim_cs_resume(sim_store_t *s, sim_cursor_t *cur, uint64_t ts, uint32_t sub, 
 
 void sim_cs_append_pbrt(const sim_cursor_t *cur, bson_t *parent)
 {
+    if (cur->frag_ts && cur->frag_done) {
+        sim_token_append_sub(parent, "postBatchResumeToken", cur->frag_ts, SIM_TOKEN_FRAGMENT | (cur->frag_done - 1));
+        return;
+    }
     sim_token_append_sub(parent, "postBatchResumeToken", cur->after,
                          cur->invalidated || cur->past_inv ? SIM_TOKEN_INVALIDATE : 0);
 }
@@ -1358,11 +1380,12 @@ static void append_ns(bson_t *out, const char *key, const char *db, const char *
 
 /* drop {ns}, rename {ns, to}, dropDatabase {ns: {db}}, as 6.0 renders them
  * without showExpandedEvents. */
-static void cs_ddl_event(const sim_entry_t *en, bson_t *out)
+static void cs_ddl_event(const sim_cursor_t *cur, const sim_entry_t *en, bson_t *out)
 {
     bson_append_utf8(out, "operationType", 13, sim_ddl_names[SIM_DDL_INDEX(en->op)], -1);
     bson_append_timestamp(out, "clusterTime", 11, SIM_TS_T(en->ts), SIM_TS_I(en->ts));
-    bson_append_date_time(out, "wallTime", 8, en->wall_ms);
+    if (!cur->no_wall)
+        bson_append_date_time(out, "wallTime", 8, en->wall_ms);
     if (en->op == SIM_EV_DROPDB) {
         append_ns(out, "ns", en->db, NULL);
         return;
@@ -1372,12 +1395,14 @@ static void cs_ddl_event(const sim_entry_t *en, bson_t *out)
         append_ns(out, "to", en->to->db, en->to->name);
 }
 
-static void cs_invalidate_event(uint64_t ts, int64_t wall_ms, bson_t *out)
+static void cs_invalidate_event(const sim_cursor_t *cur, bson_t *out)
 {
+    uint64_t ts = cur->after;
     sim_token_append_sub(out, "_id", ts, SIM_TOKEN_INVALIDATE);
     bson_append_utf8(out, "operationType", 13, "invalidate", -1);
     bson_append_timestamp(out, "clusterTime", 11, SIM_TS_T(ts), SIM_TS_I(ts));
-    bson_append_date_time(out, "wallTime", 8, wall_ms);
+    if (!cur->no_wall)
+        bson_append_date_time(out, "wallTime", 8, cur->inv_wall_ms);
 }
 
 /* Render the change event of entry en as cursor cur sees it. */
@@ -1387,12 +1412,13 @@ static void cs_event(const sim_cursor_t *cur, const sim_entry_t *en, bson_t *out
     bson_iter_t it;
     sim_token_append(out, "_id", en->ts);
     if (en->op > SIM_EV_NOOP) {
-        cs_ddl_event(en, out);
+        cs_ddl_event(cur, en, out);
         return;
     }
     bson_append_utf8(out, "operationType", 13, sim_ev_names[en->op], -1);
     bson_append_timestamp(out, "clusterTime", 11, SIM_TS_T(en->ts), SIM_TS_I(en->ts));
-    bson_append_date_time(out, "wallTime", 8, en->wall_ms);
+    if (!cur->no_wall) /* 5.0 events have none (added in 6.0) */
+        bson_append_date_time(out, "wallTime", 8, en->wall_ms);
     if (en->op == SIM_EV_INSERT || en->op == SIM_EV_REPLACE) {
         sim_doc_view(en->o, &v);
         bson_append_document(out, "fullDocument", 12, &v);
@@ -1450,12 +1476,128 @@ static void arr_push(bson_t *arr, uint32_t *idx, const bson_t *doc)
     bson_append_document(arr, key, (int)kl, doc);
 }
 
+/* ---- $changeStreamSplitLargeEvent (7.0, 6.0.9) ---- */
+
+#define SPLIT_MAX_FIELDS 64
+
+typedef struct split_field {
+    bson_iter_t it;
+    const char *key;
+    uint32_t size;  /* the whole element: type, key, value */
+    uint32_t frag;
+} split_field_t;
+
+/* As mongod orders them: by size, then by name, so that the first fragment
+ * holds as many fields as fit. */
+static int split_cmp(const void *a, const void *b)
+{
+    const split_field_t *x = a, *y = b;
+    if (x->size != y->size)
+        return x->size < y->size ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
+/* Assign the top-level fields of ev (all but _id) to fragments greedily, in
+ * size order, each fragment within the limit with its _id and splitEvent.
+ * Returns the number of fragments, or -1 with e set (a field too large for
+ * any fragment: mongod's 7182500). */
+static int split_plan(const sim_store_t *s, uint64_t ts, const bson_t *ev, split_field_t *f, size_t *nf,
+                      sim_err_t *e)
+{
+    bson_iter_t it;
+    size_t n = 0;
+    if (!bson_iter_init(&it, ev))
+        return sim_err_set(e, 7182502, "Cannot split an empty event");
+    while (bson_iter_next(&it)) {
+        if (!strcmp(bson_iter_key(&it), "_id"))
+            continue;
+        if (n == SPLIT_MAX_FIELDS)
+            return sim_err_set(e, 7182500, "Splitting change event failed: more than %d fields", SPLIT_MAX_FIELDS);
+        f[n] = (split_field_t){it, bson_iter_key(&it), it.next_off - it.off, 0};
+        n++;
+    }
+    if (!n)
+        return sim_err_set(e, 7182502, "Cannot split an empty event or an event containing solely '_id' field");
+    qsort(f, n, sizeof *f, split_cmp);
+    bson_t head = BSON_INITIALIZER, se;
+    sim_token_append_sub(&head, "_id", ts, SIM_TOKEN_FRAGMENT);
+    size_t tok = head.len - 5, max = s->max_event_bytes - tok; /* room for the PBRT, as mongod leaves */
+    BSON_APPEND_DOCUMENT_BEGIN(&head, "splitEvent", &se);
+    BSON_APPEND_INT32(&se, "fragment", 1);
+    BSON_APPEND_INT32(&se, "of", 0);
+    bson_append_document_end(&head, &se);
+    size_t base = head.len;
+    bson_destroy(&head);
+    uint32_t frag = 0;
+    for (size_t i = 0; i < n; frag++) {
+        size_t size = base;
+        do {
+            f[i].frag = frag;
+            size += f[i++].size;
+        } while (i < n && size + f[i].size <= max);
+        if (size > max)
+            return sim_err_set(e, 7182500, "Splitting change event failed: fragment size %zu is greater than maximum "
+                                           "allowed fragment size %zu", size, max);
+    }
+    if (frag > SIM_MAX_FRAGMENTS)
+        return sim_err_set(e, 7182500, "Splitting change event failed: more than %u fragments", SIM_MAX_FRAGMENTS);
+    *nf = n;
+    return (int)frag;
+}
+
+static void split_render(uint64_t ts, uint32_t k, int m, const split_field_t *f, size_t nf, bson_t *out)
+{
+    bson_t se;
+    sim_token_append_sub(out, "_id", ts, SIM_TOKEN_FRAGMENT | k);
+    BSON_APPEND_DOCUMENT_BEGIN(out, "splitEvent", &se);
+    BSON_APPEND_INT32(&se, "fragment", (int32_t)k + 1);
+    BSON_APPEND_INT32(&se, "of", m);
+    bson_append_document_end(out, &se);
+    for (size_t i = 0; i < nf; i++)
+        if (f[i].frag == k)
+            bson_append_iter(out, f[i].key, -1, &f[i].it);
+}
+
+/* Send the fragments of the too-large event ev (the entry at ts) from
+ * cur->frag_done on, as many as the batch takes. Returns 1 when the last
+ * was sent, 0 when the batch is full (or SPLIT_HOLD holds the rest), -1
+ * with e set. */
+static int cs_fill_fragments(sim_store_t *s, sim_cursor_t *cur, uint64_t ts, const bson_t *ev, bson_t *arr,
+                             uint32_t *idx, long *n, size_t max_events, size_t max_bytes, sim_err_t *e)
+{
+    split_field_t f[SPLIT_MAX_FIELDS];
+    size_t nf = 0;
+    int m = split_plan(s, ts, ev, f, &nf, e);
+    if (m < 0)
+        return -1;
+    if (cur->frag_ts != ts) {
+        cur->frag_ts = ts;
+        cur->frag_done = 0;
+    }
+    while (cur->frag_done < (uint32_t)m) {
+        if ((s->frag_hold && cur->frag_done >= s->frag_hold) || (size_t)*n >= max_events)
+            return 0;
+        bson_t frag = BSON_INITIALIZER;
+        split_render(ts, cur->frag_done, m, f, nf, &frag);
+        bool fits = *n == 0 || (size_t)arr->len + frag.len + 16 <= max_bytes;
+        if (fits)
+            arr_push(arr, idx, &frag);
+        bson_destroy(&frag);
+        if (!fits)
+            return 0;
+        (*n)++;
+        cur->frag_done++;
+        s->frags_sent++;
+    }
+    return 1;
+}
+
 /* Deliver the pending invalidate if it fits; the cursor is then closed. */
 static long cs_fill_invalidate(sim_cursor_t *cur, bson_t *arr, uint32_t *idx, long n, size_t max_events,
                                size_t max_bytes, bson_t *scratch)
 {
     bson_reinit(scratch);
-    cs_invalidate_event(cur->after, cur->inv_wall_ms, scratch);
+    cs_invalidate_event(cur, scratch);
     if ((size_t)n >= max_events || (n > 0 && (size_t)arr->len + scratch->len + 16 > max_bytes))
         return n;
     arr_push(arr, idx, scratch);
@@ -1485,21 +1627,32 @@ long sim_cs_fill(sim_store_t *s, sim_cursor_t *cur, bson_t *arr, uint32_t *idx, 
         if (wanted) {
             bson_reinit(scratch);
             cs_event(cur, en, scratch);
-            if (s->max_event_bytes && scratch->len > s->max_event_bytes) {
+            bool big = s->max_event_bytes && scratch->len > s->max_event_bytes;
+            if (cur->frag_ts == en->ts && cur->frag_done && !big)
+                return sim_err_set(e, 280, "Attempting to resume a change stream from a split event fragment, but "
+                                           "the event in the resumed stream is not split");
+            if (big && !cur->split) {
                 if (n > 0)
                     break; /* the events before it first */
                 return cs_too_large(scratch, e);
             }
             if (!cur->match || sim_match(scratch, cur->match)) {
-                if (n > 0 && (size_t)arr->len + scratch->len + 16 > max_bytes)
-                    break;
-                arr_push(arr, idx, scratch);
-                n++;
+                int r = 1;
+                if (big && (r = cs_fill_fragments(s, cur, en->ts, scratch, arr, idx, &n, max_events, max_bytes, e)) < 0)
+                    return -1;
+                if (r == 0 || (!big && n > 0 && (size_t)arr->len + scratch->len + 16 > max_bytes))
+                    break; /* the rest of the event (or the event) in the next batch */
+                if (!big) {
+                    arr_push(arr, idx, scratch);
+                    n++;
+                }
             }
         }
         if (en->ts > cur->after) {
             cur->after = en->ts;
             cur->past_inv = false;
+            cur->frag_ts = 0;
+            cur->frag_done = 0;
         }
         cur->next_seq = seq + 1;
         if (wanted && cs_invalidates(cur, en)) {

@@ -104,6 +104,10 @@ typedef struct sim_cursor {
     int64_t inv_wall_ms;
     bool past_inv;      /* started after the invalidate of the entry at `after` (its token is the PBRT) */
     bson_t *match;      /* $match stages combined, or NULL */
+    bool no_wall;       /* 5.0: events carry no wallTime */
+    bool split;         /* $changeStreamSplitLargeEvent ends the pipeline */
+    uint64_t frag_ts;   /* the event being sent in fragments (0: none) */
+    uint32_t frag_done; /* its fragments sent (or skipped by a resume) */
 } sim_cursor_t;
 
 typedef struct sim_store {
@@ -122,7 +126,11 @@ typedef struct sim_store {
     int64_t last_wall_ms;
     int64_t term;
     size_t max_docs;
-    size_t max_event_bytes; /* 0: send events of any size; else larger ones fail with 10334 */
+    size_t max_event_bytes; /* 0: send events of any size; else larger ones fail with 10334
+                             * or are split by $changeStreamSplitLargeEvent */
+    bool no_wall_time;      /* 5.0: change events without wallTime */
+    uint32_t frag_hold;     /* SPLIT_HOLD: send no fragment past this many of an event (0: off) */
+    uint64_t frags_sent;    /* split-event fragments sent */
     uint64_t counts[SIM_EV_COUNT];
     uint64_t ddl_counts[SIM_DDL_COUNT];
     uint64_t docs_evicted;
@@ -197,8 +205,12 @@ uint64_t sim_oplog_truncate(sim_store_t *s, uint64_t keep);
 
 /* Resume tokens: {_data: "82<8 hex t><8 hex i>"}, followed for a position
  * inside an entry by 4 hex digits of sub: SIM_TOKEN_INVALIDATE for the
- * invalidate that follows the entry's event. */
+ * invalidate that follows the entry's event, SIM_TOKEN_FRAGMENT | k for a
+ * fragment of its event split by $changeStreamSplitLargeEvent. */
 #define SIM_TOKEN_INVALIDATE 0x0100u
+/* SIM_TOKEN_FRAGMENT | k: after fragment k (from 0) of the entry's split event. */
+#define SIM_TOKEN_FRAGMENT 0x0200u
+#define SIM_MAX_FRAGMENTS 0x100u
 void sim_token_append(bson_t *parent, const char *key, uint64_t ts);
 void sim_token_append_sub(bson_t *parent, const char *key, uint64_t ts, uint32_t sub);
 bool sim_token_parse(const bson_t *token, uint64_t *ts);
@@ -217,13 +229,16 @@ int sim_cs_position(sim_store_t *s, sim_cursor_t *cur, uint64_t after, sim_err_t
 /* Position a stream resumed from a token (resumeAfter unless start_after).
  * A token of an event that invalidates this stream delivers the invalidate
  * first; an invalidate token is refused with 260 under resumeAfter and
- * starts after the entry under startAfter. */
+ * starts after the entry under startAfter. A fragment's token continues
+ * with the next fragment (280 without cur->split, as mongod refuses it). */
 int sim_cs_resume(sim_store_t *s, sim_cursor_t *cur, uint64_t ts, uint32_t sub, bool start_after, sim_err_t *e);
 /* The postBatchResumeToken of the cursor's position. */
 void sim_cs_append_pbrt(const sim_cursor_t *cur, bson_t *parent);
 /* Append up to max_events events (stopping short of max_bytes) as elements of
- * array arr, starting with index *idx. scratch is a reusable bson_t.
- * Returns the number appended, or -1 with e set when history was lost. */
+ * array arr, starting with index *idx. scratch is a reusable bson_t. An
+ * event over s->max_event_bytes is split into fragments when cur->split
+ * (as mongod 7.0 and 6.0.9 do), else fails with 10334 BSONObjectTooLarge.
+ * Returns the number appended, or -1 with e set (history lost, ...). */
 long sim_cs_fill(sim_store_t *s, sim_cursor_t *cur, bson_t *arr, uint32_t *idx, size_t max_events,
                  size_t max_bytes, bson_t *scratch, sim_err_t *e);
 
