@@ -6,7 +6,8 @@ included) give the exact latency sums the exporter must report.
 
 The scenarios of issue 16 item 3 that test_mongodb_streams.py runs against
 the simulator run here against mongod: drop and rename of the watched
-collection (invalidate, reopened with startAfter, also across kill -9), a
+collection (invalidate, reopened with startAfter, also across kill -9), a 20 MB
+update event (split, or refused by an older server), a
 primary step-down while writing, and history lost (the saved token's entry
 truncated out of the oplog). The last two step down or fill the server, so
 they run only on a mongod this test started itself, never on
@@ -271,6 +272,37 @@ class TestRealMongodStreams(unittest.TestCase):
         self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation="insert", **L), n)
         self.assertEqual(pohtest.value(m, "poh_storage_latency_seconds_count", **L), n)
         self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_history_lost_total", **L), 0)
+
+    def test_update_event_over_16_mb(self):
+        """10 MB updatedFields + 10 MB fullDocument (updateLookup): a server with
+        $changeStreamSplitLargeEvent (7.0+, 6.0.9+) sends it in fragments, counted
+        once as an update; an older one refuses it (BSONObjectTooLarge), counted
+        once as too large. Either way every other event is counted exactly."""
+        v = tuple(self.client.server_info()["versionArray"][:3])
+        if v >= (7, 0, 0) or (6, 0, 9) <= v < (6, 1, 0):
+            splits = True
+        elif v < (6, 0, 9):
+            splits = False
+        else:
+            splits = None                         # 6.1-6.3 rapid releases: either
+        self.start()
+        now = utcnow()
+        self.coll.insert_one({"_id": "big", "created_at": now, "blob": "x" * (10 << 20)})
+        self.coll.update_one({"_id": "big"}, {"$set": {"blob": "y" * (10 << 20),
+                                                       "approved_at": utcnow()}})
+        self.insert(5)
+        self.wait_inserts(6)
+        time.sleep(1.5)                           # nothing more: no loop on the same event
+        m = self.exp.metrics()
+        updates = pohtest.value(m, "poh_mongodb_changes_total", operation="update", **L) or 0
+        big = pohtest.value(m, "poh_mongodb_change_stream_events_too_large_total", **L) or 0
+        self.assertEqual(updates + big, 1, (updates, big))
+        if splits is not None:
+            self.assertEqual((updates, big), (1, 0) if splits else (0, 1), v)
+        if updates:
+            self.assertEqual(pohtest.value(m, "poh_approval_latency_seconds_count", **L), 1)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_changes_total", operation="insert", **L), 6)
+        self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_up", **L), 1)
 
     def oldest_oplog_ts(self):
         first = self.client.local["oplog.rs"].find({}, {"ts": 1}).sort("$natural", 1).limit(1)
