@@ -27,6 +27,24 @@ def garbage(data):
     return b"\x40\x00\x00\x00\x03not bson at all" + bytes(range(48))  # length says 64, body is junk
 
 
+def count_then_corrupt(test, sim, clusters, path, n, corrupt):
+    """An exporter counts n inserts and stops; its state file is then replaced
+    by corrupt(its bytes). Returns the bytes written."""
+    exp = pohtest.Exporter(mongoexp.config(clusters, os.path.dirname(path)))
+    try:
+        test.assertTrue(wait_stream_up(exp))
+        sim.insert(n)
+        test.assertEqual(wait_value(exp, "poh_mongodb_changes_total", n, cluster="main",
+                                    stream="tx", operation="insert"), n)
+    finally:
+        mongoexp.stop_checked(exp)
+    with open(path, "rb") as f:
+        bad = corrupt(f.read())
+    with open(path, "wb") as f:
+        f.write(bad)
+    return bad
+
+
 class CorruptStateTest(unittest.TestCase):
     def run_case(self, corrupt):
         sim = mongosim.MongoSim().start()
@@ -35,18 +53,7 @@ class CorruptStateTest(unittest.TestCase):
         path = os.path.join(state.path, STATE_FILE)
         exp = None
         try:
-            exp = pohtest.Exporter(mongoexp.config(clusters, state.path))
-            self.assertTrue(wait_stream_up(exp))
-            sim.insert(10)
-            self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 10, cluster="main",
-                                        stream="tx", operation="insert"), 10)
-            mongoexp.stop_checked(exp)
-            exp = None
-            with open(path, "rb") as f:
-                good = f.read()
-            bad = corrupt(good)
-            with open(path, "wb") as f:
-                f.write(bad)
+            bad = count_then_corrupt(self, sim, clusters, path, 10, corrupt)
             sim.insert(6)                          # while the exporter is down: not counted
 
             exp = pohtest.Exporter(mongoexp.config(clusters, state.path))
@@ -95,17 +102,7 @@ class CorruptStateTest(unittest.TestCase):
         exp = None
         frozen = False
         try:
-            exp = pohtest.Exporter(mongoexp.config(clusters, state.path))
-            self.assertTrue(wait_stream_up(exp))
-            sim.insert(3)
-            self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 3, cluster="main",
-                                        stream="tx", operation="insert"), 3)
-            mongoexp.stop_checked(exp)
-            exp = None
-            with open(path, "rb") as f:
-                bad = garbage(f.read())
-            with open(path, "wb") as f:
-                f.write(bad)
+            bad = count_then_corrupt(self, sim, clusters, path, 3, garbage)
             # root ignores permissions; an immutable file cannot be renamed even by root
             r = subprocess.run(["chattr", "+i", path], capture_output=True, text=True)
             if r.returncode != 0:
