@@ -12,8 +12,12 @@
    side by side: the driver's own cost per event.
 3. Live: the simulator inserts N more while the exporter consumes.
 4. Commands one scrape sends with 10 and with 10,000 collections.
+5. A sharded cluster (mongo_rs_sim --shards 5, the exporter on the mongos):
+   commands one scrape sends, its wall time and the exporter's CPU per
+   scrape with 10 and with 100,000 chunks (issue 17).
 
-usage: mongo_ingest.py BUILD_DIR [events]"""
+usage: mongo_ingest.py BUILD_DIR [events]
+       mongo_ingest.py BUILD_DIR chunks      (step 5 alone)"""
 import os
 import subprocess
 import sys
@@ -22,7 +26,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-N = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000
+ONLY_CHUNKS = len(sys.argv) > 2 and sys.argv[2] == "chunks"
+N = int(sys.argv[2]) if len(sys.argv) > 2 and not ONLY_CHUNKS else 1000000
 os.environ["POH_BUILD_DIR"] = BUILD
 os.environ["POH_EXPORTER"] = os.path.join(BUILD, "poh_exporter")
 
@@ -66,14 +71,63 @@ def insert(sim, n):
         left -= k
 
 
+def scrape_cost(sim, e, scrapes=20):
+    """Commands per scrape (handshakes and heartbeats, hello, left out as in
+    step 4), wall ms and exporter CPU ms per scrape, over scrapes scrapes."""
+    e.metrics()
+    e.metrics()
+    before = sim.commands()
+    cpu0 = mongoexp.cpu_seconds(e.proc.pid)
+    t = time.monotonic()
+    for _ in range(scrapes):
+        e.metrics()
+    took = (time.monotonic() - t) / scrapes
+    cpu = (mongoexp.cpu_seconds(e.proc.pid) - cpu0) / scrapes
+    after = sim.commands()
+    sent = {k: (v - before.get(k, 0)) / scrapes for k, v in after.items()
+            if v != before.get(k, 0) and k not in ("hello", "isMaster", "ismaster")}
+    return sum(sent.values()), took, cpu, sent
+
+
+def chunk_commands(state_dir, args):
+    """Step 5: the same scrape of a mongos with 10 and with 100,000 chunks."""
+    out = {}
+    for nchunks in (10, 100000):
+        s = mongosim.MongoSim("--shards", "5").start()
+        try:
+            s.control("BALANCER off")
+            s.control("SPLIT dag.transactions %d" % nchunks)  # 5 shards x 2 chunks to start
+            e = pohtest.Exporter(mongoexp.config([{"name": "main", "uri": "mongodb://%s/" % s.address}],
+                                                 state_dir), args=args)
+            try:
+                got = sum(pohtest.find(e.metrics(), "poh_mongodb_chunks", cluster="main").values())
+                if got != nchunks:
+                    raise RuntimeError(f"poh_mongodb_chunks sums to {got}, not {nchunks}")
+                out[nchunks] = scrape_cost(s, e)
+            finally:
+                mongoexp.stop_checked(e)
+        finally:
+            s.stop()
+    a, b = out[10], out[100000]
+    print("sharded cluster (mongo_rs_sim --shards 5, exporter on the mongos), per scrape, mean of 20:")
+    for n, (cmds, took, cpu, sent) in ((10, a), (100000, b)):
+        print(f"  {n:>7,} chunks: {cmds:g} commands, {took * 1000:7.1f} ms wall, "
+              f"{cpu * 1000:6.2f} ms exporter CPU  {sent}")
+    print(f"  commands ratio {b[0] / a[0]:.2f}; wall ratio {b[1] / a[1]:.2f} (the simulator's side: it "
+          f"groups every chunk document); exporter CPU ratio {b[2] / max(a[2], 1e-9):.2f}")
+    return a[0] == b[0]
+
+
 def main():
     state_dir = os.path.join(BUILD, "bench-mongo-ingest-state")  # on disk: fsync costs what it costs
     os.makedirs(state_dir, exist_ok=True)
     for f in os.listdir(state_dir):
         os.unlink(os.path.join(state_dir, f))
+    args = ("--log.level=info",)
+    if ONLY_CHUNKS:
+        sys.exit(0 if chunk_commands(state_dir, args) else 1)
     sim = mongosim.MongoSim("--oplog-size-mb", "4096", "--max-docs", "0").start()
     cfg = mongoexp.config([{"name": "main", "uri": sim.uri, "streams": [STREAM]}], state_dir)
-    args = ("--log.level=info",)
     try:
         # 1. backlog drain by the exporter
         exp = pohtest.Exporter(cfg, args=args)
@@ -162,7 +216,8 @@ def main():
     print(f"commands per scrape: 10 collections {c10[0]} ({c10[1] * 1000:.1f} ms), "
           f"10,000 collections {c10k[0]} ({c10k[1] * 1000:.1f} ms): ratio {c10k[0] / c10[0]:.2f} "
           f"{c10k[2]}")
-    if c10[0] != c10k[0]:
+    chunks_ok = chunk_commands(state_dir, args)
+    if c10[0] != c10k[0] or not chunks_ok:
         sys.exit(1)
 
 

@@ -4,8 +4,10 @@
 # per event (backlog drain and live), side by side with a bare libmongoc
 # change stream consumer on the same events, against the 200,000 events per
 # core-second goal; and the commands one scrape sends with 10 vs 10,000
-# collections (must be equal).
+# collections (must be equal), and with 10 vs 100,000 chunks of a sharded
+# cluster behind a mongos (must be equal too).
 # Usage: bench/mongo_ingest/run.sh [events]   (default 1000000)
+#        bench/mongo_ingest/run.sh chunks     (the chunks comparison alone)
 # BUILD_DIR overrides the (Release) build directory.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
