@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The Grafana dashboard and the alert rules against a live demo stack.
 
-The stack: mongo_rs_sim generating transactions and approvals, poh_node_sim
+The stack: mongo_rs_sim generating transactions and approvals, a second
+mongo_rs_sim with two shards behind its mongos (cluster "sharded"), poh_node_sim
 serving two PoH nodes, a Presence service and one PoH node that reports
 NOT_SERVING, otlp_sink receiving spans, and the real exporter; a real
 Prometheus server scrapes it every second and evaluates alerts.yml and recording_rules.yml (the heavier panels read the recorded series).
@@ -10,8 +11,9 @@ Every query of every dashboard panel (variables substituted: $cluster, $group,
 $job -> .*, $__rate_interval -> 1m) runs through Prometheus' HTTP API and must
 return data; the variables' label_values queries must list the stack's names;
 a few panels must show the numbers the stack is known to produce; every
-metric the alert rules use exists, every rule evaluates without error, and
-PohNodeDown is active for exactly the NOT_SERVING node."""
+metric the alert rules use exists, every rule evaluates without error,
+PohNodeDown is active for exactly the NOT_SERVING node and
+PohMongoDBShardNoPrimary for a shard whose primary steps down."""
 import json
 import os
 import re
@@ -123,6 +125,8 @@ class DashboardTest(unittest.TestCase):
                                           "--secondaries", "2").start()
             cls.stack.append(lambda: cls.mongo.stop(check=False))
             cls.mongo.lag("1", 3)
+            cls.sharded = mongosim.MongoSim("--shards", "2", "--rate", "10").start()
+            cls.stack.append(lambda: cls.sharded.stop(check=False))
             # listeners: PoH, PoH, Presence, PoH that says NOT_SERVING
             cls.nodes = grpcsim.NodeSim([[], [], ["--service", "presence.Presence=SERVING"],
                                          ["--mode", "not_serving"]])
@@ -162,6 +166,8 @@ mongodb:
         latencies:
           - {{name: storage, from_field: created_at, to: commit}}
           - {{name: approval, from_field: created_at, to_field: approved_at}}
+  - name: sharded
+    uri: "mongodb://{cls.sharded.address}/"
 tracing:
   endpoint: {cls.sink.endpoint}
   sample_ratio: 1.0
@@ -279,7 +285,7 @@ tracing:
         self.assertEqual(empty, [], "panel queries without data")
 
     def test_variables_list_the_stack(self):
-        for var, metric, want in (("cluster", "poh_mongodb_up", {"main"}),
+        for var, metric, want in (("cluster", "poh_mongodb_up", {"main", "sharded"}),
                                   ("group", "poh_probe_success", {"poh", "presence"}),
                                   ("job", "poh_exporter_build_info", {"poh_exporter"})):
             got = set(self.prom.api(f"label/{var}/values", **{"match[]": metric}) or [])
@@ -314,9 +320,11 @@ tracing:
                         {self.down_target}, "targets down")
         self.assertEqual(len(self.by_label("Per-target up/down", "target")), 4)
         self.eventually(lambda: self.by_label("Collector success", "collector"),
-                        {"grpc/poh": 1.0, "grpc/presence": 1.0, "mongodb/main": 1.0},
+                        {"grpc/poh": 1.0, "grpc/presence": 1.0, "mongodb/main": 1.0,
+                         "mongodb/sharded": 1.0},
                         "collector success")
-        self.eventually(lambda: self.values("MongoDB up"), [1.0], "MongoDB up")
+        self.eventually(lambda: self.values("MongoDB up"), [1.0, 1.0], "MongoDB up")
+        self.check_shard_row()
         # Rates over 5m keep a missed probe for 5 minutes: Presence is healthy
         # (every probe acked unless the machine is overloaded), the PoH group
         # is not (its NOT_SERVING node fails its health checks: 5 of 6 calls ack).
@@ -351,6 +359,19 @@ tracing:
                          {"queue_full", "export_failed", "rejected", "shutdown"})
         self.assertTrue(self.sink.spans())
 
+    def check_shard_row(self):
+        """The sharded cluster's row shows what its simulator holds."""
+        self.eventually(lambda: self.by_label("Shards with a primary", "shard"),
+                        {"shard0": 1.0, "shard1": 1.0}, "shards with a primary")
+        status = self.sharded.status()
+        self.assertEqual(sum(self.values("Chunks per shard", "A")), status["chunks"])
+        self.assertEqual(sum(self.values("Chunks per shard", "B")), 0)
+        self.assertEqual(self.values("Balancer", "A"), [1.0])
+        self.assertIn(self.values("Balancer", "B")[0], (0.0, 1.0))
+        self.assertEqual(set(self.by_label("Chunk migrations /s", "result")), {"succeeded", "failed"})
+        self.assertEqual(set(self.by_label("Replication lag by shard", "shard")), {"shard0", "shard1"})
+        self.assertEqual(set(self.by_label("Oplog window by shard", "shard")), {"shard0", "shard1"})
+
     def test_alert_metrics_exist_and_rules_evaluate(self):
         with open(ALERTS) as f:
             text = f.read()
@@ -382,6 +403,17 @@ tracing:
             lambda: [a for a in (self.prom.api("alerts") or {}).get("alerts", [])
                      if a["labels"]["alertname"] == "PohNodeDown"], timeout=30, interval=0.5)
         self.assertEqual({a["labels"]["target"] for a in active}, {self.down_target})
+        # A shard whose primary steps down: its alert becomes pending for that shard only.
+        self.sharded.control("SHARD shard1 STEPDOWN 0")
+        try:
+            noprim = pohtest.wait_until(
+                lambda: [a for a in (self.prom.api("alerts") or {}).get("alerts", [])
+                         if a["labels"]["alertname"] == "PohMongoDBShardNoPrimary"],
+                timeout=30, interval=0.5)
+            self.assertEqual({(a["labels"]["cluster"], a["labels"]["shard"]) for a in noprim},
+                             {("sharded", "shard1")})
+        finally:
+            self.sharded.control("SHARD shard1 STEPUP")
         # The demo's history loss is visible to its alert too.
         lost = pohtest.wait_until(
             lambda: [a for a in (self.prom.api("alerts") or {}).get("alerts", [])
