@@ -6,6 +6,8 @@ Reads every `#include "..."` under src/, maps each file to its folder
 (src/<folder>/...; files directly in src/ belong to the folder "main") and
 fails when
   - a file in src/config/ includes a folder other than core/ (or config/), or
+  - a file in src/trace/ includes src/metrics/ (the tracer's counters are
+    plain data; the self collector renders them), or
   - the folders include each other in a cycle.
 Headers that are not under src/ (generated ones such as poh_version.h and the
 protobuf-c output) are ignored. Usage: check_layers.py [SRC_DIR]
@@ -17,6 +19,8 @@ import sys
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 # What src/config/ (the configuration engine) may include besides itself.
 CONFIG_ALLOWED = {"core"}
+# Folder -> folders it must not include (beyond the cycle rule).
+FORBIDDEN = {"trace": {"metrics"}}
 
 
 def folder_of(rel):
@@ -89,6 +93,11 @@ def main(argv):
             for rel, header in uses:
                 problems.append(f"src/{rel}: includes \"{header}\": src/config/ may include "
                                 f"only {', '.join(sorted(CONFIG_ALLOWED))}/")
+    for folder, banned in sorted(FORBIDDEN.items()):
+        for there in sorted(banned & set(edges.get(folder, {}))):
+            for rel, header in edges[folder][there]:
+                problems.append(f"src/{rel}: includes \"{header}\": src/{folder}/ may not "
+                                f"include {there}/")
     for comp in find_cycles(edges):
         problems.append("folders include each other in a cycle: " + ", ".join(comp))
         members = set(comp)

@@ -29,13 +29,12 @@ struct poh_app {
     poh_scrape_observer_fn observer; /* the landing page's history */
     void *observer_ctx;
     poh_registry_t *persistent;       /* lives across reloads */
-    poh_series_t *reload_ok, *reload_ts;
+    poh_self_t *self;                 /* the self collector: poh_exporter_*, process_* */
     pthread_mutex_t mu;               /* guards rt */
     pthread_mutex_t reload_mu;        /* one reload at a time */
     runtime_t *rt;
     poh_collector_sets_live_t *live;  /* sets not yet destroyed, waited for at exit */
     poh_mongodb_store_t *mongodb_store; /* change streams' state across reloads */
-    double boot_time;                 /* the system's, read once (poh_self_boot_time()) */
     poh_tracer_t *tracer;             /* NULL: tracing off; from the startup config */
     bool tracing_set_up;
     /* Size of the last body per format: the next is reserved at once, not
@@ -211,9 +210,9 @@ void poh_app_set_scrape_observer(poh_app_t *app, poh_scrape_observer_fn fn, void
     app->observer_ctx = ctx;
 }
 
-poh_registry_t *poh_app_registry(poh_app_t *app)
+poh_self_t *poh_app_self(poh_app_t *app)
 {
-    return app->persistent;
+    return app->self;
 }
 
 static char *dup_or_null(const char *s)
@@ -234,27 +233,16 @@ poh_app_t *poh_app_create(const char *config_path, const poh_overrides_t *ov, po
     app->ov_level = dup_or_null(ov->log_level);
     app->ov_format = dup_or_null(ov->log_format);
     app->ov_web_config = dup_or_null(ov->web_config_file);
-    app->boot_time = poh_self_boot_time();
+    app->self = poh_self_new();
     app->persistent = poh_registry_new();
     app->live = poh_collector_sets_live_new();
     app->mongodb_store = poh_mongodb_store_new();
-    if (!app->persistent || !app->live || !app->mongodb_store)
+    if (!app->self || !app->persistent || !app->live || !app->mongodb_store)
         goto err;
-    poh_family_t *fok = poh_registry_family(
-        app->persistent, POH_GAUGE, "poh_exporter_config_last_reload_successful",
-        "Whether the last configuration reload attempt was successful.", 0, NULL, NULL, 0);
-    poh_family_t *fts = poh_registry_family(
-        app->persistent, POH_GAUGE, "poh_exporter_config_last_reload_success_timestamp_seconds",
-        "Timestamp of the last successful configuration reload.", 0, NULL, NULL, 0);
-    if (!fok || !fts)
-        goto err;
-    app->reload_ok = poh_family_series(fok, NULL);
-    app->reload_ts = poh_family_series(fts, NULL);
     app->rt = runtime_build(app, err);
     if (!app->rt)
         goto err;
-    poh_gauge_set(app->reload_ok, 1);
-    poh_gauge_set(app->reload_ts, poh_now_real());
+    poh_self_config_loaded(app->self, true, poh_now_real());
     return app;
 err:
     poh_app_destroy(app);
@@ -272,6 +260,7 @@ void poh_app_destroy(poh_app_t *app)
     if (poh_collector_sets_live_wait(app->live, 5.0)) {
         poh_tracer_destroy(app->tracer);
         poh_registry_free(app->persistent);
+        poh_self_free(app->self);
         poh_collector_sets_live_free(app->live);
         poh_mongodb_store_free(app->mongodb_store);
     } else {
@@ -294,7 +283,7 @@ int poh_app_reload(poh_app_t *app, poh_strbuf_t *err)
     pthread_mutex_lock(&app->reload_mu);
     runtime_t *nrt = runtime_build(app, err);
     if (!nrt) {
-        poh_gauge_set(app->reload_ok, 0);
+        poh_self_config_loaded(app->self, false, 0);
         pthread_mutex_unlock(&app->reload_mu);
         POH_ERROR("config", "reload failed, keeping the running configuration: %s",
                   err->data ? err->data : "out of memory");
@@ -310,8 +299,7 @@ int poh_app_reload(poh_app_t *app, poh_strbuf_t *err)
     size_t swept = poh_collectors_sweep(nrt->cfg, app->persistent);
     if (swept)
         POH_INFO("config", "dropped %zu series of targets no longer configured", swept);
-    poh_gauge_set(app->reload_ok, 1);
-    poh_gauge_set(app->reload_ts, poh_now_real());
+    poh_self_config_loaded(app->self, true, poh_now_real());
     pthread_mutex_unlock(&app->reload_mu);
     POH_INFO("config", "reloaded %s", app->config_path ? app->config_path : "<embedded>");
     return 0;
@@ -361,12 +349,11 @@ int poh_app_scrape(poh_app_t *app, double timeout, poh_format_t fmt, poh_strbuf_
     int rc = -ENOMEM;
     if (!self)
         goto done;
-    int src = poh_self_metrics(self, app->boot_time);
-    if (src < 0)
-        POH_WARN("self", "reading process metrics failed: %s", strerror(-src));
-    rc = poh_tracer_write_metrics(app->tracer, self);
-    if (rc < 0)
+    rc = poh_self_collect(app->self, app->tracer, self);
+    if (rc == -ENOMEM)
         goto done;
+    if (rc < 0)
+        POH_WARN("self", "reading process metrics failed: %s", strerror(-rc));
     rc = poh_collector_set_scrape(rt->set, deadline, &parent, self, &out);
     if (rc < 0)
         goto done;

@@ -40,9 +40,10 @@ int poh_app_check_config(const char *config_path, const poh_overrides_t *ov, poh
                          int (*extra)(void *ctx, const poh_config_t *cfg, poh_strbuf_t *err),
                          void *ctx);
 
-/* The registry that lives as long as the process, for series kept outside
- * the collectors (the web layer's). Rendered in every scrape. */
-poh_registry_t *poh_app_registry(poh_app_t *app);
+/* The self collector (collectors/self.h), to which the web layer reports its
+ * config file's loads and basic auth failures. Lives as long as app. */
+typedef struct poh_self poh_self_t;
+poh_self_t *poh_app_self(poh_app_t *app);
 
 /* The configuration in force, held until poh_app_release(); a reload in
  * between does not free it. */

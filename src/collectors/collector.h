@@ -222,7 +222,8 @@ typedef struct poh_scrape_output {
     void **held;            /* internal: the runs that own regs */
 } poh_scrape_output_t;
 
-/* Run every collector concurrently until done or deadline; writes
+/* Run every collector concurrently until done or deadline; each one's
+ * outcome goes to the self collector (poh_self_write_runs()), which writes
  * poh_exporter_collector_success and _duration_seconds into self. A
  * collector already running for another scrape is not started again: this
  * scrape waits for that run and shares its output (read-only). */

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "collectors/collector.h"
+#include "collectors/self.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -444,8 +445,6 @@ static run_t *run_join_or_start(poh_collector_set_t *s, slot_t *sl, double deadl
     return r;
 }
 
-static const char *const collector_label[] = {"collector"};
-
 /* Start (or join) a run of every collector, one bounded collector (the
  * last) on this thread, the rest on their workers, all at once. */
 static void start_runs(poh_collector_set_t *s, double deadline, const poh_trace_parent_t *trace,
@@ -471,9 +470,9 @@ static void start_runs(poh_collector_set_t *s, double deadline, const poh_trace_
 }
 
 /* Wait for one slot's run until abs; its output joins out if it finished.
- * Records the outcome in the slot and in self's two families. */
+ * Records the outcome in the slot and in *res (for the self collector). */
 static void finish_run(slot_t *sl, run_t *r, int rc, const struct timespec *abs,
-                       poh_family_t *fsucc, poh_family_t *fdur, poh_scrape_output_t *out)
+                       poh_self_run_t *res, poh_scrape_output_t *out)
 {
     bool done = false;
     double dur = 0;
@@ -495,9 +494,7 @@ static void finish_run(slot_t *sl, run_t *r, int rc, const struct timespec *abs,
         }
     }
     bool ok = done && rc == 0;
-    const char *lv[] = {sl->c.name};
-    poh_gauge_set(poh_family_series(fsucc, lv), ok ? 1 : 0);
-    poh_gauge_set(poh_family_series(fdur, lv), dur);
+    *res = (poh_self_run_t){sl->c.name, ok, dur};
     pthread_mutex_lock(&sl->mu);
     sl->ran = true;
     sl->last_ok = ok;
@@ -513,34 +510,28 @@ int poh_collector_set_scrape(poh_collector_set_t *s, double deadline,
 {
     memset(out, 0, sizeof *out);
     size_t n = poh_collector_set_len(s);
-    poh_family_t *fsucc = poh_registry_family(
-        self, POH_GAUGE, "poh_exporter_collector_success",
-        "1 if the collector succeeded in this scrape, 0 if it failed or missed the deadline.",
-        1, collector_label, NULL, 0);
-    poh_family_t *fdur = poh_registry_family(
-        self, POH_GAUGE, "poh_exporter_collector_duration_seconds",
-        "Time the collector spent in this scrape.", 1, collector_label, NULL, 0);
     if (!n)
         return 0;
-    if (!fsucc || !fdur)
-        return -ENOMEM;
     run_t **runs = calloc(n, sizeof *runs);
     int *errs = calloc(n, sizeof *errs);
+    poh_self_run_t *res = calloc(n, sizeof *res);
     out->regs = calloc(n, sizeof *out->regs);
     out->held = calloc(n, sizeof *out->held);
-    if (!runs || !errs || !out->regs || !out->held) {
-        free(runs);
-        free(errs);
+    int rc = -ENOMEM;
+    if (!runs || !errs || !res || !out->regs || !out->held) {
         poh_scrape_output_free(out);
-        return -ENOMEM;
+        goto done;
     }
     start_runs(s, deadline, trace, runs, errs);
     struct timespec abs = poh_mono_to_abs_realtime(deadline);
     for (size_t i = 0; i < n; i++)
-        finish_run(&s->slots[i], runs[i], errs[i], &abs, fsucc, fdur, out);
+        finish_run(&s->slots[i], runs[i], errs[i], &abs, &res[i], out);
+    rc = poh_self_write_runs(self, res, n);
+done:
     free(runs);
     free(errs);
-    return 0;
+    free(res);
+    return rc;
 }
 
 void poh_scrape_output_free(poh_scrape_output_t *out)

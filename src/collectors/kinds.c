@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The product's collector kinds, from the one list in appconfig/kinds.h. */
 #include "collectors/collector.h"
+#include "collectors/self.h"
 
 #include <errno.h>
 
@@ -10,20 +11,25 @@ const poh_collector_kind_ref_t poh_collector_kinds[] = {
     POH_COLLECTOR_KINDS(KIND_REF){NULL, 0, 0},
 };
 
+static void print_table(FILE *out, const char *kind, const char *endpoint,
+                        const poh_family_desc_t *d)
+{
+    for (; d->name; d++) {
+        fprintf(out, "%s\t%s\t%s\t%s\t", kind, endpoint, d->name, poh_metric_type_name(d->type));
+        /* An optional label (left out when empty) is marked "?". */
+        for (size_t i = 0; i < d->nlabels; i++)
+            fprintf(out, "%s%s%s", i ? "," : "", d->labels[i], d->optional >> i & 1u ? "?" : "");
+        fprintf(out, "\t%s\n", d->help);
+    }
+}
+
 int poh_collector_kinds_print_metrics(FILE *out)
 {
-    for (const poh_collector_kind_ref_t *k = poh_collector_kinds; k->kind; k++) {
-        for (const poh_collector_metrics_t *m = k->kind->metrics; m && m->endpoint; m++) {
-            for (const poh_family_desc_t *d = m->families; d->name; d++) {
-                fprintf(out, "%s\t%s\t%s\t%s\t", k->kind->name, m->endpoint, d->name,
-                        poh_metric_type_name(d->type));
-                /* An optional label (left out when empty) is marked "?". */
-                for (size_t i = 0; i < d->nlabels; i++)
-                    fprintf(out, "%s%s%s", i ? "," : "", d->labels[i],
-                            d->optional >> i & 1u ? "?" : "");
-                fprintf(out, "\t%s\n", d->help);
-            }
-        }
-    }
+    for (const poh_collector_kind_ref_t *k = poh_collector_kinds; k->kind; k++)
+        for (const poh_collector_metrics_t *m = k->kind->metrics; m && m->endpoint; m++)
+            print_table(out, k->kind->name, m->endpoint, m->families);
+    /* The self collector's always-present families (those of a web config
+     * file need one, which the reference test does not run with). */
+    print_table(out, "self", "/metrics", poh_self_metrics);
     return fflush(out) == 0 && !ferror(out) ? 0 : -EIO;
 }

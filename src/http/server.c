@@ -592,7 +592,7 @@ poh_http_t *poh_http_start(poh_app_t *app)
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
     poh_strbuf_t werr = POH_STRBUF_INIT;
-    int wrc = poh_web_gate_new(web->config_file, poh_app_registry(app), &h->gate, &werr);
+    int wrc = poh_web_gate_new(web->config_file, poh_app_self(app), &h->gate, &werr);
     if (wrc < 0) {
         POH_ERROR("http", "web config: %s", werr.data ? werr.data : "out of memory");
         poh_strbuf_free(&werr);

@@ -43,8 +43,7 @@ struct poh_web_gate {
     pthread_mutex_t reload_mu; /* one reload at a time; sigs */
     char *watched[WATCHED];    /* paths of the last attempt */
     file_sig_t sigs[WATCHED];
-    poh_series_t *reload_ok, *reload_ts, *cert_expiry;
-    poh_series_t *fail_none, *fail_bad;
+    poh_self_t *self; /* NULL: not reported */
     poh_log_throttle_t log_throttle; /* failed-login lines: one a second */
 };
 
@@ -152,10 +151,9 @@ static void log_errors(const char *what, poh_strbuf_t *err)
 
 static void gen_metrics(poh_web_gate_t *g, const poh_web_gen_t *gen)
 {
-    poh_gauge_set(g->reload_ok, 1);
-    poh_gauge_set(g->reload_ts, poh_now_real());
-    if (gen->tls)
-        poh_gauge_set(g->cert_expiry, poh_web_tls_not_after(gen->tls));
+    if (g->self)
+        poh_self_web_loaded(g->self, true, poh_now_real(),
+                            gen->tls ? poh_web_tls_not_after(gen->tls) : -1);
 }
 
 int poh_web_gate_reload(poh_web_gate_t *g)
@@ -175,7 +173,8 @@ int poh_web_gate_reload(poh_web_gate_t *g)
     }
     remember(g, gen);
     if (rc < 0) {
-        poh_gauge_set(g->reload_ok, 0);
+        if (g->self)
+            poh_self_web_loaded(g->self, false, 0, -1);
         log_errors("web config reload failed, keeping the previous one", &err);
         poh_strbuf_free(&err);
         pthread_mutex_unlock(&g->reload_mu);
@@ -210,7 +209,7 @@ void poh_web_gate_poll(poh_web_gate_t *g)
         poh_web_gate_reload(g);
 }
 
-int poh_web_gate_new(const char *path, poh_registry_t *reg, poh_web_gate_t **out,
+int poh_web_gate_new(const char *path, poh_self_t *self, poh_web_gate_t **out,
                      poh_strbuf_t *err)
 {
     *out = NULL;
@@ -227,33 +226,8 @@ int poh_web_gate_new(const char *path, poh_registry_t *reg, poh_web_gate_t **out
         goto err;
     g->tls = g->gen->tls != NULL;
     remember(g, g->gen);
-    if (path && reg) {
-        static const char *const reason[] = {"reason"};
-        poh_family_t *fok = poh_registry_family(
-            reg, POH_GAUGE, "poh_exporter_web_config_last_reload_successful",
-            "Whether the last load of the web config file (--web.config.file) worked.", 0, NULL,
-            NULL, 0);
-        poh_family_t *fts = poh_registry_family(
-            reg, POH_GAUGE, "poh_exporter_web_config_last_reload_success_timestamp_seconds",
-            "When the web config file was last loaded successfully.", 0, NULL, NULL, 0);
-        poh_family_t *ffail = poh_registry_family(
-            reg, POH_COUNTER, "poh_exporter_web_auth_failures_total",
-            "Requests refused by basic auth, by reason (no_credentials, bad_credentials).", 1,
-            reason, NULL, 0);
-        if (!fok || !fts || !ffail) {
-            rc = -ENOMEM;
-            goto err;
-        }
-        g->reload_ok = poh_family_series(fok, NULL);
-        g->reload_ts = poh_family_series(fts, NULL);
-        g->fail_none = poh_family_series(ffail, (const char *const[]){"no_credentials"});
-        g->fail_bad = poh_family_series(ffail, (const char *const[]){"bad_credentials"});
-        if (g->tls) {
-            poh_family_t *fexp = poh_registry_family(
-                reg, POH_GAUGE, "poh_exporter_web_tls_certificate_expiry_timestamp_seconds",
-                "notAfter of the listener's TLS certificate in force.", 0, NULL, NULL, 0);
-            g->cert_expiry = fexp ? poh_family_series(fexp, NULL) : NULL;
-        }
+    if (path && self) {
+        g->self = self;
         gen_metrics(g, g->gen);
     }
     if (path)
@@ -370,12 +344,14 @@ poh_admit_t poh_web_gen_admit(poh_web_gate_t *g, poh_web_gen_t *gen, const char 
     if (!user || !password) {
         /* a browser's first request, or a scraper without credentials:
          * counted, not logged */
-        poh_counter_inc(g->fail_none);
+        if (g->self)
+            poh_self_web_auth_failure(g->self, POH_SELF_AUTH_NO_CREDENTIALS);
         return POH_ADMIT_UNAUTHORIZED;
     }
     if (poh_web_auth_check(gen->auth, user, password))
         return POH_ADMIT_OK;
-    poh_counter_inc(g->fail_bad);
+    if (g->self)
+        poh_self_web_auth_failure(g->self, POH_SELF_AUTH_BAD_CREDENTIALS);
     log_failure(g, user, client, "bad_credentials");
     return POH_ADMIT_UNAUTHORIZED;
 }

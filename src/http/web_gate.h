@@ -15,14 +15,15 @@
 #include "appconfig/app_config.h"
 #include "core/strbuf.h"
 #include "http/web_tls.h"
-#include "metrics/metrics.h"
+#include "collectors/self.h"
 
 typedef struct poh_web_gate poh_web_gate_t;
 typedef struct poh_web_gen poh_web_gen_t;
 
-/* path NULL: no web config (plain HTTP, no auth). Metrics go to reg (may be
- * NULL). 0, or -EINVAL with the reasons in err. */
-int poh_web_gate_new(const char *path, poh_registry_t *reg, poh_web_gate_t **out,
+/* path NULL: no web config (plain HTTP, no auth). Loads and basic auth
+ * failures are reported to self (may be NULL), which makes their series.
+ * 0, or -EINVAL with the reasons in err. */
+int poh_web_gate_new(const char *path, poh_self_t *self, poh_web_gate_t **out,
                      poh_strbuf_t *err);
 void poh_web_gate_free(poh_web_gate_t *g); /* NULL is fine */
 

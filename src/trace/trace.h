@@ -237,15 +237,6 @@ void poh_span_rate_limit_init(poh_span_rate_limit_t *rl, double rate, double bur
 /* true: make the span (a token is taken); false: skip it (counted). */
 bool poh_span_rate_limit_take(poh_span_rate_limit_t *rl);
 
-/* --- metrics ---------------------------------------------------------------- */
-
-/* Write poh_exporter_spans_exported_total and
- * poh_exporter_spans_dropped_total{reason} (every reason, zeros included;
- * all zero when t is NULL) with the tracer's totals into r, a per-scrape
- * registry (metrics/metrics.h). 0 or -ENOMEM. */
-typedef struct poh_registry poh_registry_t;
-int poh_tracer_write_metrics(const poh_tracer_t *t, poh_registry_t *r);
-
 /* Nanoseconds since the unix epoch (CLOCK_REALTIME). */
 uint64_t poh_trace_now_unix_ns(void);
 

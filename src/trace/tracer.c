@@ -28,7 +28,6 @@
 #include "grpc/grpc_probe.h"
 #include "grpc/tls.h"
 #include "grpc/unary.h"
-#include "metrics/metrics.h"
 #include "poh_version.h"
 #include "trace/trace_internal.h"
 
@@ -135,35 +134,6 @@ void poh_tracer_stats(const poh_tracer_t *t, poh_tracer_stats_t *out)
     out->export_calls = atomic_load_explicit(&t->calls, memory_order_relaxed);
     out->export_retries = atomic_load_explicit(&t->retries, memory_order_relaxed);
     out->queued = poh_span_queue_len(&t->queue);
-}
-
-int poh_tracer_write_metrics(const poh_tracer_t *t, poh_registry_t *r)
-{
-    static const char *const reason[] = {"reason"};
-    poh_tracer_stats_t st;
-    poh_tracer_stats(t, &st);
-    poh_family_t *fe = poh_registry_family(
-        r, POH_COUNTER, "poh_exporter_spans_exported_total",
-        "Spans the OTLP collector accepted.", 0, NULL, NULL, 0);
-    poh_family_t *fd = poh_registry_family(
-        r, POH_COUNTER, "poh_exporter_spans_dropped_total",
-        "Spans dropped before or during export, by reason: queue_full (the bounded queue was "
-        "full), export_failed (non-retryable error or retries exhausted), rejected (the "
-        "collector's partial_success), shutdown (left at exit).",
-        1, reason, NULL, 0);
-    if (!fe || !fd)
-        return -ENOMEM;
-    poh_series_t *s = poh_family_series(fe, NULL);
-    if (!s)
-        return -ENOMEM;
-    poh_counter_add(s, (double)st.exported);
-    for (int i = 0; i < POH_DROP_REASON_COUNT; i++) {
-        const char *v[] = {drop_names[i]};
-        if (!(s = poh_family_series(fd, v)))
-            return -ENOMEM;
-        poh_counter_add(s, (double)st.dropped[i]);
-    }
-    return 0;
 }
 
 int poh_tracer_flush(poh_tracer_t *t, double timeout)

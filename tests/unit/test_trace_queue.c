@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "collectors/self.h"
 #include "metrics/metrics.h"
 #include "trace/trace_internal.h"
 
@@ -174,7 +175,7 @@ START_TEST(test_tracer_drops_when_full_and_never_blocks)
     ck_assert_uint_eq(total, 15 + N);
     ck_assert_uint_eq(st.exported, 0);
     poh_registry_t *reg = poh_registry_new();
-    ck_assert_int_eq(poh_tracer_write_metrics(t, reg), 0);
+    ck_assert_int_eq(poh_self_write_tracer(reg, t), 0);
     poh_strbuf_t text = POH_STRBUF_INIT;
     ck_assert_int_eq(poh_render(&text, &reg, 1, POH_FMT_TEXT), 0);
     char want[128];
