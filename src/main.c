@@ -83,9 +83,18 @@ static void malloc_tune(void)
 #endif
 }
 
-int main(int argc, char **argv)
+/* The command line: what main() runs and with what. */
+typedef struct {
+    const char *config_path;
+    bool check;
+    poh_overrides_t ov;
+} flags_t;
+
+/* Parse argv into f. Returns -1 to go on, or the exit status when a flag
+ * said all there was to do (--help, --version, --print-metric-table) or was
+ * wrong. */
+static int parse_flags(int argc, char **argv, flags_t *f)
 {
-    malloc_tune();
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -99,9 +108,6 @@ int main(int argc, char **argv)
         {"print-metric-table", no_argument, NULL, OPT_METRIC_TABLE},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL;
-    bool check = false;
-    poh_overrides_t ov = {0};
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -110,13 +116,13 @@ int main(int argc, char **argv)
         case OPT_VERSION:
             printf("poh_exporter, version %s (revision: %s)\n", POH_VERSION, POH_REVISION);
             return 0;
-        case OPT_CONFIG: config_path = optarg; break;
-        case OPT_CHECK: check = true; break;
-        case OPT_LISTEN: ov.listen_address = optarg; break;
-        case OPT_PATH: ov.telemetry_path = optarg; break;
-        case OPT_WEB_CONFIG: ov.web_config_file = optarg; break;
-        case OPT_LEVEL: ov.log_level = optarg; break;
-        case OPT_FORMAT: ov.log_format = optarg; break;
+        case OPT_CONFIG: f->config_path = optarg; break;
+        case OPT_CHECK: f->check = true; break;
+        case OPT_LISTEN: f->ov.listen_address = optarg; break;
+        case OPT_PATH: f->ov.telemetry_path = optarg; break;
+        case OPT_WEB_CONFIG: f->ov.web_config_file = optarg; break;
+        case OPT_LEVEL: f->ov.log_level = optarg; break;
+        case OPT_FORMAT: f->ov.log_format = optarg; break;
         case OPT_METRIC_TABLE: return poh_collector_kinds_print_metrics(stdout) < 0;
         default:
             fprintf(stderr, "poh_exporter: unknown or incomplete flag \"%s\"; see --help\n",
@@ -128,55 +134,48 @@ int main(int argc, char **argv)
         fprintf(stderr, "poh_exporter: unexpected argument \"%s\"; see --help\n", argv[optind]);
         return 2;
     }
-    poh_grpc_runtime_init(); /* before any thread starts */
+    return -1;
+}
 
+/* --config.check: the exit status. */
+static int check_config(const flags_t *f)
+{
     poh_strbuf_t err = POH_STRBUF_INIT;
-    if (check) {
-        web_check_t wc = {.file = "", .failed = false};
-        int rc = poh_app_check_config(config_path, &ov, &err, check_web_config, &wc);
-        if (rc < 0) {
-            fprintf(stderr, "%s", err.data ? err.data : "invalid configuration\n");
-            if (wc.failed)
-                fprintf(stderr, "FAILED: the web config %s is not valid\n", wc.file);
-            else
-                fprintf(stderr, "FAILED: %s is not valid\n",
-                        config_path ? config_path : "<embedded>");
-        } else {
-            printf("SUCCESS: %s is valid%s%s%s\n", config_path ? config_path : "<embedded>",
-                   wc.file[0] ? " (and its web config " : "", wc.file, wc.file[0] ? ")" : "");
-        }
-        poh_strbuf_free(&err);
-        return rc < 0 ? 1 : 0;
-    }
-
-    /* Signals are taken synchronously by this thread; every thread started
-     * later inherits the mask, so none of them is interrupted by them. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGHUP);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    poh_app_t *app = poh_app_create(config_path, &ov, &err);
-    if (!app) {
-        /* Logging may not be set up yet: the config was not readable. */
-        fprintf(stderr, "%s", err.data ? err.data : "cannot start\n");
-        poh_strbuf_free(&err);
-        return 1;
+    const char *name = f->config_path ? f->config_path : "<embedded>";
+    web_check_t wc = {.file = "", .failed = false};
+    int rc = poh_app_check_config(f->config_path, &f->ov, &err, check_web_config, &wc);
+    if (rc < 0) {
+        fprintf(stderr, "%s", err.data ? err.data : "invalid configuration\n");
+        if (wc.failed)
+            fprintf(stderr, "FAILED: the web config %s is not valid\n", wc.file);
+        else
+            fprintf(stderr, "FAILED: %s is not valid\n", name);
+    } else {
+        printf("SUCCESS: %s is valid%s%s%s\n", name, wc.file[0] ? " (and its web config " : "",
+               wc.file, wc.file[0] ? ")" : "");
     }
     poh_strbuf_free(&err);
-    POH_INFO("main", "starting poh_exporter version %s (revision %s), config %s", POH_VERSION,
-             POH_REVISION, config_path ? config_path : "<embedded>");
-    poh_http_t *http = poh_http_start(app);
-    if (!http) {
-        poh_app_destroy(app);
-        return 1;
-    }
+    return rc < 0 ? 1 : 0;
+}
+
+/* Signals are taken synchronously by this thread; every thread started
+ * later inherits the mask, so none of them is interrupted by them. */
+static void block_signals(sigset_t *sigs)
+{
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGHUP);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Reload on SIGHUP until SIGTERM or SIGINT. */
+static void wait_signals(const sigset_t *sigs, poh_app_t *app, poh_http_t *http)
+{
     for (;;) {
         int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
+        if (sigwait(sigs, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
             POH_INFO("main", "SIGHUP: reloading configuration");
@@ -187,8 +186,40 @@ int main(int argc, char **argv)
             continue;
         }
         POH_INFO("main", "received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        break;
+        return;
     }
+}
+
+int main(int argc, char **argv)
+{
+    malloc_tune();
+    flags_t f = {0};
+    int status = parse_flags(argc, argv, &f);
+    if (status >= 0)
+        return status;
+    poh_grpc_runtime_init(); /* before any thread starts */
+    if (f.check)
+        return check_config(&f);
+
+    sigset_t sigs;
+    block_signals(&sigs);
+    poh_strbuf_t err = POH_STRBUF_INIT;
+    poh_app_t *app = poh_app_create(f.config_path, &f.ov, &err);
+    if (!app) {
+        /* Logging may not be set up yet: the config was not readable. */
+        fprintf(stderr, "%s", err.data ? err.data : "cannot start\n");
+        poh_strbuf_free(&err);
+        return 1;
+    }
+    poh_strbuf_free(&err);
+    POH_INFO("main", "starting poh_exporter version %s (revision %s), config %s", POH_VERSION,
+             POH_REVISION, f.config_path ? f.config_path : "<embedded>");
+    poh_http_t *http = poh_http_start(app);
+    if (!http) {
+        poh_app_destroy(app);
+        return 1;
+    }
+    wait_signals(&sigs, app, http);
     poh_http_stop(http);
     poh_app_destroy(app);
     POH_INFO("main", "stopped");
