@@ -468,7 +468,7 @@ static void migrations_save(mongo_cluster_level_t *cv, const mongo_cluster_t *cl
     bson_t ids = BSON_INITIALIZER;
     char *file = state_file(cl);
     for (size_t i = 0; i < cv->nids; i++) {
-        char k[16];
+        char k[24];
         snprintf(k, sizeof k, "%zu", i);
         BSON_APPEND_UTF8(&ids, k, cv->ids[i]);
     }
