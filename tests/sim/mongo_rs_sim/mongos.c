@@ -585,7 +585,8 @@ static void shape(dvec_t *dv, const sim_sort_t *sort, int64_t skip, int64_t limi
         qsort_r(dv->v, dv->n, sizeof *dv->v, sort_cmp, (void *)sort);
     size_t first = (size_t)skip < dv->n ? (size_t)skip : dv->n;
     dvec_cut(dv, 0, first);
-    memmove(dv->v, dv->v + first, (dv->n - first) * sizeof *dv->v);
+    if (first) /* dv->v is NULL when nothing matched */
+        memmove(dv->v, dv->v + first, (dv->n - first) * sizeof *dv->v);
     dv->n -= first;
     if (limit && dv->n > (size_t)limit) {
         dvec_cut(dv, (size_t)limit, dv->n);
