@@ -9,6 +9,7 @@ import os
 import struct
 
 import bson
+import bson.json_util
 from bson.int64 import Int64
 from bson.timestamp import Timestamp
 
@@ -96,6 +97,11 @@ def seeds_change_event():
     put("change_event", "invalidate", event("invalidate"))
     put("change_event", "drop", event("drop"))
     put("change_event", "rename", event("rename", extra={"to": {"db": "dag", "coll": "old"}}))
+    # the fragments of a split event ($changeStreamSplitLargeEvent), as the corpus has them
+    for i in (1, 2, 3):
+        path = os.path.join(HERE, "..", "data", "mongodb", f"event_split_7.0_update_3of3_fragment{i}.json")
+        with open(path) as f:
+            put("change_event", f"split_{i}of3", bson.encode(bson.json_util.loads(f.read())))
 
 
 def seeds_replset():
