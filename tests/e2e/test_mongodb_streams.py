@@ -378,7 +378,8 @@ class TestSplitLargeEvent(unittest.TestCase):
         (and what follows). Once the exporter has asked for more after
         fragment 1, it is killed -9; the restarted one reads the event again
         from fragment 1 (the saved position is before the event, so the
-        simulator sends 3 fragments in all) and counts it once."""
+        simulator sends 3 fragments in all) and, once the hold is released,
+        counts it once."""
         st = Stack("--server-version", "7.0")
         try:
             exp = st.exp = st.start_exporter()
@@ -396,11 +397,15 @@ class TestSplitLargeEvent(unittest.TestCase):
             exp.proc.kill()
             exp.proc.wait(10)
             exp.stop()
-            # the dead exporter's last getMore (maxTimeMS 500) ends empty before the release
-            time.sleep(1.0)
-            st.sim.control("SPLIT_HOLD off")
-            self.assertEqual(st.sim.counts()["fragments"], 1)
+            # restarted while fragment 2 is still held: it reads the event again from
+            # fragment 1 (its saved position is before the event), and counts nothing yet
             exp = st.exp = st.start_exporter()
+            self.assertTrue(pohtest.wait_until(lambda: st.sim.counts()["fragments"] == 2, 60))
+            asked = st.sim.commands().get("getMore", 0)
+            self.assertTrue(pohtest.wait_until(
+                lambda: st.sim.commands().get("getMore", 0) > asked, 30))
+            self.assertIsNone(value(exp, "poh_mongodb_changes_total", operation="update", **L))
+            st.sim.control("SPLIT_HOLD off")
             self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 51, operation="insert",
                                         **L), 51)
             self.assertEqual(wait_value(exp, "poh_mongodb_changes_total", 1, operation="update",
