@@ -8,6 +8,7 @@ import datetime
 import time
 import unittest
 
+import bson
 import pymongo
 
 import mongoexp
@@ -332,6 +333,56 @@ class TestServerVersions(unittest.TestCase):
                     coll.watch([{"$changeStreamSplitLargeEvent": {}}, {"$match": {}}])
                 self.assertEqual(cm.exception.code, 40324 if not split else 7182802)
                 client.close()
+
+
+class TestSimulatorSplits(unittest.TestCase):
+    """mongo_rs_sim 7.0 through pymongo, as mongod's split_large_event.js
+    checks it: without the stage a 20 MB event is BSONObjectTooLarge; with
+    it, fragments {_id, splitEvent, fields} within 16 MB, small fields first;
+    a fragment's token resumes with the next fragment (the last one's with
+    the next event), and only with the stage (280)."""
+
+    def test_fragments_and_their_tokens(self):
+        with mongosim.MongoSim("--server-version", "7.0") as sim:
+            client = pymongo.MongoClient(sim.uri, serverSelectionTimeoutMS=10000)
+            coll = client.dag.transactions
+            split = [{"$changeStreamSplitLargeEvent": {}}]
+            with coll.watch(split, full_document="updateLookup") as cs:
+                start = cs.resume_token
+                client.close()
+                write_big_update(sim.uri)
+                client = pymongo.MongoClient(sim.uri, serverSelectionTimeoutMS=10000)
+                coll = client.dag.transactions
+                coll.insert_one({"_id": "after"})
+                evs = [cs.next() for _ in range(4)]
+            self.assertNotIn("splitEvent", evs[0])  # the 10 MB insert fits
+            self.assertEqual([e.get("splitEvent") for e in evs[1:3]],
+                             [{"fragment": 1, "of": 2}, {"fragment": 2, "of": 2}])
+            self.assertEqual(evs[1]["operationType"], "update")
+            self.assertEqual(set(evs[1]) & {"fullDocument", "updateDescription"} |
+                             set(evs[2]) & {"fullDocument", "updateDescription"},
+                             {"fullDocument", "updateDescription"})
+            self.assertEqual(list(evs[2]), ["_id", "splitEvent", next(iter(
+                set(evs[2]) - {"_id", "splitEvent"}))])
+            for e in evs[1:3]:
+                self.assertLessEqual(len(bson.encode(e)), 16793600)
+            self.assertEqual(evs[3]["documentKey"], {"_id": "after"})
+            with coll.watch(split, full_document="updateLookup",
+                            resume_after=evs[1]["_id"]) as cs:
+                self.assertEqual(cs.next()["_id"], evs[2]["_id"])
+            with coll.watch(split, full_document="updateLookup",
+                            start_after=evs[2]["_id"]) as cs:
+                self.assertEqual(cs.next()["_id"], evs[3]["_id"])
+            with self.assertRaises(pymongo.errors.OperationFailure) as cm:
+                coll.watch([], full_document="updateLookup", resume_after=evs[1]["_id"])
+            self.assertEqual(cm.exception.code, 280)
+            with self.assertRaises(pymongo.errors.OperationFailure) as cm:
+                with coll.watch([], full_document="updateLookup", resume_after=start) as cs:
+                    self.assertEqual(cs.next()["operationType"], "insert")
+                    cs.next()  # the 20 MB update
+            self.assertEqual(cm.exception.code, 10334)
+            self.assertEqual(sim.counts()["fragments"], 3)
+            client.close()
 
 
 class TestSplitLargeEvent(unittest.TestCase):
