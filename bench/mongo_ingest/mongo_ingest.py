@@ -24,7 +24,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e", "lib"))
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 ONLY_CHUNKS = len(sys.argv) > 2 and sys.argv[2] == "chunks"
 N = int(sys.argv[2]) if len(sys.argv) > 2 and not ONLY_CHUNKS else 1000000

@@ -2,7 +2,7 @@
 /* The replies a MongoDB scrape reads, turned into series: replSetGetStatus,
  * the oplog's bounds (find on local.oplog.rs) and size (collStats), and
  * serverStatus. Only the reply is read, nothing is sent: the collector runs
- * the commands (mongodb.c), tests/unit/test_mongodb_corpus.c feeds these the
+ * the commands (mongodb.c), tests/unit/collectors/test_mongodb_corpus.c feeds these the
  * documented reply shapes of tests/data/mongodb/. */
 #ifndef POH_COLLECTOR_MONGODB_REPLIES_H
 #define POH_COLLECTOR_MONGODB_REPLIES_H

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Internals of src/trace shared between its files and its unit tests. Nothing
- * outside src/trace and tests/unit/test_trace_*.c includes this. */
+ * outside src/trace and tests/unit/trace/test_trace_*.c includes this. */
 #ifndef POH_TRACE_INTERNAL_H
 #define POH_TRACE_INTERNAL_H
 

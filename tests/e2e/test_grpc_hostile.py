@@ -24,7 +24,7 @@ import pohtest
 from otlpsink import emit
 from pohtest import main
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
 MB = 1024 * 1024
 
 

@@ -15,7 +15,7 @@ import mongoexp
 import mongosim
 import pohtest
 from mongoexp import value, wait_value, wait_stream_up
-from test_mongodb_sim import Stack
+from mongostack import Stack
 
 L = {"cluster": "main", "stream": "tx"}
 

@@ -32,8 +32,8 @@ STATE_METHOD = "/poh.PoH/GetState"
 
 
 def source_dir():
-    return os.environ.get("POH_SOURCE_DIR") or os.path.dirname(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.environ.get("POH_SOURCE_DIR") or os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def build_dir():

@@ -864,7 +864,7 @@ static void add_timestamps(const char *om, poh_strbuf_t *out)
     }
 }
 
-/* The skip policy of pohtest.require() (tests/e2e/pohtest.py): with CI set
+/* The skip policy of pohtest.require() (tests/e2e/lib/pohtest.py): with CI set
  * to a true value, where scripts/deps.sh installs promtool, a missing one
  * fails the test; outside CI the test returns and main() reports the
  * program as skipped (exit 77, one SKIPPED line), never as passed. */
