@@ -267,8 +267,11 @@ static void shards_status(const mongo_status_run_t *r, char **names, char **host
         int ms = slice_ms * 45 / 100; /* selection plus one stalled command fit */
         shard_client_t *c = ms >= 5 ? shard_client(r->cl, names[i], hosts[i], ms, slice_ms) : NULL;
         if (!c) {
+            /* Not asked: not up in this scrape, rather than no series. */
             POH_DEBUG(MODULE, "cluster %s: shard %s skipped this scrape (%s)", r->cl->name,
                       names[i], ms >= 5 ? "no client" : "deadline");
+            const char *lv[] = {r->cl->name, names[i]};
+            gauge(r->out, POH_MONGODB_M_UP, lv, 0);
             continue;
         }
         shard_status(r, c, now + share);
