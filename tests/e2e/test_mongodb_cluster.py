@@ -82,6 +82,17 @@ class ClusterLevelTest(unittest.TestCase):
         self.assertEqual(sum(pohtest.find(self.ex.metrics(), "poh_mongodb_jumbo_chunks",
                                                                cluster="main").values()), 3)
 
+    def test_balancer_from_config_settings(self):
+        """balancerStatus refused (Unauthorized, 13): enabled comes from
+        config.settings {_id: "balancer"}; whether a round runs is unknown."""
+        self.sim.fail_command("balancerStatus", 13, 1000)
+        m = self.ex.metrics()
+        self.assertEqual(pohtest.value(m, "poh_mongodb_balancer_enabled", cluster="main"), 0)
+        self.assertIsNone(pohtest.value(m, "poh_mongodb_balancer_running", cluster="main"))
+        self.sim.control("BALANCER on")
+        self.assertEqual(mongoexp.value(self.ex, "poh_mongodb_balancer_enabled", cluster="main"), 1)
+        self.assertEqual(mongoexp.value(self.ex, "poh_mongodb_up", cluster="main"), 1)
+
     def test_commands_do_not_grow_with_chunks(self):
         def per_scrape():
             self.ex.metrics()

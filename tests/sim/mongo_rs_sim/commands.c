@@ -1715,7 +1715,7 @@ void sim_sleep_interruptible(sim_t *sim, sim_client_t *cl, int ms)
 }
 
 /* Take an injected failure for this command, if one is armed. Caller holds mu. */
-static int take_fault(sim_t *sim, const char *name)
+int sim_take_fault(sim_t *sim, const char *name)
 {
     for (int i = 0; i < sim->nfaults; i++) {
         sim_fault_t *f = &sim->faults[i];
@@ -1789,7 +1789,7 @@ int sim_dispatch(sim_t *sim, sim_client_t *cl, const sim_request_t *req, bson_t 
     }
 
     pthread_mutex_lock(&sim->mu);
-    inject = take_fault(sim, name);
+    inject = sim_take_fault(sim, name);
     if (sim->stall_ms > 0 && (!sim->stall_cmd[0] || !strcmp(sim->stall_cmd, name)))
         stall = sim->stall_ms;
     sim_repl_tick(sim);

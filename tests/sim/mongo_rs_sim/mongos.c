@@ -1325,6 +1325,13 @@ static int precheck(mctx_t *x, mfn fn)
         return sim_err_set(&x->err, 352, "Unsupported OP_QUERY command: %s", x->name);
     if (x->front->auth.on && !x->cli->auth.authenticated && fn != m_hello)
         return sim_err_set(&x->err, 13, "command %s requires authentication", x->name);
+    if (fn) { /* the front's own commands (balancerStatus, find, ...) honour FAIL_COMMAND */
+        pthread_mutex_lock(&x->front->mu);
+        int inject = sim_take_fault(x->front, x->name);
+        pthread_mutex_unlock(&x->front->mu);
+        if (inject)
+            return sim_err_set(&x->err, inject, "simulated %s failure (control channel FAIL_COMMAND)", x->name);
+    }
     return 0;
 }
 

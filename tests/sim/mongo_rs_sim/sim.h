@@ -154,6 +154,9 @@ void sim_step_up(sim_t *sim);
 
 /* Count one received command. */
 void sim_count_command(sim_t *sim, const char *name);
+/* The error code a FAIL_COMMAND armed for command name (one use taken), or
+ * 0. Caller holds sim->mu. */
+int sim_take_fault(sim_t *sim, const char *name);
 
 enum { SIM_REPLY = 0, SIM_CLOSE = 1, SIM_NO_REPLY = 2 };
 /* Run one request; fill reply. Returns SIM_REPLY, SIM_NO_REPLY (moreToCome)
