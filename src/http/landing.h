@@ -5,7 +5,9 @@
  * each configured latency over the last hour as small charts; for each
  * MongoDB cluster its members with state and lag. Inline SVG, no script, no
  * external asset. Fed by every /metrics scrape (app.h's scrape observer), so
- * the current numbers are the ones that scrape returned; the history is an
+ * the current numbers are the ones that scrape returned (change counters
+ * are read just before it renders them, so events arriving in between may
+ * be in the body and not yet on the page); the history is an
  * hour in fixed-size rings: a point every 5 minutes per target (for the
  * hour's ratio and mean latency), every 10 s per stream (for the charts). */
 #ifndef POH_LANDING_H
