@@ -346,8 +346,7 @@ static int mongodb_collect(void *state, poh_scrape_t *sc)
     char error[256] = "";
     bool up = status_scrape(cl, sc, error, sizeof error);
     const char *lv[] = {cl->name, NULL}; /* the router or replica set: no shard label */
-    poh_family_t *f = poh_registry_family_desc(sc->out, &poh_mongodb_metrics[POH_MONGODB_M_UP]);
-    poh_gauge_set(poh_family_series(f, lv), up);
+    poh_mongodb_put(sc->out, POH_MONGODB_M_UP, lv, up);
     for (size_t i = 0; i < cl->nstreams; i++)
         mongo_stream_collect(cl->streams[i], sc->out);
     if (!up)

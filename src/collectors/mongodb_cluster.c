@@ -99,12 +99,6 @@ void mongo_cluster_level_free(mongo_cluster_level_t *cv)
     free(cv);
 }
 
-static void gauge(poh_registry_t *out, int id, const char *const *lv, double v)
-{
-    poh_family_t *f = poh_registry_family_desc(out, &poh_mongodb_metrics[id]);
-    poh_gauge_set(poh_family_series(f, lv), v);
-}
-
 static bool time_left(const ctx_t *x, int ms)
 {
     return (x->deadline - poh_now_mono() - DEADLINE_MARGIN) * 1000 >= ms;
@@ -182,7 +176,8 @@ static void routers(ctx_t *x)
             memset(r, 0, sizeof *r);
         mongoc_client_t *c = time_left(x, 2 * ms) ? router_client(x->cl, r, h->host_and_port, ms) : NULL;
         lv[1] = h->host_and_port;
-        gauge(x->out, POH_MONGODB_M_MONGOS_UP, lv, c && router_hello(x->cl, c, h->host_and_port));
+        poh_mongodb_put(x->out, POH_MONGODB_M_MONGOS_UP, lv,
+                        c && router_hello(x->cl, c, h->host_and_port));
     }
     for (size_t k = i; k < x->cv->nrouters; k++)
         router_free(&x->cv->routers[k]);
@@ -203,8 +198,8 @@ static void balancer(ctx_t *x)
         bool on = bson_iter_init_find(&it, &reply, "mode") && BSON_ITER_HOLDS_UTF8(&it) &&
                   strcmp(bson_iter_utf8(&it, NULL), "off");
         bool round = bson_iter_init_find(&it, &reply, "inBalancerRound") && bson_iter_as_bool(&it);
-        gauge(x->out, POH_MONGODB_M_BALANCER_ENABLED, lv, on);
-        gauge(x->out, POH_MONGODB_M_BALANCER_RUNNING, lv, round);
+        poh_mongodb_put(x->out, POH_MONGODB_M_BALANCER_ENABLED, lv, on);
+        poh_mongodb_put(x->out, POH_MONGODB_M_BALANCER_RUNNING, lv, round);
         bson_destroy(&reply);
         bson_destroy(&cmd);
         return;
@@ -228,7 +223,7 @@ static void balancer(ctx_t *x)
                     !strcmp(bson_iter_utf8(&it, NULL), "off"))
                     on = false;
             }
-        gauge(x->out, POH_MONGODB_M_BALANCER_ENABLED, lv, on);
+        poh_mongodb_put(x->out, POH_MONGODB_M_BALANCER_ENABLED, lv, on);
     }
     bson_destroy(&reply);
     bson_destroy(&cmd);
@@ -371,8 +366,8 @@ static void emit_groups(ctx_t *x, group_t *g, size_t n)
     for (size_t i = 0; i < n; i++) {
         lv[1] = g[i].shard;
         lv[2] = g[i].ns;
-        gauge(x->out, POH_MONGODB_M_CHUNKS, lv, (double)g[i].chunks);
-        gauge(x->out, POH_MONGODB_M_JUMBO_CHUNKS, lv, (double)g[i].jumbo);
+        poh_mongodb_put(x->out, POH_MONGODB_M_CHUNKS, lv, (double)g[i].chunks);
+        poh_mongodb_put(x->out, POH_MONGODB_M_JUMBO_CHUNKS, lv, (double)g[i].jumbo);
     }
 }
 

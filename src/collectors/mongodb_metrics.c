@@ -104,3 +104,13 @@ const poh_family_desc_t poh_mongodb_metrics[] = {
         "Round trip of the commands the exporter sends (libmongoc APM).", l_ccmd),
     {NULL},
 };
+
+void poh_mongodb_put(poh_registry_t *reg, int id, const char *const *lv, double v)
+{
+    const poh_family_desc_t *d = &poh_mongodb_metrics[id];
+    poh_series_t *s = poh_family_series(poh_registry_family_desc(reg, d), lv);
+    if (d->type == POH_COUNTER)
+        poh_counter_add(s, v);
+    else
+        poh_gauge_set(s, v);
+}

@@ -55,4 +55,8 @@ enum {
 };
 extern const poh_family_desc_t poh_mongodb_metrics[];
 
+/* The series lv of table row id set to v (a gauge) or increased by v (a
+ * counter). */
+void poh_mongodb_put(poh_registry_t *reg, int id, const char *const *lv, double v);
+
 #endif

@@ -8,17 +8,6 @@
 #include "collectors/mongodb_replies.h"
 #include "mongo/mongo_util.h"
 
-/* The series lv of table row id (mongodb_metrics.c) set to v. */
-static void put(poh_registry_t *reg, int id, const char *const *lv, double v)
-{
-    const poh_family_desc_t *d = &poh_mongodb_metrics[id];
-    poh_series_t *s = poh_family_series(poh_registry_family_desc(reg, d), lv);
-    if (d->type == POH_COUNTER)
-        poh_counter_add(s, v);
-    else
-        poh_gauge_set(s, v);
-}
-
 static bool iter_num(const bson_iter_t *it, double *v)
 {
     if (!BSON_ITER_HOLDS_NUMBER(it))
@@ -43,17 +32,17 @@ static void put_member(poh_registry_t *out, const char *cluster, const char *sha
     for (size_t k = 0; k < sizeof states / sizeof *states; k++) {
         lv[3] = poh_mongo_state_name(states[k]);
         known |= !strcmp(lv[3], m[i].state_str);
-        put(out, POH_MONGODB_M_MEMBER_STATE, lv, !strcmp(lv[3], m[i].state_str));
+        poh_mongodb_put(out, POH_MONGODB_M_MEMBER_STATE, lv, !strcmp(lv[3], m[i].state_str));
     }
     if (!known && m[i].state_str[0]) {
         lv[3] = m[i].state_str;
-        put(out, POH_MONGODB_M_MEMBER_STATE, lv, 1);
+        poh_mongodb_put(out, POH_MONGODB_M_MEMBER_STATE, lv, 1);
     }
     if (m[i].health >= 0)
-        put(out, POH_MONGODB_M_MEMBER_HEALTH, lv, m[i].health);
+        poh_mongodb_put(out, POH_MONGODB_M_MEMBER_HEALTH, lv, m[i].health);
     double lag = poh_mongo_replication_lag(m, n, i);
     if (!isnan(lag))
-        put(out, POH_MONGODB_M_REPLICATION_LAG, lv, lag);
+        poh_mongodb_put(out, POH_MONGODB_M_REPLICATION_LAG, lv, lag);
 }
 
 void poh_mongodb_put_replset(poh_registry_t *out, const char *cluster, const char *shard,
@@ -83,11 +72,11 @@ void poh_mongodb_put_oplog_window(poh_registry_t *out, const char *cluster, cons
 {
     const char *lv[] = {cluster, shard};
     if (first)
-        put(out, POH_MONGODB_M_OPLOG_FIRST, lv, *first);
+        poh_mongodb_put(out, POH_MONGODB_M_OPLOG_FIRST, lv, *first);
     if (last)
-        put(out, POH_MONGODB_M_OPLOG_LAST, lv, *last);
+        poh_mongodb_put(out, POH_MONGODB_M_OPLOG_LAST, lv, *last);
     if (first && last)
-        put(out, POH_MONGODB_M_OPLOG_WINDOW, lv, poh_mongo_lag_clamp(*last, *first));
+        poh_mongodb_put(out, POH_MONGODB_M_OPLOG_WINDOW, lv, poh_mongo_lag_clamp(*last, *first));
 }
 
 void poh_mongodb_put_oplog_stats(poh_registry_t *out, const char *cluster, const char *shard,
@@ -96,9 +85,9 @@ void poh_mongodb_put_oplog_stats(poh_registry_t *out, const char *cluster, const
     const char *lv[] = {cluster, shard};
     double v;
     if (doc_num(coll_stats, "size", &v))
-        put(out, POH_MONGODB_M_OPLOG_SIZE, lv, v);
+        poh_mongodb_put(out, POH_MONGODB_M_OPLOG_SIZE, lv, v);
     if (doc_num(coll_stats, "maxSize", &v))
-        put(out, POH_MONGODB_M_OPLOG_MAX_SIZE, lv, v);
+        poh_mongodb_put(out, POH_MONGODB_M_OPLOG_MAX_SIZE, lv, v);
 }
 
 void poh_mongodb_server_status_exclude(bson_t *cmd)
@@ -117,10 +106,10 @@ static void put_op_latencies(poh_registry_t *out, const char *cluster, const bso
         const char *lv[] = {cluster, op_types[i]};
         snprintf(path, sizeof path, "opLatencies.%s.latency", op_types[i]);
         if (doc_num(reply, path, &v))
-            put(out, POH_MONGODB_M_OP_LATENCY_SECONDS, lv, v / 1e6);
+            poh_mongodb_put(out, POH_MONGODB_M_OP_LATENCY_SECONDS, lv, v / 1e6);
         snprintf(path, sizeof path, "opLatencies.%s.ops", op_types[i]);
         if (doc_num(reply, path, &v))
-            put(out, POH_MONGODB_M_OP_LATENCY_OPS, lv, v);
+            poh_mongodb_put(out, POH_MONGODB_M_OP_LATENCY_OPS, lv, v);
     }
 }
 
@@ -138,13 +127,13 @@ void poh_mongodb_put_server_status(poh_registry_t *out, const char *cluster, con
         const char *lv[] = {cluster, opcounters[i]};
         snprintf(path, sizeof path, "opcounters.%s", opcounters[i]);
         if (doc_num(reply, path, &v))
-            put(out, POH_MONGODB_M_OPERATIONS, lv, v);
+            poh_mongodb_put(out, POH_MONGODB_M_OPERATIONS, lv, v);
     }
     put_op_latencies(out, cluster, reply);
     for (size_t i = 0; i < sizeof txn / sizeof *txn; i++) {
         const char *lv[] = {cluster, txn[i].result};
         snprintf(path, sizeof path, "transactions.%s", txn[i].field);
         if (doc_num(reply, path, &v))
-            put(out, POH_MONGODB_M_TRANSACTIONS, lv, v);
+            poh_mongodb_put(out, POH_MONGODB_M_TRANSACTIONS, lv, v);
     }
 }

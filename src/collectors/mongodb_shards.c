@@ -196,12 +196,6 @@ static void forget_others(mongo_shards_t *s, char **names, size_t n)
     }
 }
 
-static void gauge(poh_registry_t *out, int id, const char *const *lv, double v)
-{
-    poh_family_t *f = poh_registry_family_desc(out, &poh_mongodb_metrics[id]);
-    poh_gauge_set(poh_family_series(f, lv), v);
-}
-
 /* The replica-set status of one shard with its client c, by deadline: its
  * series labelled shard, and poh_mongodb_up{shard} 1 if a member answered.
  * Status comes from a secondary while the shard has no primary. */
@@ -227,7 +221,7 @@ static void shard_status(const mongo_status_run_t *router, shard_client_t *c, do
         POH_DEBUG(MODULE, "cluster %s: shard %s does not answer: %s", r.cl->name, c->name,
                   r.error);
     const char *lv[] = {r.cl->name, c->name};
-    gauge(r.out, POH_MONGODB_M_UP, lv, r.answered);
+    poh_mongodb_put(r.out, POH_MONGODB_M_UP, lv, r.answered);
 }
 
 /* listShards' (_id, host) pairs, borrowed from reply. */
@@ -271,7 +265,7 @@ static void shards_status(const mongo_status_run_t *r, char **names, char **host
             POH_DEBUG(MODULE, "cluster %s: shard %s skipped this scrape (%s)", r->cl->name,
                       names[i], ms >= 5 ? "no client" : "deadline");
             const char *lv[] = {r->cl->name, names[i]};
-            gauge(r->out, POH_MONGODB_M_UP, lv, 0);
+            poh_mongodb_put(r->out, POH_MONGODB_M_UP, lv, 0);
             continue;
         }
         shard_status(r, c, now + share);
@@ -291,7 +285,7 @@ bool mongo_shards_collect(mongo_status_run_t *r)
     }
     size_t n = parse_shards(&reply, names, hosts, MAX_SHARDS);
     const char *lv[] = {r->cl->name};
-    gauge(r->out, POH_MONGODB_M_SHARDS, lv, (double)n);
+    poh_mongodb_put(r->out, POH_MONGODB_M_SHARDS, lv, (double)n);
     /* One scrape at a time asks the shards (their clients are single-threaded);
      * a concurrent one reports the count only. */
     if (pthread_mutex_trylock(&r->cl->shards->mu) == 0) {
