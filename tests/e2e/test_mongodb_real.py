@@ -122,9 +122,7 @@ class TestRealMongod(unittest.TestCase):
             t.start()
             for _ in range(2):
                 time.sleep(0.7)
-                exp.proc.kill()
-                exp.proc.wait(10)
-                exp.stop()
+                exp.kill9()
                 exp = pohtest.Exporter(self.cfg)
                 self.assertTrue(wait_stream_up(exp, cluster="real"))
             time.sleep(0.5)
@@ -144,12 +142,6 @@ class TestRealMongod(unittest.TestCase):
 
 
 L = {"cluster": "real", "stream": "tx"}
-
-
-def kill9(exp):
-    exp.proc.kill()
-    exp.proc.wait(10)
-    exp.stop()
 
 
 class TestRealMongodStreams(unittest.TestCase):
@@ -216,7 +208,7 @@ class TestRealMongodStreams(unittest.TestCase):
         self.coll.drop()
         self.assertEqual(wait_value(self.exp, "poh_mongodb_change_stream_invalidations_total", 3,
                                     **L), 3)
-        kill9(self.exp)
+        self.exp.kill9()
         self.insert(10)
         self.start()
         self.wait_inserts(110)

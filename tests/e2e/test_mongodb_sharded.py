@@ -165,9 +165,7 @@ class ExactThroughMongosTest(ShardedExporterTest):
                               operation="insert") or 0
 
     def kill9_and_restart(self):
-        self.ex.proc.kill()  # SIGKILL mid-stream, while the generator keeps writing
-        self.ex.proc.wait(10)
-        self.ex.stop()
+        self.ex.kill9()  # SIGKILL mid-stream, while the generator keeps writing
         self.ex = pohtest.Exporter(self.cfg)
         self.assertTrue(mongoexp.wait_stream_up(self.ex))
 

@@ -316,9 +316,7 @@ class TestFaults(unittest.TestCase):
                     lambda: (value(exp, "poh_mongodb_changes_total", cluster="main", stream="tx",
                                    operation="insert") or 0) > 0, 20))
                 time.sleep(0.3 + 0.4 * cycle)
-                exp.proc.kill()  # SIGKILL, mid-stream, while the generator keeps writing
-                exp.proc.wait(10)
-                exp.stop()
+                exp.kill9()  # SIGKILL, mid-stream, while the generator keeps writing
                 st.exp = None
                 time.sleep(0.3)
             exp = st.start_exporter()
@@ -384,9 +382,7 @@ class TestStateLock(unittest.TestCase):
                                    stream="tx"), 0)
             self.assertIsNone(value(second, "poh_mongodb_changes_total", cluster="main",
                                     stream="tx", operation="insert"))
-            first.proc.kill()  # the lock goes with the process
-            first.proc.wait(10)
-            first.stop()
+            first.kill9()  # the lock goes with the process
             st.exp = None
             st.sim.insert(200)
             # the second picks up the saved state: the same totals, then the new events

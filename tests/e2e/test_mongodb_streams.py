@@ -123,9 +123,7 @@ class TestInvalidate(unittest.TestCase):
         self.client.dag.transactions.drop()
         self.assertEqual(wait_value(self.exp, "poh_mongodb_change_stream_invalidations_total", 1,
                                     **L), 1)
-        self.exp.proc.kill()
-        self.exp.proc.wait(10)
-        self.exp.stop()
+        self.exp.kill9()
         sim.insert(50)
         self.exp = self.st.exp = self.st.start_exporter()
         self.wait_inserts(150)
@@ -445,9 +443,7 @@ class TestSplitLargeEvent(unittest.TestCase):
                 lambda: st.sim.commands().get("getMore", 0) > asked, 30))
             self.assertEqual(value(exp, "poh_mongodb_changes_total", operation="insert", **L), 1)
             self.assertIsNone(value(exp, "poh_mongodb_changes_total", operation="update", **L))
-            exp.proc.kill()
-            exp.proc.wait(10)
-            exp.stop()
+            exp.kill9()
             # restarted while fragment 2 is still held: it reads the event again from
             # fragment 1 (its saved position is before the event), and counts nothing yet
             exp = st.exp = st.start_exporter()

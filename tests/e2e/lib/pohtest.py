@@ -7,6 +7,7 @@ import gzip
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -142,6 +143,11 @@ class Exporter:
         """The scrape parsed by parse_exposition (OpenMetrics with
         openmetrics=True, then # EOF must end it)."""
         return parse_exposition(self.scrape(**kw), openmetrics=kw.get("openmetrics") or None)
+
+    def kill9(self):
+        """SIGKILL, as a crash (no shutdown code runs), then the cleanup and
+        log checks of stop()."""
+        return self.stop(signal.SIGKILL)
 
     def stop(self, sig=None):
         if self.proc.poll() is None:
