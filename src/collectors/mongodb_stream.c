@@ -450,6 +450,23 @@ static int commit(mongo_stream_t *s, const poh_mongo_batch_t *b, const uint8_t *
     return 0;
 }
 
+/* An invalid state file is renamed <file>.corrupt-<unix time>, its bytes
+ * kept, and the stream starts from now. When it cannot be renamed it is
+ * never overwritten: -1, and the stream waits with the error. */
+static int move_aside(mongo_stream_t *s)
+{
+    char aside[320];
+    snprintf(aside, sizeof aside, "%s.corrupt-%lld", s->file, (long long)time(NULL));
+    if (renameat(s->dirfd, s->file, s->dirfd, aside) < 0) {
+        warn_once(s, "state file is not valid and cannot be moved aside", s->file, -errno);
+        return -1;
+    }
+    POH_ERROR(MODULE, "%s: state file %s/%s is not valid; moved aside as %s, starting "
+                      "from now with counters at 0",
+              s->key, s->cl->state_dir, s->file, aside);
+    return 0;
+}
+
 /* Open the state directory, lock this stream's state against another
  * exporter using the same directory, and load the saved state once. Nothing
  * here can block: a FIFO, device or link in place of a state file is
@@ -503,17 +520,8 @@ static int prepare(mongo_stream_t *s)
     if (sl->loaded_into != s->cl->persistent) {
         rc = poh_mongo_state_load(s->dirfd, s->file, &sl->st);
         if (rc == -EBADMSG) {
-            char aside[320];
-            snprintf(aside, sizeof aside, "%s.corrupt-%lld", s->file, (long long)time(NULL));
-            if (renameat(s->dirfd, s->file, s->dirfd, aside) < 0) {
-                /* Never overwrite what could not be kept: the stream waits. */
-                warn_once(s, "state file is not valid and cannot be moved aside", s->file,
-                          -errno);
+            if (move_aside(s) < 0)
                 return -EBADMSG;
-            }
-            POH_ERROR(MODULE, "%s: state file %s/%s is not valid; moved aside as %s, starting "
-                              "from now with counters at 0",
-                      s->key, s->cl->state_dir, s->file, aside);
         } else if (rc < 0 && rc != -ENOENT) {
             warn_once(s, "cannot use the state file", s->file, rc);
             return rc;
