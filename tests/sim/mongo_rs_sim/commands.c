@@ -2,6 +2,7 @@
 /* Command handlers of the simulator and the dispatcher that runs them:
  * counting, fault injection, stalls, error replies and $clusterTime. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1471,6 +1472,13 @@ err:
     return -1;
 }
 
+/* The client closed its end (killed, or gone): as mongod, send it nothing more. */
+static bool peer_closed(const sim_client_t *cl)
+{
+    struct pollfd p = {.fd = cl->fd, .events = POLLRDHUP};
+    return cl->has_fd && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 /* A change-stream getMore: events as soon as there are any, else wait for a
  * write until maxTimeMS. Returns 0, or -1 with x->err set; *dropped when the
  * connection was dropped (or the simulator stops) meanwhile. Holds sim->mu. */
@@ -1506,6 +1514,10 @@ static int cs_await(cmd_ctx_t *x, sim_cursor_t *cur, bson_t *arr, int64_t batch,
             ts.tv_nsec -= 1000000000;
         }
         pthread_cond_timedwait(&sim->wake, &sim->mu, &ts);
+        if (peer_closed(x->cl)) { /* woken for events a killed client must not get */
+            *dropped = true;
+            return 0;
+        }
     }
 }
 

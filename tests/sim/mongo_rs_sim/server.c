@@ -161,6 +161,8 @@ static void *acceptor_main(void *arg)
         c->srv = srv;
         c->cl.sim = srv->sim;
         c->cl.conn_id = ++srv->next_id;
+        c->cl.has_fd = true;
+        c->cl.fd = fd;
         bson_init(&c->cl.scratch);
         char ip[INET_ADDRSTRLEN] = "?";
         inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);

@@ -125,6 +125,8 @@ typedef struct sim_client {
     sim_t *sim;
     uint64_t conn_id;
     atomic_bool dropped;
+    bool has_fd;   /* fd is the connection's socket (not in unit tests) */
+    int fd;
     bson_t scratch;
     char peer[64];
     sim_auth_conv_t auth;
