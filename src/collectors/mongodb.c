@@ -123,6 +123,22 @@ void mongo_client_retire(mongoc_client_t *c)
     pthread_attr_destroy(&attr);
 }
 
+int mongo_timeout_pick(int budget_ms)
+{
+    int ideal = (int)((long)budget_ms * 45 / 100);
+    if (ideal < 5)
+        return 0;
+    int t = 25;
+    while (t <= ideal / 2)
+        t *= 2;
+    return t <= ideal ? t : ideal;
+}
+
+bool mongo_timeout_fits(int have_ms, int budget_ms)
+{
+    return have_ms > 0 && 2L * have_ms <= budget_ms && 4L * have_ms >= mongo_timeout_pick(budget_ms);
+}
+
 /* ----------------------------------------------------------------- scrape */
 
 static void set_error(mongo_status_run_t *r, const char *what, const bson_error_t *err)
@@ -305,24 +321,23 @@ static bool status_commands(mongo_status_run_t *r, char *error, size_t errlen)
     return r->answered;
 }
 
-/* libmongoc fixes a client's timeouts when it is made, so the client is
- * made with just under half the scrape budget as connect, server selection
- * and socket timeout: selection plus one stalled command still end by the
- * deadline, and a command starts only while that much time is left.
- * Prometheus sends the same timeout every time, so the client is rarely
- * remade. Two scrapes with different deadlines can run at once (see
+/* The status client's timeouts come from the scrape budget
+ * (mongo_timeout_pick): selection plus one stalled command still end by the
+ * deadline, and a command starts only while that much time is left. The
+ * client is kept while mongo_timeout_fits, so it is rarely remade. Two scrapes with different deadlines can run at once (see
  * collectors.c): the second makes a client of its own. */
 static bool status_scrape(mongo_cluster_t *cl, poh_scrape_t *sc, char *error, size_t errlen)
 {
     mongo_status_run_t r = {.cl = cl, .out = sc->out, .deadline = sc->deadline, .trace = sc->trace};
     double left = sc->deadline - poh_now_mono() - DEADLINE_MARGIN;
-    int ms = (int)(left * 450); /* a little under half, so a slightly later scrape reuses it */
-    if (ms < 5) {
+    int budget = left > 0 ? (int)(left * 1000) : 0;
+    int ms = mongo_timeout_pick(budget);
+    if (!ms) {
         snprintf(error, errlen, "no time left before the scrape deadline");
         return false;
     }
     status_client_take(cl, &r.client, &r.timeout_ms);
-    if (r.client && (2 * r.timeout_ms > left * 1000 || 2 * r.timeout_ms < ms)) {
+    if (r.client && !mongo_timeout_fits(r.timeout_ms, budget)) {
         mongo_client_retire(r.client);
         r.client = NULL;
     }

@@ -123,14 +123,18 @@ static bool run(ctx_t *x, const char *db, const bson_t *cmd, bson_t *reply, cons
 
 /* ------------------------------------------------------------- routers */
 
-static mongoc_client_t *router_client(mongo_cluster_t *cl, router_t *r, const char *host, int ms)
+/* Router r's direct client to host, kept while its timeouts fit budget_ms
+ * (selection plus one hello; mongo_timeout_fits). */
+static mongoc_client_t *router_client(mongo_cluster_t *cl, router_t *r, const char *host,
+                                      int budget_ms)
 {
-    if (r->client && (strcmp(r->host, host) || 2 * r->timeout_ms < ms || r->timeout_ms > ms))
+    if (r->client && (strcmp(r->host, host) || !mongo_timeout_fits(r->timeout_ms, budget_ms)))
         router_free(r);
     if (r->client)
         return r->client;
     router_free(r);
-    mongoc_uri_t *u = mongo_shards_uri(cl->uri, host, ms);
+    int ms = mongo_timeout_pick(budget_ms);
+    mongoc_uri_t *u = ms ? mongo_shards_uri(cl->uri, host, ms) : NULL;
     if (u)
         mongoc_uri_set_option_as_bool(u, MONGOC_URI_DIRECTCONNECTION, true);
     r->host = strdup(host);
@@ -174,7 +178,7 @@ static void routers(ctx_t *x)
         router_t *r = &x->cv->routers[i];
         if (i >= x->cv->nrouters)
             memset(r, 0, sizeof *r);
-        mongoc_client_t *c = time_left(x, 2 * ms) ? router_client(x->cl, r, h->host_and_port, ms) : NULL;
+        mongoc_client_t *c = time_left(x, 2 * ms) ? router_client(x->cl, r, h->host_and_port, 2 * ms) : NULL;
         lv[1] = h->host_and_port;
         poh_mongodb_put(x->out, POH_MONGODB_M_MONGOS_UP, lv,
                         c && router_hello(x->cl, c, h->host_and_port));

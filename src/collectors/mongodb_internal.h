@@ -53,6 +53,19 @@ mongoc_apm_callbacks_t *mongo_apm_callbacks_new(void);
  * whole socket timeout on a stalled server; a scrape must not). */
 void mongo_client_retire(mongoc_client_t *c);
 
+/* Client timeouts. libmongoc fixes a client's connect, server-selection and
+ * socket timeout when the client is made, and remaking one costs a new
+ * connection and a SCRAM login per member. budget_ms is the time one server
+ * selection plus one stalled command must fit in. A new client gets just
+ * under half of it, rounded down to 25 ms x 2^k so that nearby budgets make
+ * the same client (0 when that is under 5 ms: do not ask). A kept client is
+ * still right while its timeout is at most half the budget (it fits) and at
+ * least a quarter of what a new one would get (not needlessly short): a
+ * scrape timeout that drifts or alternates between two values, or shards'
+ * shares that shift, reuse it. */
+int mongo_timeout_pick(int budget_ms);
+bool mongo_timeout_fits(int have_ms, int budget_ms);
+
 /* One scrape's status commands on one replica set (the cluster's, or one
  * shard's) or router, with one single-threaded client. */
 typedef struct mongo_status_run {

@@ -151,18 +151,18 @@ static void shard_client_make(mongo_cluster_t *cl, shard_client_t *c, int ms)
 }
 
 /* The cached client of shard name at host, made (again) when the host
- * changed or its timeouts do not suit a share of slice_ms (selection and
- * one stalled command must fit; ms is the timeout a new client gets).
+ * changed or its timeouts do not fit a share of slice_ms (mongo_timeout_fits).
  * Caller holds s->mu. */
 static shard_client_t *shard_client(mongo_cluster_t *cl, const char *name, const char *host,
-                                    int ms, int slice_ms)
+                                    int slice_ms)
 {
+    int ms = mongo_timeout_pick(slice_ms);
     mongo_shards_t *s = cl->shards;
     shard_client_t *c = NULL;
     for (size_t i = 0; i < s->n && !c; i++)
         if (!strcmp(s->v[i].name, name))
             c = &s->v[i];
-    if (c && (strcmp(c->host, host) || 2 * c->timeout_ms > slice_ms || 2 * c->timeout_ms < ms))
+    if (c && (strcmp(c->host, host) || !mongo_timeout_fits(c->timeout_ms, slice_ms)))
         shard_client_free(c);
     if (c && c->client)
         return c;
@@ -258,12 +258,12 @@ static void shards_status(const mongo_status_run_t *r, char **names, char **host
         double now = poh_now_mono();
         double share = (r->deadline - now - DEADLINE_MARGIN) / (double)(n - i);
         int slice_ms = share > 0 ? (int)(share * 1000) : 0;
-        int ms = slice_ms * 45 / 100; /* selection plus one stalled command fit */
-        shard_client_t *c = ms >= 5 ? shard_client(r->cl, names[i], hosts[i], ms, slice_ms) : NULL;
+        bool asked = mongo_timeout_pick(slice_ms) > 0;
+        shard_client_t *c = asked ? shard_client(r->cl, names[i], hosts[i], slice_ms) : NULL;
         if (!c) {
             /* Not asked: not up in this scrape, rather than no series. */
             POH_DEBUG(MODULE, "cluster %s: shard %s skipped this scrape (%s)", r->cl->name,
-                      names[i], ms >= 5 ? "no client" : "deadline");
+                      names[i], asked ? "no client" : "deadline");
             const char *lv[] = {r->cl->name, names[i]};
             poh_mongodb_put(r->out, POH_MONGODB_M_UP, lv, 0);
             continue;

@@ -2,7 +2,8 @@
 /* collectors/mongodb_shards.c: the URI a shard's replica set is reached with
  * (mongo_shards_uri) carries the entry's credentials, TLS and other options,
  * names the shard's own hosts and set, and not the router's topology; its
- * timeouts are capped at the scrape's share. */
+ * timeouts are capped at the scrape's share; and how long clients' timeouts
+ * are and when a kept client still fits (mongodb.c). */
 #include <check.h>
 #include <mongoc/mongoc.h>
 #include <stdlib.h>
@@ -66,6 +67,40 @@ START_TEST(test_shorter_timeouts_kept_and_bare_host)
 }
 END_TEST
 
+/* mongo_timeout_pick/_fits: a new client's timeouts are just under half
+ * the budget on a 25 ms x 2^k ladder; a kept one is used while it fits in
+ * half the budget and is not under a quarter of a new one's. */
+START_TEST(test_client_timeouts)
+{
+    ck_assert_int_eq(mongo_timeout_pick(0), 0);
+    ck_assert_int_eq(mongo_timeout_pick(-5), 0);
+    ck_assert_int_eq(mongo_timeout_pick(10), 0);  /* 4 ms: not worth asking */
+    ck_assert_int_eq(mongo_timeout_pick(20), 9);  /* under the ladder's first step */
+    ck_assert_int_eq(mongo_timeout_pick(100), 25);
+    ck_assert_int_eq(mongo_timeout_pick(1000), 400);
+    ck_assert_int_eq(mongo_timeout_pick(7500), 3200);
+    ck_assert_int_eq(mongo_timeout_pick(9500), 3200);
+    ck_assert_int_eq(mongo_timeout_pick(2000000000), 838860800);
+    for (int b = 12; b < 100000; b = b * 9 / 8 + 1) {
+        int t = mongo_timeout_pick(b);
+        ck_assert_int_gt(t, 0);
+        ck_assert_int_le(2 * t, b);            /* selection plus one command fit */
+        ck_assert_int_ge(4 * t, b * 45 / 100); /* never below a quarter */
+        ck_assert(mongo_timeout_fits(t, b));   /* a new client is kept */
+    }
+    /* A scrape timeout of 10 s then 8 s, and shares that shift, keep it. */
+    ck_assert(mongo_timeout_fits(mongo_timeout_pick(9500), 7500));
+    ck_assert(mongo_timeout_fits(mongo_timeout_pick(3100), 2400));
+    ck_assert(mongo_timeout_fits(mongo_timeout_pick(2400), 3100));
+    /* Too long for the budget: a stalled command would end past the deadline. */
+    ck_assert(!mongo_timeout_fits(3200, 6000));
+    ck_assert(!mongo_timeout_fits(400, 10));
+    /* Needlessly short: a scrape timeout raised from 1 s to 60 s remakes it. */
+    ck_assert(!mongo_timeout_fits(mongo_timeout_pick(1000), 60000));
+    ck_assert(!mongo_timeout_fits(0, 1000));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("mongodb_shards");
@@ -73,6 +108,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_credentials_and_tls_follow);
     tcase_add_test(tc, test_shorter_timeouts_kept_and_bare_host);
     suite_add_tcase(s, tc);
+    TCase *tt = tcase_create("timeouts");
+    tcase_add_test(tt, test_client_timeouts);
+    suite_add_tcase(s, tt);
     return s;
 }
 
