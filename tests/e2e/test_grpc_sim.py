@@ -209,7 +209,9 @@ class Tls(unittest.TestCase):
         cls.tmp.cleanup()
 
     def cli(self, listener, *opts):
-        calls, _ = run_cli(["--timeout", "2", "--tls"] + list(opts) + [self.sim.addr(listener)])
+        # 10 s: a TLS handshake between two ASan builds on a loaded machine
+        # took over 2 s; the failures below are refusals, not timeouts.
+        calls, _ = run_cli(["--timeout", "10", "--tls"] + list(opts) + [self.sim.addr(listener)])
         return calls[0]
 
     def test_server_tls(self):
