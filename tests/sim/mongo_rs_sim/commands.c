@@ -214,6 +214,9 @@ static int cmd_hello(cmd_ctx_t *x)
     BSON_APPEND_INT32(r, "minWireVersion", 0);
     BSON_APPEND_INT32(r, "maxWireVersion", sim_max_wire_version(x->sim));
     BSON_APPEND_BOOL(r, "readOnly", false);
+    pthread_mutex_lock(&sim->mu);
+    sim_append_topology_version(sim, r);
+    pthread_mutex_unlock(&sim->mu);
     sim_auth_hello(&sim->auth, &x->req->body, r);
     return 0;
 }
@@ -1472,6 +1475,23 @@ err:
     return -1;
 }
 
+/* Wait on sim->wake until the monotonic time until_ms at most. Holds sim->mu. */
+static void wake_wait_until(sim_t *sim, int64_t until_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t wait = until_ms - sim_mono_ms();
+    if (wait <= 0)
+        return;
+    ts.tv_sec += wait / 1000;
+    ts.tv_nsec += (wait % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&sim->wake, &sim->mu, &ts);
+}
+
 /* The client closed its end (killed, or gone): as mongod, send it nothing more. */
 static bool peer_closed(const sim_client_t *cl)
 {
@@ -1501,19 +1521,9 @@ static int cs_await(cmd_ctx_t *x, sim_cursor_t *cur, bson_t *arr, int64_t batch,
             *dropped = true;
             return 0;
         }
-        int64_t now = sim_mono_ms();
-        if (now >= deadline)
+        if (sim_mono_ms() >= deadline)
             return 0;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t wait = deadline - now;
-        ts.tv_sec += wait / 1000;
-        ts.tv_nsec += (wait % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&sim->wake, &sim->mu, &ts);
+        wake_wait_until(sim, deadline);
         if (peer_closed(x->cl)) { /* woken for events a killed client must not get */
             *dropped = true;
             return 0;
@@ -1726,6 +1736,98 @@ void sim_sleep_interruptible(sim_t *sim, sim_client_t *cl, int ms)
     }
 }
 
+/* {processId, counter} of a topologyVersion field of doc. */
+static bool topology_version_of(const bson_t *doc, bson_oid_t *pid, int64_t *counter)
+{
+    bson_iter_t it, tv;
+    if (!bson_iter_init_find(&it, doc, "topologyVersion") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+        !bson_iter_recurse(&it, &tv))
+        return false;
+    bool have_pid = false, have_counter = false;
+    while (bson_iter_next(&tv)) {
+        if (!strcmp(bson_iter_key(&tv), "processId") && BSON_ITER_HOLDS_OID(&tv)) {
+            bson_oid_copy(bson_iter_oid(&tv), pid);
+            have_pid = true;
+        } else if (!strcmp(bson_iter_key(&tv), "counter") && BSON_ITER_HOLDS_NUMBER(&tv)) {
+            *counter = bson_iter_as_int64(&tv);
+            have_counter = true;
+        }
+    }
+    return have_pid && have_counter;
+}
+
+/* The REPLY document of cmd, if one is set. Caller holds sim->mu. */
+static const bson_t *canned_locked(const sim_t *sim, const char *cmd)
+{
+    for (int i = 0; i < sim->ncanned; i++)
+        if (!strcmp(sim->canned[i].cmd, cmd))
+            return sim->canned[i].doc;
+    return NULL;
+}
+
+void sim_append_topology_version(const sim_t *sim, bson_t *reply)
+{
+    bson_t tv;
+    BSON_APPEND_DOCUMENT_BEGIN(reply, "topologyVersion", &tv);
+    BSON_APPEND_OID(&tv, "processId", &sim->process_id);
+    BSON_APPEND_INT64(&tv, "counter", sim->topology_counter);
+    bson_append_document_end(reply, &tv);
+}
+
+/* The topologyVersion hello would answer now. Caller holds sim->mu. */
+static bool current_topology_version(const sim_t *sim, bson_oid_t *pid, int64_t *counter)
+{
+    const bson_t *canned = canned_locked(sim, "hello");
+    if (canned)
+        return topology_version_of(canned, pid, counter);
+    bson_oid_copy(&sim->process_id, pid);
+    *counter = sim->topology_counter;
+    return true;
+}
+
+void sim_hello_await(sim_t *sim, sim_client_t *cl, const bson_t *body)
+{
+    enum { MAX_AWAIT_MS = 600 * 1000 };
+    bson_oid_t want_pid, pid;
+    int64_t want_counter, counter, max_await = 0;
+    if (!topology_version_of(body, &want_pid, &want_counter) || get_num(body, "maxAwaitTimeMS", &max_await) != 1 ||
+        max_await <= 0)
+        return;
+    pthread_mutex_lock(&sim->mu);
+    int64_t end = sim_mono_ms() + (max_await < MAX_AWAIT_MS ? max_await : MAX_AWAIT_MS);
+    for (int i = 0; i < 10000000; i++) {
+        sim_repl_tick(sim); /* a timed step-down ends while a client waits */
+        if (!current_topology_version(sim, &pid, &counter) || !bson_oid_equal(&pid, &want_pid) ||
+            counter != want_counter || atomic_load(&cl->dropped) || atomic_load(&sim->stopping) ||
+            sim_mono_ms() >= end)
+            break;
+        int64_t until = end;
+        if (sim->stepdown_until_ms && sim->stepdown_until_ms + 1 < until)
+            until = sim->stepdown_until_ms + 1;
+        wake_wait_until(sim, until);
+        if (peer_closed(cl))
+            break;
+    }
+    pthread_mutex_unlock(&sim->mu);
+}
+
+/* REPLY hello answers hello, isMaster and ismaster alike; to the legacy
+ * names with ismaster for isWritablePrimary, as mongod answers them. */
+static bool canned_hello(sim_t *sim, const char *name, bson_t *reply)
+{
+    bson_t doc = BSON_INITIALIZER;
+    bson_iter_t it;
+    bool found = sim_canned_reply(sim, "hello", &doc);
+    bool legacy = strcmp(name, "hello") != 0;
+    if (found && bson_iter_init(&it, &doc))
+        while (bson_iter_next(&it)) {
+            const char *k = bson_iter_key(&it);
+            bson_append_iter(reply, legacy && !strcmp(k, "isWritablePrimary") ? "ismaster" : k, -1, &it);
+        }
+    bson_destroy(&doc);
+    return found;
+}
+
 /* Take an injected failure for this command, if one is armed. Caller holds mu. */
 int sim_take_fault(sim_t *sim, const char *name)
 {
@@ -1800,6 +1902,8 @@ int sim_dispatch(sim_t *sim, sim_client_t *cl, const sim_request_t *req, bson_t 
         goto done;
     }
 
+    if (is_hello(def))
+        sim_hello_await(sim, cl, &req->body);
     pthread_mutex_lock(&sim->mu);
     inject = sim_take_fault(sim, name);
     if (sim->stall_ms > 0 && (!sim->stall_cmd[0] || !strcmp(sim->stall_cmd, name)))
@@ -1816,7 +1920,7 @@ int sim_dispatch(sim_t *sim, sim_client_t *cl, const sim_request_t *req, bson_t 
         rc = def->fn == cmd_get_more ? get_more_injected(&x, inject)
                                      : sim_err_set(&x.err, inject, "simulated %s failure (control channel FAIL_COMMAND)",
                                                    code_name(inject));
-    } else if (sim_canned_reply(sim, name, reply)) {
+    } else if (is_hello(def) ? canned_hello(sim, name, reply) : sim_canned_reply(sim, name, reply)) {
         rc = 0; /* REPLY: the corpus document, whatever the member's state */
     } else if (!primary && def->role == ROLE_WRITE) {
         x.err.label = "RetryableWriteError";

@@ -127,6 +127,7 @@ static int m_hello(mctx_t *x)
 {
     bson_t *r = x->reply;
     bool legacy = strcmp(x->name, "hello") != 0;
+    sim_hello_await(x->front, x->cli, &x->req->body); /* a mongos' topology never moves */
     if (get_bool(&x->req->body, "helloOk", false))
         BSON_APPEND_BOOL(r, "helloOk", true);
     BSON_APPEND_BOOL(r, legacy ? "ismaster" : "isWritablePrimary", true);
@@ -140,6 +141,9 @@ static int m_hello(mctx_t *x)
     BSON_APPEND_INT32(r, "minWireVersion", 0);
     BSON_APPEND_INT32(r, "maxWireVersion", 17);
     BSON_APPEND_BOOL(r, "readOnly", false);
+    pthread_mutex_lock(&x->front->mu);
+    sim_append_topology_version(x->front, r);
+    pthread_mutex_unlock(&x->front->mu);
     sim_auth_hello(&x->front->auth, &x->req->body, r);
     return 0;
 }

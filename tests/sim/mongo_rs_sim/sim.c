@@ -64,6 +64,7 @@ sim_t *sim_new(const sim_config_t *cfg)
     pthread_condattr_destroy(&ca);
     sim->start_mono_ms = sim_mono_ms();
     sim->election_wall_ms = sim_now_ms();
+    bson_oid_init(&sim->process_id, NULL);
     sim->primary = 0;
     for (int i = 0; i < SIM_MAX_MEMBERS; i++)
         sim->members[i].fd = -1;
@@ -112,6 +113,8 @@ static void new_term(sim_t *sim, int primary)
     sim->primary = primary;
     sim->store->term++;
     sim->election_wall_ms = sim_now_ms();
+    sim->topology_counter++;
+    pthread_cond_broadcast(&sim->wake); /* awaitable hellos answer at once */
 }
 
 void sim_repl_tick(sim_t *sim)

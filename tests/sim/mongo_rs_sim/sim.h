@@ -93,6 +93,12 @@ typedef struct sim {
     int primary;                 /* member index, -1 while there is none */
     int64_t stepdown_until_ms;   /* monotonic; 0 = not stepped down */
     int64_t election_wall_ms;
+    /* hello's topologyVersion: processId made at start, counter raised by
+     * every election or step-down (what mongod's changes with). An awaitable
+     * hello (topologyVersion + maxAwaitTimeMS, the streaming protocol of
+     * 4.4+) waits for the counter to move or for maxAwaitTimeMS. */
+    bson_oid_t process_id;
+    int64_t topology_counter;
 
     /* faults (under mu) */
     int stall_ms;
@@ -173,5 +179,12 @@ void sim_fill_docs(bson_t *arr, struct sim_doc **docs, size_t ndocs, size_t *pos
 
 /* Sleep ms unless the client is dropped or the simulator stops. */
 void sim_sleep_interruptible(sim_t *sim, sim_client_t *cl, int ms);
+/* An awaitable hello (body with topologyVersion and maxAwaitTimeMS) returns
+ * when the server's topologyVersion (a REPLY hello document's, or sim's own)
+ * is no longer the one the client sent, after maxAwaitTimeMS, or when the
+ * client goes or the simulator stops. Any other hello returns at once. */
+void sim_hello_await(sim_t *sim, sim_client_t *cl, const bson_t *body);
+/* topologyVersion: {processId, counter} of sim. Caller holds sim->mu. */
+void sim_append_topology_version(const sim_t *sim, bson_t *reply);
 
 #endif

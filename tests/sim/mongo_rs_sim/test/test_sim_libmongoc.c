@@ -136,6 +136,86 @@ START_TEST(test_handshake)
 }
 END_TEST
 
+/* An awaitable hello (the streaming protocol of 4.4+) of a second client,
+ * on its own thread: its reply, and how long it took. */
+typedef struct {
+    const char *uri;
+    bson_oid_t pid;
+    int64_t counter;
+    int max_await_ms;
+    bson_t reply;
+    bool ok;
+    double took;
+} await_t;
+
+static void *await_main(void *p)
+{
+    await_t *a = p;
+    bson_error_t err;
+    mongoc_client_t *c = mongoc_client_new(a->uri);
+    bson_t *cmd = BCON_NEW("hello", BCON_INT32(1), "topologyVersion", "{", "processId", BCON_OID(&a->pid),
+                           "counter", BCON_INT64(a->counter), "}", "maxAwaitTimeMS", BCON_INT32(a->max_await_ms));
+    double t0 = simproc_now();
+    a->ok = c && mongoc_client_command_simple(c, "admin", cmd, NULL, &a->reply, &err);
+    a->took = simproc_now() - t0;
+    bson_destroy(cmd);
+    mongoc_client_destroy(c);
+    return NULL;
+}
+
+static void await_hello(await_t *a)
+{
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, await_main, a), 0);
+    pthread_join(th, NULL);
+    ck_assert(a->ok);
+}
+
+/* hello carries topologyVersion {processId, counter} as mongod 4.4+ does; an
+ * awaitable hello with the current one waits maxAwaitTimeMS, one with a
+ * stale one answers at once, and a step-down answers a waiting one with
+ * the next counter (drivers see a failover at once, not a heartbeat later). */
+START_TEST(test_awaitable_hello)
+{
+    bson_error_t err;
+    bson_t reply;
+    bson_t *hello = BCON_NEW("hello", BCON_INT32(1));
+    ck_assert_msg(run("admin", hello, &reply, &err), "hello: %s", err.message);
+    bson_iter_t it;
+    ck_assert(bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "topologyVersion.processId", &it) &&
+              BSON_ITER_HOLDS_OID(&it));
+    await_t a = {.uri = sim.uri, .max_await_ms = 500};
+    bson_oid_copy(bson_iter_oid(&it), &a.pid);
+    a.counter = get_int(&reply, "topologyVersion.counter");
+    ck_assert_int_eq(a.counter, 0);
+    bson_destroy(&reply);
+
+    await_hello(&a); /* nothing changes: the whole 500 ms */
+    ck_assert_msg(a.took >= 0.45, "answered after %.3f s", a.took);
+    ck_assert_int_eq(get_int(&a.reply, "topologyVersion.counter"), 0);
+    bson_destroy(&a.reply);
+
+    a.counter = -1; /* stale: at once (the bound is far above any delay) */
+    a.max_await_ms = 30000;
+    await_hello(&a);
+    ck_assert_msg(a.took < 15, "answered after %.3f s", a.took);
+    bson_destroy(&a.reply);
+
+    a.counter = 0; /* a step-down while it waits */
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, await_main, &a), 0);
+    sleep_ms(300);
+    ctl_ok("STEPDOWN 0");
+    pthread_join(th, NULL);
+    ck_assert(a.ok);
+    ck_assert_msg(a.took < 15, "answered after %.3f s", a.took);
+    ck_assert_int_eq(get_int(&a.reply, "topologyVersion.counter"), 1);
+    ck_assert(!bson_iter_init_find(&it, &a.reply, "isWritablePrimary") || !bson_iter_as_bool(&it));
+    bson_destroy(&a.reply);
+    bson_destroy(hello);
+}
+END_TEST
+
 START_TEST(test_commands)
 {
     bson_error_t err;
@@ -821,6 +901,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_handshake);
+    tcase_add_test(tc, test_awaitable_hello);
     tcase_add_test(tc, test_commands);
     tcase_add_test(tc, test_repl_set_get_status);
     tcase_add_test(tc, test_watch_sees_writes);
