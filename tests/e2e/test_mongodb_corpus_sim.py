@@ -3,11 +3,15 @@
 (issue 16 item 1): mongo_rs_sim answers replSetGetStatus, serverStatus,
 collStats and find with a corpus file (control command REPLY), and both
 libmongoc (the exporter's scrape) and pymongo read them; the exporter's
-series are checked against the values written in the files."""
+series are checked against the values written in the files. hello replies
+(REPLY hello) are read by both drivers over a direct connection."""
 import os
+import time
 import unittest
 
+import bson.json_util
 import pymongo
+import pymongo.monitoring
 
 import mongoexp
 import mongosim
@@ -86,6 +90,17 @@ class CorpusThroughDrivers(unittest.TestCase):
         self.assertEqual({dict(k[1])["member"]: v for k, v in lag.items()},
                          {"p0.example.net:27017": 0, "p2.example.net:27017": 5})
 
+    def test_written_optimes_8_0(self):
+        self.sim.control("REPLY replSetGetStatus " + corpus("rs_status_8.0_written_optimes.json"))
+        members = self.client.admin.command("replSetGetStatus")["members"]
+        self.assertEqual(members[1]["optimeWritten"]["ts"].time - members[1]["optime"]["ts"].time, 3)
+        m = self.scrape()
+        lag = pohtest.find(m, "poh_mongodb_replication_lag_seconds", cluster="main")
+        # the applied optime's lag, not the written one's (0)
+        self.assertEqual({dict(k[1])["member"]: v for k, v in lag.items()},
+                         {"e0.example.net:27017": 0, "e1.example.net:27017": 3,
+                          "e2.example.net:27017": 0})
+
     def test_server_status_7_0(self):
         self.sim.control("REPLY serverStatus " + corpus("server_status_7.0.json"))
         ss = self.client.admin.command("serverStatus")
@@ -146,6 +161,96 @@ class CorpusThroughDrivers(unittest.TestCase):
         self.sim.control("REPLY serverStatus off")
         self.assertNotEqual(self.client.admin.command("serverStatus")["opcounters"]["insert"],
                             2345001)
+
+
+HELLOS = (("hello_5.0_rs_primary.json", "RSPrimary", 13),
+          ("hello_6.0_rs_secondary.json", "RSSecondary", 17),
+          ("hello_7.0_rs_arbiter.json", "RSArbiter", 21),
+          ("hello_8.0_rs_primary.json", "RSPrimary", 25),
+          ("hello_8.0_mongos.json", "Mongos", 25))
+
+
+class TypeListener(pymongo.monitoring.ServerListener):
+    """The server types pymongo's monitor gives the server, in order."""
+
+    def __init__(self):
+        self.types = []
+
+    def opened(self, event):
+        pass
+
+    def closed(self, event):
+        pass
+
+    def description_changed(self, event):
+        self.types.append(event.new_description.server_type_name)
+
+
+class HelloThroughDrivers(unittest.TestCase):
+    """hello as MongoDB 5.0-8.0 answer it (REPLY hello: also isMaster, with
+    ismaster for isWritablePrimary), read by pymongo and by libmongoc in the
+    exporter over a direct connection, so the hosts the files name are never
+    dialled. Each driver types the server as the file says; the exporter
+    takes the router's way for a mongos and the replica set's otherwise; and
+    both keep to the streaming protocol of 4.4+: an awaitable hello waits
+    while the file's topologyVersion stands, so the monitors do not spin."""
+
+    def hellos(self, sim):
+        c = sim.commands()
+        return c.get("hello", 0) + c.get("isMaster", 0) + c.get("ismaster", 0)
+
+    def test_every_hello(self):
+        for name, server_type, wire in HELLOS:
+            with self.subTest(name):
+                self.check(name, server_type, wire)
+
+    def check(self, name, server_type, wire):
+        with open(corpus(name)) as f:
+            want = bson.json_util.loads(f.read())
+        with mongosim.MongoSim() as sim:
+            sim.control("REPLY hello " + corpus(name))
+            listener = TypeListener()
+            client = pymongo.MongoClient(sim.address, directConnection=True,
+                                         serverSelectionTimeoutMS=10000,
+                                         event_listeners=[listener])
+            try:
+                got = client.admin.command("hello")
+                self.assertEqual(got["maxWireVersion"], wire)
+                self.assertEqual(got["topologyVersion"], want["topologyVersion"])
+                self.assertEqual(got.get("setName"), want.get("setName"))
+                self.assertTrue(pohtest.wait_until(lambda: server_type in listener.types, 10),
+                                listener.types)
+                self.assertEqual(listener.types[-1], server_type)
+                self.exporter_reads(sim, server_type)
+                # Streaming: pymongo's monitor waits in an awaitable hello (10 s,
+                # its heartbeat) and libmongoc's clients are gone: a handful of
+                # hellos in 2 s, not thousands.
+                before = self.hellos(sim)
+                time.sleep(2)
+                self.assertLess(self.hellos(sim) - before, 10)
+            finally:
+                client.close()
+
+    def exporter_reads(self, sim, server_type):
+        state = mongoexp.StateDir()
+        uri = "mongodb://%s/?directConnection=true" % sim.address
+        ex = pohtest.Exporter(mongoexp.config([{"name": "main", "uri": uri}], state.path))
+        try:
+            m = ex.metrics()
+            self.assertEqual(pohtest.value(m, "poh_mongodb_up", cluster="main"), 1)
+            routers = pohtest.find(m, "poh_mongodb_mongos_up", cluster="main")
+            members = pohtest.find(m, "poh_mongodb_member_state", cluster="main")
+            if server_type == "Mongos":
+                # msg "isdbgrid": libmongoc types it Mongos, the router's way
+                self.assertEqual(list(routers.values()), [1])
+                self.assertEqual(members, {})
+            else:
+                # the replica set's way: the simulator's own replSetGetStatus
+                self.assertEqual(routers, {})
+                self.assertGreaterEqual(len(members), 10)
+        finally:
+            mongoexp.stop_checked(ex)
+            state.cleanup()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
  * SOURCES.md) through the exporter's parsers: replSetGetStatus through
  * poh_mongo_members_parse and poh_mongo_replication_lag, change events
  * through the stream spec and batch, serverStatus, the oplog's find and
- * collStats replies through the series the collector makes of them. Every .json file in the directory
+ * collStats replies through the series the collector makes of them; hello
+ * replies by the server-type rules drivers apply. Every .json file in the directory
  * must have an expectation here, so a new file cannot be forgotten. */
 #include <check.h>
 #include <dirent.h>
@@ -48,6 +49,12 @@ static const exp_status_t statuses[] = {
         {"n2.example.net:27017", "STARTUP2", 1, 0, NONE},
         {"n3.example.net:27017", "ROLLBACK", 1, 1795621200, 135},
         {"n4.example.net:27017", "REMOVED", 1, 1795621330, 5},
+    }},
+    /* 8.0 reports written optimes too: the lag is the applied one's */
+    {"rs_status_8.0_written_optimes.json", 3, {
+        {"e0.example.net:27017", "PRIMARY", 1, 1795621335, 0},
+        {"e1.example.net:27017", "SECONDARY", 1, 1795621332, 3},
+        {"e2.example.net:27017", "SECONDARY", 1, 1795621335, 0},
     }},
     {"rs_status_5.0_down_no_optime.json", 3, {
         {"p0.example.net:27017", "PRIMARY", 1, 1795621335, 0},
@@ -288,6 +295,67 @@ static void check_event(const exp_event_t *e)
     poh_mongo_stream_spec_free(&spec);
 }
 
+/* hello replies. The exporter reads none of hello itself: libmongoc's
+ * topology scanning does, and decides from it whether a scrape takes the
+ * router's way or the replica set's (e2e test_mongodb_corpus_sim.py puts
+ * every file through libmongoc and pymongo). Here each file is checked to
+ * be what its name says by the server-type rules of the Server Discovery
+ * and Monitoring specification, and to carry the streaming protocol's
+ * topologyVersion where 4.4+ servers send it. */
+typedef struct {
+    const char *file;
+    const char *type; /* SDAM server type */
+    int max_wire;
+} exp_hello_t;
+
+static const exp_hello_t hellos[] = {
+    {"hello_5.0_rs_primary.json", "RSPrimary", 13},
+    {"hello_6.0_rs_secondary.json", "RSSecondary", 17},
+    {"hello_7.0_rs_arbiter.json", "RSArbiter", 21},
+    {"hello_8.0_rs_primary.json", "RSPrimary", 25},
+    {"hello_8.0_mongos.json", "Mongos", 25},
+};
+
+static bool flag(const bson_t *doc, const char *key)
+{
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && bson_iter_as_bool(&it);
+}
+
+static const char *sdam_type(const bson_t *doc)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, "msg") && BSON_ITER_HOLDS_UTF8(&it) &&
+        !strcmp(bson_iter_utf8(&it, NULL), "isdbgrid"))
+        return "Mongos";
+    if (flag(doc, "isreplicaset"))
+        return "RSGhost";
+    if (!bson_has_field(doc, "setName"))
+        return "Standalone";
+    if (flag(doc, "isWritablePrimary") || flag(doc, "ismaster"))
+        return "RSPrimary";
+    if (flag(doc, "secondary"))
+        return "RSSecondary";
+    return flag(doc, "arbiterOnly") ? "RSArbiter" : "RSOther";
+}
+
+static void check_hello(const exp_hello_t *e)
+{
+    bson_t *doc = load(e->file);
+    ck_assert_msg(!strcmp(sdam_type(doc), e->type), "%s: %s", e->file, sdam_type(doc));
+    bson_iter_t it;
+    ck_assert(bson_iter_init_find(&it, doc, "maxWireVersion") && BSON_ITER_HOLDS_INT32(&it));
+    ck_assert_int_eq(bson_iter_int32(&it), e->max_wire);
+    ck_assert(bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, "topologyVersion.processId", &it) &&
+              BSON_ITER_HOLDS_OID(&it));
+    ck_assert(bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, "topologyVersion.counter", &it) &&
+              BSON_ITER_HOLDS_INT64(&it));
+    ck_assert(!flag(doc, "ismaster")); /* hello's answer; isMaster's says ismaster */
+    if (strcmp(e->type, "Mongos"))
+        ck_assert(bson_has_field(doc, "me") && bson_has_field(doc, "hosts") && bson_has_field(doc, "setVersion"));
+    bson_destroy(doc);
+}
+
 /* Every file of the directory, each with its expectation. */
 START_TEST(test_every_file)
 {
@@ -315,13 +383,19 @@ START_TEST(test_every_file)
                 check_reply(&replies[i]);
                 found = true;
             }
+        for (size_t i = 0; i < sizeof hellos / sizeof *hellos && !found; i++)
+            if (!strcmp(hellos[i].file, de->d_name)) {
+                check_hello(&hellos[i]);
+                found = true;
+            }
         ck_assert_msg(found, "corpus file %s has no expectation", de->d_name);
         checked++;
     }
     closedir(d);
     ck_assert_int_eq(checked, (int)(sizeof statuses / sizeof *statuses +
                                     sizeof events / sizeof *events +
-                                    sizeof replies / sizeof *replies));
+                                    sizeof replies / sizeof *replies +
+                                    sizeof hellos / sizeof *hellos));
 }
 END_TEST
 
