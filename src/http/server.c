@@ -575,6 +575,68 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     POH_DEBUG("http", "libmicrohttpd: %s", msg);
 }
 
+/* The address web.listen_address names (host and port filled in), from
+ * getaddrinfo's *ai (the caller frees it); NULL when it cannot be used
+ * (logged). An empty host (":8000") listens on every address, IPv6 and IPv4. */
+static const struct addrinfo *listen_addr(const char *listen_address, char *host, size_t hostlen,
+                                          unsigned *port, struct addrinfo **ai)
+{
+    if (poh_parse_listen_address(listen_address, host, hostlen, port) < 0) {
+        POH_ERROR("http", "invalid listen address \"%s\"", listen_address);
+        return NULL;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%u", *port);
+    int gai = getaddrinfo(host[0] ? host : NULL, portstr, &hints, ai);
+    if (gai != 0) {
+        *ai = NULL;
+        POH_ERROR("http", "cannot resolve listen address \"%s\": %s", listen_address,
+                  gai_strerror(gai));
+        return NULL;
+    }
+    struct addrinfo *pick = *ai;
+    for (struct addrinfo *p = *ai; p && !host[0]; p = p->ai_next)
+        if (p->ai_family == AF_INET6) {
+            pick = p;
+            break;
+        }
+    return pick;
+}
+
+/* libmicrohttpd's daemon on addr: a thread per connection, the web
+ * section's limits, TLS when the web config asks for it. */
+static struct MHD_Daemon *start_daemon(poh_http_t *h, const poh_config_web_t *web,
+                                       const struct addrinfo *addr, bool any_host, unsigned port)
+{
+    /* poll(), not select(): with a thousand targets the kept gRPC
+     * connections hold a thousand descriptors, and select() cannot watch one
+     * numbered FD_SETSIZE (1024) or more: libmicrohttpd closed every HTTP
+     * connection accepted above it without an answer. */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (poh_web_gate_tls(h->gate))
+        flags |= MHD_USE_TLS;
+    if (addr->ai_family == AF_INET6)
+        flags |= any_host ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    size_t mem = web->max_request_bytes + 4096;
+    return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+                            MHD_OPTION_SOCK_ADDR, addr->ai_addr,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)web->max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(web->idle_timeout + 0.5),
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            (unsigned int)web->max_connections_per_client,
+                            /* ignored without MHD_USE_TLS */
+                            MHD_OPTION_HTTPS_CERT_CALLBACK, poh_web_tls_daemon_cert_callback(),
+                            MHD_OPTION_END);
+}
+
 poh_http_t *poh_http_start(poh_app_t *app)
 {
     poh_app_view_t *v = poh_app_acquire(app);
@@ -604,53 +666,10 @@ poh_http_t *poh_http_start(poh_app_t *app)
 
     char host[256];
     unsigned port;
-    if (poh_parse_listen_address(web->listen_address, host, sizeof host, &port) < 0) {
-        POH_ERROR("http", "invalid listen address \"%s\"", web->listen_address);
+    const struct addrinfo *addr = listen_addr(web->listen_address, host, sizeof host, &port, &ai);
+    if (!addr)
         goto err;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%u", port);
-    int gai = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &ai);
-    if (gai != 0) {
-        POH_ERROR("http", "cannot resolve listen address \"%s\": %s", web->listen_address,
-                  gai_strerror(gai));
-        goto err;
-    }
-    /* An empty host (":8000") listens on every address, IPv6 and IPv4. */
-    struct addrinfo *pick = ai;
-    for (struct addrinfo *p = ai; p && !host[0]; p = p->ai_next)
-        if (p->ai_family == AF_INET6) {
-            pick = p;
-            break;
-        }
-    /* poll(), not select(): with a thousand targets the kept gRPC
-     * connections hold a thousand descriptors, and select() cannot watch one
-     * numbered FD_SETSIZE (1024) or more: libmicrohttpd closed every HTTP
-     * connection accepted above it without an answer. */
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
-    if (poh_web_gate_tls(h->gate))
-        flags |= MHD_USE_TLS;
-    if (pick->ai_family == AF_INET6)
-        flags |= host[0] ? MHD_USE_IPv6 : MHD_USE_DUAL_STACK;
-    size_t mem = web->max_request_bytes + 4096;
-    h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-                            MHD_OPTION_SOCK_ADDR, pick->ai_addr,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)web->max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(web->idle_timeout + 0.5),
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                            (unsigned int)web->max_connections_per_client,
-                            /* ignored without MHD_USE_TLS */
-                            MHD_OPTION_HTTPS_CERT_CALLBACK, poh_web_tls_daemon_cert_callback(),
-                            MHD_OPTION_END);
-    if (!h->d) {
+    if (!(h->d = start_daemon(h, web, addr, !host[0], port))) {
         POH_ERROR("http", "cannot listen on %s: %s", web->listen_address,
                   errno ? strerror(errno) : "libmicrohttpd failed to start");
         goto err;

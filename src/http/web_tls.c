@@ -356,18 +356,12 @@ static double cert_not_after(gnutls_certificate_credentials_t creds)
     return t;
 }
 
-int poh_web_tls_build(const poh_web_config_t *c, poh_web_tls_t **out, poh_strbuf_t *err)
+/* The server's key pair, and the CAs client certificates are checked
+ * against (t->auth set), into t->creds. The key's copy is wiped. */
+static int load_credentials(poh_web_tls_t *t, const poh_web_tls_config_t *tc, poh_strbuf_t *err)
 {
-    const poh_web_tls_config_t *tc = &c->tls;
-    poh_strbuf_t cert = POH_STRBUF_INIT, key = POH_STRBUF_INIT, ca = POH_STRBUF_INIT,
-                 prio = POH_STRBUF_INIT;
-    poh_web_tls_t *t = calloc(1, sizeof *t);
-    int rc = -ENOMEM, g;
-    *out = NULL;
-    if (!t)
-        goto out;
-    atomic_init(&t->refs, 1);
-    t->auth = poh_web_client_auth(tc);
+    poh_strbuf_t cert = POH_STRBUF_INIT, key = POH_STRBUF_INIT, ca = POH_STRBUF_INIT;
+    int rc, g;
     if ((rc = read_pem(tc->cert, tc->cert_file, "cert_file", &cert, err)) < 0 ||
         (rc = read_pem(tc->key, tc->key_file, "key_file", &key, err)) < 0)
         goto out;
@@ -405,7 +399,48 @@ int poh_web_tls_build(const poh_web_config_t *c, poh_web_tls_t **out, poh_strbuf
     }
     gnutls_certificate_set_known_dh_params(t->creds, GNUTLS_SEC_PARAM_MEDIUM);
     gnutls_certificate_set_verify_function(t->creds, verify_client);
-    if ((rc = poh_web_tls_priorities(tc, &prio, err)) < 0)
+    rc = 0;
+out:
+    wipe(&key);
+    poh_strbuf_free(&cert);
+    poh_strbuf_free(&ca);
+    return rc;
+}
+
+/* client_allowed_sans, IP addresses in their canonical text form. */
+static int copy_allowed_sans(poh_web_tls_t *t, const poh_web_tls_config_t *tc)
+{
+    if (!tc->client_allowed_sans_count)
+        return 0;
+    t->sans = calloc(tc->client_allowed_sans_count, sizeof *t->sans);
+    if (!t->sans)
+        return -ENOMEM;
+    for (size_t i = 0; i < tc->client_allowed_sans_count; i++) {
+        const char *s = tc->client_allowed_sans[i];
+        unsigned char bin[16];
+        char ip[INET6_ADDRSTRLEN];
+        if (inet_pton(AF_INET, s, bin) == 1)
+            s = inet_ntop(AF_INET, bin, ip, sizeof ip);
+        else if (inet_pton(AF_INET6, s, bin) == 1)
+            s = inet_ntop(AF_INET6, bin, ip, sizeof ip);
+        if (!s || !(t->sans[t->nsans++] = strdup(s)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int poh_web_tls_build(const poh_web_config_t *c, poh_web_tls_t **out, poh_strbuf_t *err)
+{
+    const poh_web_tls_config_t *tc = &c->tls;
+    poh_strbuf_t prio = POH_STRBUF_INIT;
+    poh_web_tls_t *t = calloc(1, sizeof *t);
+    int rc = -ENOMEM, g;
+    *out = NULL;
+    if (!t)
+        goto out;
+    atomic_init(&t->refs, 1);
+    t->auth = poh_web_client_auth(tc);
+    if ((rc = load_credentials(t, tc, err)) < 0 || (rc = poh_web_tls_priorities(tc, &prio, err)) < 0)
         goto out;
     rc = -EINVAL;
     const char *where = NULL;
@@ -415,26 +450,8 @@ int poh_web_tls_build(const poh_web_config_t *c, poh_web_tls_t **out, poh_strbuf
                           gnutls_strerror(g), where ? where : "?");
         goto out;
     }
-    if (tc->client_allowed_sans_count) {
-        t->sans = calloc(tc->client_allowed_sans_count, sizeof *t->sans);
-        if (!t->sans) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        for (size_t i = 0; i < tc->client_allowed_sans_count; i++) {
-            const char *s = tc->client_allowed_sans[i];
-            unsigned char bin[16];
-            char ip[INET6_ADDRSTRLEN];
-            if (inet_pton(AF_INET, s, bin) == 1)
-                s = inet_ntop(AF_INET, bin, ip, sizeof ip);
-            else if (inet_pton(AF_INET6, s, bin) == 1)
-                s = inet_ntop(AF_INET6, bin, ip, sizeof ip);
-            if (!s || !(t->sans[t->nsans++] = strdup(s))) {
-                rc = -ENOMEM;
-                goto out;
-            }
-        }
-    }
+    if ((rc = copy_allowed_sans(t, tc)) < 0)
+        goto out;
     t->not_after = cert_not_after(t->creds);
     pthread_mutex_lock(&live_mu);
     t->next = live_list;
@@ -446,9 +463,6 @@ int poh_web_tls_build(const poh_web_config_t *c, poh_web_tls_t **out, poh_strbuf
 out:
     if (t)
         free_tls(t);
-    wipe(&key);
-    poh_strbuf_free(&cert);
-    poh_strbuf_free(&ca);
     poh_strbuf_free(&prio);
     return rc;
 }
