@@ -247,9 +247,12 @@ class TestFaults(unittest.TestCase):
                 ("stalled replies", lambda: st.sim.stall(1500)),
             ]
             n = 0
+            resumed = {}
             for name, fault in faults:
                 st.sim.insert(250)
                 n += 250
+                before = mongoexp.value(exp, "poh_mongodb_change_stream_resumes_total",
+                                        cluster="main", stream="tx")
                 fault()
                 st.sim.insert(250)  # while the stream is broken (the simulator stays writable
                 n += 250            # for these bursts, which bypass the wire protocol)
@@ -260,12 +263,23 @@ class TestFaults(unittest.TestCase):
                                  stream="tx", operation="insert")
                 self.assertEqual(got, n, name)
                 self.assertEqual(st.produced(), n)
+                resumed[name] = mongoexp.value(exp, "poh_mongodb_change_stream_resumes_total",
+                                               cluster="main", stream="tx") - before
             m = exp.metrics()
             self.assertEqual(pohtest.value(m, "poh_storage_latency_seconds_count",
                                            cluster="main", stream="tx"), n)
-            resumes = pohtest.value(m, "poh_mongodb_change_stream_resumes_total",
-                                    cluster="main", stream="tx")
-            self.assertGreaterEqual(resumes, 2)
+            # The armed error 91 fails the next getMore, which is resumed from the
+            # token; it may be the getMore of a later phase (one dispatched before
+            # the error was armed can bring that phase's events), so only the
+            # total is certain. After the dropped connections the cursor lives on
+            # in the server, as in mongod: libmongoc's monitor, whose awaitable
+            # hello was on one of them, may have replaced the pool before the next
+            # getMore (which then just continues), or that getMore fails and is
+            # resumed. The counts are exact either way.
+            print(f"  resumes seen per phase: {resumed}")
+            self.assertTrue(pohtest.wait_until(lambda: mongoexp.value(
+                exp, "poh_mongodb_change_stream_resumes_total", cluster="main",
+                stream="tx") >= 1, 30))
             self.assertEqual(pohtest.value(m, "poh_mongodb_change_stream_history_lost_total",
                                            cluster="main", stream="tx"), 0)
         finally:
