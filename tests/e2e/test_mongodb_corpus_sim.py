@@ -4,7 +4,8 @@
 collStats and find with a corpus file (control command REPLY), and both
 libmongoc (the exporter's scrape) and pymongo read them; the exporter's
 series are checked against the values written in the files. hello replies
-(REPLY hello) are read by both drivers over a direct connection."""
+(REPLY hello) are read by both drivers over a direct connection; change
+events (EVENT <file>) by the exporter's stream and a pymongo watch."""
 import os
 import time
 import unittest
@@ -161,6 +162,97 @@ class CorpusThroughDrivers(unittest.TestCase):
         self.sim.control("REPLY serverStatus off")
         self.assertNotEqual(self.client.admin.command("serverStatus")["opcounters"]["insert"],
                             2345001)
+
+
+# The change events of the corpus in the order EVENT sends them, with the
+# operation each counts as (None: a fragment that is not the last of its
+# event). The expanded DDL events go to no stream here: neither the exporter
+# nor pymongo asks for showExpandedEvents.
+EVENTS = (("event_insert_7.0.json", "insert"),
+          ("event_insert_5.0_no_walltime.json", "insert"),
+          ("event_update_7.0_truncated_arrays.json", "update"),
+          ("event_update_6.1_disambiguated_paths.json", "update"),
+          ("event_update_7.0_full_document_null.json", "update"),
+          ("event_replace_7.0.json", "replace"),
+          ("event_delete_7.0.json", "delete"),
+          ("event_split_7.0_fragment1.json", None),
+          ("event_split_7.0_fragment2.json", "update"),
+          ("event_split_7.0_update_3of3_fragment1.json", None),
+          ("event_split_7.0_update_3of3_fragment2.json", None),
+          ("event_split_7.0_update_3of3_fragment3.json", "update"))
+EXPANDED = ("event_create_6.0_expanded.json", "event_createIndexes_6.0_expanded.json",
+            "event_modify_6.0_expanded.json", "event_shardCollection_6.0_expanded.json")
+
+
+class EventsThroughDrivers(unittest.TestCase):
+    """Every change event of the corpus that leaves a stream open, sent by the
+    simulator as written (EVENT <file>, its own resume token as _id), through
+    the exporter's stream (libmongoc) and a pymongo watch at once."""
+
+    def test_every_event(self):
+        with mongosim.MongoSim() as sim:
+            state = mongoexp.StateDir()
+            ex = pohtest.Exporter(mongoexp.config(
+                [{"name": "main", "uri": sim.uri, "streams": [mongoexp.TX_STREAM]}], state.path))
+            client = pymongo.MongoClient(sim.uri, serverSelectionTimeoutMS=10000, tz_aware=True)
+            try:
+                self.assertTrue(mongoexp.wait_stream_up(ex))
+                with client.dag.transactions.watch(max_await_time_ms=200) as stream:
+                    for name in EXPANDED + tuple(f for f, _ in EVENTS):
+                        sim.control("EVENT " + corpus(name))
+                    seen = []
+                    deadline = time.monotonic() + 30
+                    while len(seen) < len(EVENTS) and time.monotonic() < deadline:
+                        ev = stream.try_next()
+                        if ev is not None:
+                            seen.append(ev)
+                self.check_pymongo(seen)
+                self.check_exporter(ex)
+                for name in ("event_invalidate_7.0.json", "event_drop_7.0.json"):
+                    with self.assertRaises(mongosim.ControlError) as cm:
+                        sim.control("EVENT " + corpus(name))
+                    self.assertIn("closes a stream", str(cm.exception))
+            finally:
+                client.close()
+                mongoexp.stop_checked(ex)
+                state.cleanup()
+
+    def check_pymongo(self, seen):
+        want = []
+        for name, _ in EVENTS:
+            with open(corpus(name)) as f:
+                want.append(bson.json_util.loads(f.read()))
+        self.assertEqual([e.get("operationType") for e in seen],
+                         [w.get("operationType") for w in want])  # no expanded event among them
+        for got, w in zip(seen, want):
+            self.assertNotEqual(got["_id"], w["_id"])  # the simulator's own token
+            self.assertEqual({k: v for k, v in got.items() if k != "_id"},
+                             {k: v for k, v in w.items() if k != "_id"})
+        self.assertEqual(seen[2]["updateDescription"]["truncatedArrays"],
+                         [{"field": "history", "newSize": 2}])
+        self.assertIsNone(seen[4]["fullDocument"])
+
+    def check_exporter(self, ex):
+        L = {"cluster": "main", "stream": "tx"}
+        want = {}
+        for _, op in EVENTS:
+            if op:
+                want[op] = want.get(op, 0) + 1
+        for op, n in want.items():
+            self.assertEqual(mongoexp.wait_value(ex, "poh_mongodb_changes_total", n, 30,
+                                                 operation=op, **L), n, op)
+        m = ex.metrics()
+        got = pohtest.find(m, "poh_mongodb_changes_total", **L)
+        self.assertEqual({dict(k[1])["operation"]: v for k, v in got.items() if v}, want)
+        # storage (inserts, created_at to the commit): 7.0's wallTime 15:42:15.250
+        # less 15:42:15.000; 5.0's clusterTime 15:42:15 (no wallTime) less 15:42:14
+        self.assertEqual(pohtest.value(m, "poh_storage_latency_seconds_count", **L), 2)
+        self.assertAlmostEqual(pohtest.value(m, "poh_storage_latency_seconds_sum", **L), 1.25)
+        # approval (created_at to approved_at): the 3-fragment update only, its
+        # approved_at (fragment 2, 15:42:16.500) less created_at (fragment 3,
+        # 15:42:14.000)
+        self.assertEqual(pohtest.value(m, "poh_approval_latency_seconds_count", **L), 1)
+        self.assertAlmostEqual(pohtest.value(m, "poh_approval_latency_seconds_sum", **L), 2.5)
 
 
 HELLOS = (("hello_5.0_rs_primary.json", "RSPrimary", 13),

@@ -1271,7 +1271,9 @@ static int parse_cs_stage(cmd_ctx_t *x, const bson_t *spec, sim_cursor_t *cur, c
             const char *v = BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : "";
             if (strcmp(v, "off"))
                 return fail(x, 2, "pre-images are not supported by the simulator (fullDocumentBeforeChange must be off)");
-        } else if (strcmp(k, "allChangesForCluster") && strcmp(k, "showExpandedEvents")) {
+        } else if (!strcmp(k, "showExpandedEvents")) {
+            cur->expanded = bson_iter_as_bool(&it);
+        } else if (strcmp(k, "allChangesForCluster")) {
             return sim_err_set(&x->err, 40415, "BSON field '$changeStream.%.64s' is an unknown field.", k);
         }
     }

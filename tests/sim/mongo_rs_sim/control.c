@@ -301,6 +301,30 @@ static bson_t *canned_load(const char *path, char *why, size_t whylen)
     return out;
 }
 
+/* EVENT <file>: a change event of the corpus into the oplog, sent as written
+ * (with its own resume token) to the streams that watch its ns. */
+static int c_event(ctl_t *c)
+{
+    if (c->argc != 2)
+        return err(c, "usage: EVENT <file>");
+    char why[600];
+    bson_t *doc = canned_load(c->argv[1], why, sizeof why);
+    if (!doc)
+        return err(c, why);
+    sim_err_t e = {0};
+    pthread_mutex_lock(&c->sim->mu);
+    int rc = sim_store_canned_event(c->sim->store, doc, &e);
+    uint64_t ts = c->sim->store->last_ts;
+    if (rc == 0)
+        pthread_cond_broadcast(&c->sim->wake);
+    pthread_mutex_unlock(&c->sim->mu);
+    bson_destroy(doc);
+    if (rc < 0)
+        return err(c, e.msg);
+    poh_strbuf_printf(c->out, "OK {\"ts\": [%u, %u]}", SIM_TS_T(ts), SIM_TS_I(ts));
+    return 0;
+}
+
 /* REPLY <command> <file>|off */
 static int c_reply(ctl_t *c)
 {
@@ -546,6 +570,7 @@ static const struct {
     {"COUNTS", c_counts, "COUNTS"},
     {"CLEAR_FAULTS", c_clear_faults, "CLEAR_FAULTS"},
     {"DROP", c_drop, "DROP"},
+    {"EVENT", c_event, "EVENT <file>"},
     {"FAIL_COMMAND", c_fail_command, "FAIL_COMMAND <command> <code> [count]"},
     {"FAIL_GETMORE", c_fail_getmore, "FAIL_GETMORE <code> [count]"},
     {"HEALTH", c_health, "HEALTH <member> up|down"},

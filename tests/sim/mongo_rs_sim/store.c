@@ -447,6 +447,7 @@ static void oplog_append(sim_store_t *s, uint8_t op, sim_coll_t *c, sim_doc_t *o
     e->db = NULL;
     e->o = o;
     e->key = key;
+    e->expanded = false;
     /* Size of the rendered oplog document, near enough for collStats. */
     e->bytes = o->len + (key ? key->len : 0) + (c ? (uint32_t)strlen(c->ns) : 0) + 64;
     s->oplog_bytes += e->bytes;
@@ -455,7 +456,7 @@ static void oplog_append(sim_store_t *s, uint8_t op, sim_coll_t *c, sim_doc_t *o
         s->counts[op]++;
         c->counts[op]++;
         c->dropped = false; /* a write creates the collection again */
-    } else if (op > SIM_EV_NOOP) {
+    } else if (op > SIM_EV_NOOP && op <= SIM_EV_DROPDB) {
         s->ddl_counts[SIM_DDL_INDEX(op)]++;
         if (c)
             c->ddl_counts[SIM_DDL_INDEX(op)]++;
@@ -478,6 +479,61 @@ int sim_store_noop(sim_store_t *s, const char *msg)
     }
     sim_store_tick(s, &ts, &wall);
     oplog_append(s, SIM_EV_NOOP, NULL, o, NULL, ts, wall);
+    return 0;
+}
+
+/* The operationType of an event and its ns {db, coll}. */
+static bool event_shape(const bson_t *ev, const char **type, const char **db, const char **coll)
+{
+    bson_iter_t it, ns;
+    *type = *db = *coll = NULL;
+    if (bson_iter_init_find(&it, ev, "operationType") && BSON_ITER_HOLDS_UTF8(&it))
+        *type = bson_iter_utf8(&it, NULL);
+    if (bson_iter_init_find(&it, ev, "ns") && BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &ns))
+        while (bson_iter_next(&ns)) {
+            if (!strcmp(bson_iter_key(&ns), "db") && BSON_ITER_HOLDS_UTF8(&ns))
+                *db = bson_iter_utf8(&ns, NULL);
+            else if (!strcmp(bson_iter_key(&ns), "coll") && BSON_ITER_HOLDS_UTF8(&ns))
+                *coll = bson_iter_utf8(&ns, NULL);
+        }
+    return *type && *db && *coll;
+}
+
+int sim_store_canned_event(sim_store_t *s, const bson_t *ev, sim_err_t *e)
+{
+    static const char *const closing[] = {"invalidate", "drop", "rename", "dropDatabase"};
+    static const char *const data[] = {"insert", "update", "replace", "delete"};
+    const char *type, *db, *name;
+    bool expanded = true;
+    sim_coll_t *c = NULL;
+    bson_iter_t it;
+    const sim_entry_t *prev = s->end_seq > s->first_seq ? sim_oplog_at(s, s->end_seq - 1) : NULL;
+    bool shaped = event_shape(ev, &type, &db, &name);
+    for (size_t i = 0; type && i < sizeof closing / sizeof *closing; i++)
+        if (!strcmp(type, closing[i]))
+            return sim_err_set(e, 2, "%s closes a stream: use the simulator's own DDL for it", type);
+    if (shaped) {
+        for (size_t i = 0; i < sizeof data / sizeof *data; i++)
+            expanded = expanded && strcmp(type, data[i]);
+        c = sim_store_coll(s, db, name, true);
+    } else if (bson_iter_init_find(&it, ev, "splitEvent") && prev && prev->op == SIM_EV_CANNED) {
+        /* a later fragment (_id, splitEvent, fields): it continues the last event */
+        c = prev->coll;
+        expanded = prev->expanded;
+    } else {
+        return sim_err_set(e, 2, "a change event needs operationType and ns {db, coll} "
+                                 "(a later fragment of a split event: splitEvent, after the one before it)");
+    }
+    sim_doc_t *o = c ? sim_doc_new_raw(ev) : NULL;
+    if (!o || oplog_reserve(s) < 0) {
+        sim_doc_unref(o);
+        return sim_err_set(e, 12, "out of memory");
+    }
+    uint64_t ts;
+    int64_t wall;
+    sim_store_tick(s, &ts, &wall);
+    oplog_append(s, SIM_EV_CANNED, c, o, NULL, ts, wall);
+    s->ring[(s->end_seq - 1) & (s->ring_cap - 1)].expanded = expanded;
     return 0;
 }
 
@@ -506,11 +562,11 @@ uint64_t sim_oplog_truncate(sim_store_t *s, uint64_t keep)
 
 void sim_entry_render(const sim_entry_t *e, bson_t *out)
 {
-    static const char *const ops[] = {"i", "u", "u", "d", "n", "c", "c", "c"};
+    static const char *const ops[] = {"i", "u", "u", "d", "n", "c", "c", "c", "n"};
     bson_t o;
     char cmd_ns[400];
     BSON_APPEND_UTF8(out, "op", ops[e->op]);
-    if (e->op > SIM_EV_NOOP) {
+    if (e->op > SIM_EV_NOOP && e->op <= SIM_EV_DROPDB) {
         snprintf(cmd_ns, sizeof cmd_ns, "%s.$cmd", e->coll ? e->coll->db : e->db);
         BSON_APPEND_UTF8(out, "ns", cmd_ns);
     } else {
@@ -1255,7 +1311,7 @@ static const char *entry_db(const sim_entry_t *en)
  * every event outside admin, local and config. */
 static bool cs_wants(const sim_cursor_t *cur, const sim_entry_t *en)
 {
-    if (en->op == SIM_EV_NOOP)
+    if (en->op == SIM_EV_NOOP || (en->op == SIM_EV_CANNED && en->expanded && !cur->expanded))
         return false;
     bool into = en->op == SIM_EV_RENAME;
     switch (cur->scope) {
@@ -1411,6 +1467,12 @@ static void cs_event(const sim_cursor_t *cur, const sim_entry_t *en, bson_t *out
     bson_t v, nsd, dk;
     bson_iter_t it;
     sim_token_append(out, "_id", en->ts);
+    if (en->op == SIM_EV_CANNED) { /* the corpus event as written, with its own token */
+        bson_t ev;
+        sim_doc_view(en->o, &ev);
+        bson_copy_to_excluding_noinit(&ev, out, "_id", NULL);
+        return;
+    }
     if (en->op > SIM_EV_NOOP) {
         cs_ddl_event(cur, en, out);
         return;

@@ -43,7 +43,8 @@ void sim_doc_view(const sim_doc_t *d, bson_t *out);
  * operations (oplog "c" entries, counted apart). */
 enum {
     SIM_EV_INSERT, SIM_EV_UPDATE, SIM_EV_REPLACE, SIM_EV_DELETE, SIM_EV_COUNT, SIM_EV_NOOP = SIM_EV_COUNT,
-    SIM_EV_DROP, SIM_EV_RENAME, SIM_EV_DROPDB
+    SIM_EV_DROP, SIM_EV_RENAME, SIM_EV_DROPDB,
+    SIM_EV_CANNED /* EVENT <file>: a change event sent as written (o), an oplog no-op */
 };
 #define SIM_DDL_COUNT 3
 #define SIM_DDL_INDEX(op) ((op) - SIM_EV_DROP)
@@ -76,6 +77,7 @@ typedef struct sim_entry {
                          * drop: {drop: name}; rename: {renameCollection, to, dropTarget}; {dropDatabase: 1} */
     sim_doc_t *key;     /* {_id} for update/replace/delete */
     uint32_t bytes;
+    bool expanded;      /* canned: an expanded DDL event (sent only with showExpandedEvents) */
 } sim_entry_t;
 
 enum { SIM_CUR_FIND, SIM_CUR_CHANGE };
@@ -106,6 +108,7 @@ typedef struct sim_cursor {
     bson_t *match;      /* $match stages combined, or NULL */
     bool no_wall;       /* 5.0: events carry no wallTime */
     bool split;         /* $changeStreamSplitLargeEvent ends the pipeline */
+    bool expanded;      /* showExpandedEvents: true */
     uint64_t frag_ts;   /* the event being sent in fragments (0: none) */
     uint32_t frag_done; /* its fragments sent (or skipped by a resume) */
 } sim_cursor_t;
@@ -167,6 +170,12 @@ void sim_clock_next(struct sim_clock *c, uint64_t *ts, int64_t *wall_ms);
  * chunk migration: fromMigrate writes are no change events). 0 or -ENOMEM. */
 int sim_coll_move_doc(sim_coll_t *from, sim_coll_t *to, sim_doc_t *d);
 int sim_store_noop(sim_store_t *s, const char *msg);
+/* A change event of the corpus, sent as written to the streams that watch its
+ * ns (its _id replaced by the entry's resume token); an expanded DDL event
+ * (create, createIndexes, modify, ...) only to streams opened with
+ * showExpandedEvents. Events that close a stream (invalidate, drop, rename,
+ * dropDatabase) are refused: the simulator's own DDL makes those. */
+int sim_store_canned_event(sim_store_t *s, const bson_t *ev, sim_err_t *e);
 
 sim_doc_t *sim_coll_find_id(const sim_coll_t *c, uint8_t type, const uint8_t *val, uint32_t len);
 sim_doc_t *sim_coll_find_iter(const sim_coll_t *c, const bson_iter_t *id);
