@@ -91,6 +91,24 @@ class CorpusThroughDrivers(unittest.TestCase):
         self.assertEqual({dict(k[1])["member"]: v for k, v in lag.items()},
                          {"p0.example.net:27017": 0, "p2.example.net:27017": 5})
 
+    def test_startup2_rollback_removed_6_0(self):
+        self.sim.control("REPLY replSetGetStatus " +
+                         corpus("rs_status_6.0_startup2_rollback_removed.json"))
+        members = self.client.admin.command("replSetGetStatus")["members"]
+        self.assertEqual([x["stateStr"] for x in members],
+                         ["PRIMARY", "SECONDARY", "STARTUP2", "ROLLBACK", "REMOVED"])
+        m = self.scrape()
+        want = {"n0.example.net:27017": ("PRIMARY", 0), "n1.example.net:27017": ("SECONDARY", 10),
+                "n2.example.net:27017": ("STARTUP2", None),
+                "n3.example.net:27017": ("ROLLBACK", 135),
+                "n4.example.net:27017": ("REMOVED", 5)}
+        for member, (state, lag) in want.items():
+            with self.subTest(member=member):
+                self.assertEqual(self.state_of(m, member), [state])
+                got = pohtest.find(m, "poh_mongodb_replication_lag_seconds", cluster="main",
+                                   member=member)
+                self.assertEqual(list(got.values()), [] if lag is None else [lag])
+
     def test_written_optimes_8_0(self):
         self.sim.control("REPLY replSetGetStatus " + corpus("rs_status_8.0_written_optimes.json"))
         members = self.client.admin.command("replSetGetStatus")["members"]
