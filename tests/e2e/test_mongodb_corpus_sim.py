@@ -273,6 +273,59 @@ class EventsThroughDrivers(unittest.TestCase):
         self.assertAlmostEqual(pohtest.value(m, "poh_approval_latency_seconds_sum", **L), 2.5)
 
 
+def shape(doc):
+    """A document's keys and value types, nested documents as their shapes."""
+    return {k: shape(v) if isinstance(v, dict) else type(v).__name__ for k, v in doc.items()}
+
+
+class ClosingEventsShape(unittest.TestCase):
+    """The events that close a stream (drop, rename, dropDatabase and the
+    invalidate after them) are not sent from the corpus files (EVENT refuses
+    them): the simulator makes them itself when a collection or database is
+    dropped or renamed, and the exporter's handling of them is tested with
+    exact counts in test_mongodb_streams. Here the simulator's own are
+    compared, key by key and type by type, with the documented shapes of the
+    corpus, as pymongo receives them."""
+
+    def corpus_shape(self, name):
+        with open(corpus(name)) as f:
+            return shape(bson.json_util.loads(f.read()))
+
+    def events(self, watchable, action, n):
+        with watchable.watch(max_await_time_ms=200) as stream:
+            action()
+            got = []
+            deadline = time.monotonic() + 20
+            while len(got) < n and stream.alive and time.monotonic() < deadline:
+                ev = stream.try_next()
+                if ev is not None:
+                    got.append(ev)
+        return got
+
+    def test_drop_rename_drop_database(self):
+        with mongosim.MongoSim("--server-version", "7.0") as sim:
+            client = pymongo.MongoClient(sim.uri, serverSelectionTimeoutMS=10000)
+            try:
+                db = client.dag
+                db.transactions.insert_one({"x": 1})
+                drop = self.events(db.transactions, db.transactions.drop, 2)
+                self.assertEqual([e["operationType"] for e in drop], ["drop", "invalidate"])
+                self.assertEqual(shape(drop[0]), self.corpus_shape("event_drop_7.0.json"))
+                self.assertEqual(shape(drop[1]), self.corpus_shape("event_invalidate_7.0.json"))
+                db.transactions.insert_one({"x": 2})
+                rename = self.events(db.transactions,
+                                     lambda: db.transactions.rename("transactions_old"), 2)
+                self.assertEqual([e["operationType"] for e in rename], ["rename", "invalidate"])
+                self.assertEqual(shape(rename[0]), self.corpus_shape("event_rename_7.0.json"))
+                dropdb = self.events(db, lambda: client.drop_database("dag"), 3)
+                self.assertEqual([e["operationType"] for e in dropdb],
+                                 ["drop", "dropDatabase", "invalidate"])
+                self.assertEqual(shape(dropdb[1]),
+                                 self.corpus_shape("event_dropDatabase_7.0.json"))
+            finally:
+                client.close()
+
+
 HELLOS = (("hello_5.0_rs_primary.json", "RSPrimary", 13),
           ("hello_6.0_rs_secondary.json", "RSSecondary", 17),
           ("hello_7.0_rs_arbiter.json", "RSArbiter", 21),
