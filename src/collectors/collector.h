@@ -170,6 +170,13 @@ typedef struct poh_collector_kind_ref {
 
 POH_COLLECTOR_KINDS(POH_COLLECTOR_KIND_DECL)
 
+/* The row of the exporter's fixed metric tables (every kind's and the self
+ * collector's) that a family a configuration names, (type, name), would
+ * clash with (poh_family_names_clash), with *kind the table's owner; NULL
+ * when there is none. */
+const poh_family_desc_t *poh_collector_fixed_clash(poh_metric_type_t type, const char *name,
+                                                   const char **kind);
+
 /* The product's kinds (appconfig/kinds.h) in a poh_config_t, ended by {NULL}. */
 extern const poh_collector_kind_ref_t poh_collector_kinds[];
 

@@ -835,6 +835,28 @@ int poh_grpc_collectors_create(const poh_config_t *cfg, const poh_collector_env_
     return grpc_kind_create(cfg, cfg->grpc, cfg->grpc_count, env, list);
 }
 
+/* A group's checks (grpc_schema.c, which refuses the grpc collector's own
+ * names), then its state gauges' names against every other fixed metric
+ * table of the exporter (mongodb's, the self collector's). */
+static int validate_group(poh_cfg_ctx_t *ctx, void *obj)
+{
+    int rc = poh_cfg_grpc_validate(ctx, obj);
+    const poh_config_grpc_group_t *g = obj;
+    for (size_t i = 0; i < g->state.fields_count; i++) {
+        const char *kind = NULL, *name = g->state.fields[i].metric;
+        const poh_family_desc_t *d = name ? poh_collector_fixed_clash(POH_GAUGE, name, &kind) : NULL;
+        if (d && strcmp(kind, "grpc")) {
+            poh_cfg_error(ctx, "state", "gauge %s clashes with %s of the %s collector", name,
+                          d->name, kind);
+            rc = -EINVAL;
+        }
+    }
+    return rc;
+}
+
+const poh_cfg_section_t poh_cfg_grpc_section = {sizeof(poh_config_grpc_group_t),
+                                                poh_cfg_grpc_entries, validate_group, NULL};
+
 const poh_collector_kind_t poh_grpc_kind = {
     .name = "grpc",
     .section = &poh_cfg_grpc_section,

@@ -23,6 +23,29 @@ static void print_table(FILE *out, const char *kind, const char *endpoint,
     }
 }
 
+static const poh_family_desc_t *clash_in(const poh_family_desc_t *d, poh_metric_type_t type,
+                                         const char *name)
+{
+    for (; d && d->name; d++)
+        if (poh_family_names_clash(d->type, d->name, type, name))
+            return d;
+    return NULL;
+}
+
+const poh_family_desc_t *poh_collector_fixed_clash(poh_metric_type_t type, const char *name,
+                                                   const char **kind)
+{
+    const poh_family_desc_t *d = NULL;
+    for (const poh_collector_kind_ref_t *k = poh_collector_kinds; k->kind && !d; k++)
+        for (const poh_collector_metrics_t *m = k->kind->metrics; m && m->endpoint && !d; m++)
+            if ((d = clash_in(m->families, type, name)))
+                *kind = k->kind->name;
+    if (!d && ((d = clash_in(poh_self_metrics, type, name)) ||
+               (d = clash_in(poh_self_web_metrics, type, name))))
+        *kind = "self";
+    return d;
+}
+
 int poh_collector_kinds_print_metrics(FILE *out)
 {
     for (const poh_collector_kind_ref_t *k = poh_collector_kinds; k->kind; k++)

@@ -634,6 +634,37 @@ static int mongodb_kind_create(const poh_config_t *cfg, const void *confs, size_
     return 0;
 }
 
+/* A cluster's checks (mongo_schema.c), then its latency histograms' names
+ * against the exporter's fixed metric tables: "mongodb_operation" would make
+ * poh_mongodb_operation_latency_seconds, the OpenMetrics family name of
+ * poh_mongodb_operation_latency_seconds_total, and one of the two would be
+ * left out of every scrape. */
+static int validate_cluster(poh_cfg_ctx_t *ctx, void *obj)
+{
+    int rc = poh_cfg_mongodb_validate(ctx, obj);
+    const poh_config_mongodb_t *c = obj;
+    for (size_t i = 0; i < c->change_streams_count; i++) {
+        const poh_config_mongo_stream_t *st = &c->change_streams[i];
+        for (size_t j = 0; j < st->latencies_count; j++) {
+            char family[160];
+            const char *kind = NULL;
+            snprintf(family, sizeof family, "poh_%s_latency_seconds", st->latencies[j].name);
+            const poh_family_desc_t *d = poh_collector_fixed_clash(POH_HISTOGRAM, family, &kind);
+            if (d) {
+                poh_cfg_error(ctx, "change_streams",
+                              "stream \"%s\": latency \"%s\" would be exported as %s, which "
+                              "clashes with %s of the %s collector",
+                              st->name, st->latencies[j].name, family, d->name, kind);
+                rc = -EINVAL;
+            }
+        }
+    }
+    return rc;
+}
+
+const poh_cfg_section_t poh_cfg_mongodb_section = {sizeof(poh_config_mongodb_t),
+                                                   poh_cfg_mongodb_entries, validate_cluster, NULL};
+
 const poh_collector_kind_t poh_mongodb_kind = {
     .name = "mongodb",
     .section = &poh_cfg_mongodb_section,

@@ -46,4 +46,10 @@ typedef struct poh_config_grpc_group {
     poh_config_grpc_probe_t probe;
 } poh_config_grpc_group_t;
 
+/* One group's schema table and checks (grpc_schema.c); the section itself,
+ * poh_cfg_grpc_section, is the kind's (collectors/grpc.c), which also checks
+ * the state gauges' names against the exporter's other metric tables. */
+extern const poh_cfg_entry_t poh_cfg_grpc_entries[];
+int poh_cfg_grpc_validate(poh_cfg_ctx_t *ctx, void *obj);
+
 #endif

@@ -217,7 +217,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int validate_group(poh_cfg_ctx_t *ctx, void *obj)
+int poh_cfg_grpc_validate(poh_cfg_ctx_t *ctx, void *obj)
 {
     poh_config_grpc_group_t *g = obj;
     int rc = 0;
@@ -256,7 +256,7 @@ static int validate_group(poh_cfg_ctx_t *ctx, void *obj)
 }
 
 #define GROUP(f) offsetof(poh_config_grpc_group_t, f)
-static const poh_cfg_entry_t group_entries[] = {
+const poh_cfg_entry_t poh_cfg_grpc_entries[] = {
     {.name = "name", .type = POH_CFG_STRING, .offset = GROUP(name),
      .flags = POH_CFG_REQUIRED | POH_CFG_NONEMPTY, .check = check_group_name},
     {.name = "targets", .type = POH_CFG_STRING_LIST, .offset = GROUP(targets),
@@ -278,6 +278,3 @@ static const poh_cfg_entry_t group_entries[] = {
     {NULL},
 };
 #undef GROUP
-
-const poh_cfg_section_t poh_cfg_grpc_section = {sizeof(poh_config_grpc_group_t), group_entries,
-                                                validate_group, NULL};

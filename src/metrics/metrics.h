@@ -77,6 +77,12 @@ typedef struct poh_family_desc {
     uint32_t optional;
 } poh_family_desc_t;
 
+/* Whether families (ta, a) and (tb, b) would use a common name in either
+ * exposition format (a name itself, a counter's OpenMetrics family name, a
+ * histogram's _bucket/_sum/_count): they cannot be rendered side by side. */
+bool poh_family_names_clash(poh_metric_type_t ta, const char *a, poh_metric_type_t tb,
+                            const char *b);
+
 /* poh_registry_family() for a table row. */
 poh_family_t *poh_registry_family_desc(poh_registry_t *r, const poh_family_desc_t *d);
 

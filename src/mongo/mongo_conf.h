@@ -48,4 +48,10 @@ typedef struct poh_config_mongodb {
     size_t change_streams_count;
 } poh_config_mongodb_t;
 
+/* One cluster's schema table and checks (mongo_schema.c); the section itself,
+ * poh_cfg_mongodb_section, is the kind's (collectors/mongodb.c), which also
+ * checks the names against the exporter's other metric tables. */
+extern const poh_cfg_entry_t poh_cfg_mongodb_entries[];
+int poh_cfg_mongodb_validate(poh_cfg_ctx_t *ctx, void *obj);
+
 #endif

@@ -181,7 +181,7 @@ static const poh_cfg_section_t stream_section = {sizeof(poh_config_mongo_stream_
                                                  stream_entries, validate_stream, NULL};
 
 #define CL(f) offsetof(poh_config_mongodb_t, f)
-static const poh_cfg_entry_t cluster_entries[] = {
+const poh_cfg_entry_t poh_cfg_mongodb_entries[] = {
     {.name = "name", .type = POH_CFG_STRING, .offset = CL(name), .flags = POH_CFG_REQUIRED,
      .check = check_name},
     {.name = "uri", .type = POH_CFG_STRING, .offset = CL(uri), .flags = POH_CFG_REQUIRED,
@@ -195,7 +195,7 @@ static const poh_cfg_entry_t cluster_entries[] = {
 
 /* Histograms of one name share their buckets: two streams of a cluster
  * exporting poh_<name>_latency_seconds must agree on them. */
-static int validate_cluster(poh_cfg_ctx_t *ctx, void *obj)
+int poh_cfg_mongodb_validate(poh_cfg_ctx_t *ctx, void *obj)
 {
     poh_config_mongodb_t *c = obj;
     for (size_t i = 0; i < c->change_streams_count; i++) {
@@ -219,6 +219,3 @@ static int validate_cluster(poh_cfg_ctx_t *ctx, void *obj)
     }
     return 0;
 }
-
-const poh_cfg_section_t poh_cfg_mongodb_section = {sizeof(poh_config_mongodb_t), cluster_entries,
-                                                   validate_cluster, NULL};

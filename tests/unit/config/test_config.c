@@ -367,6 +367,29 @@ static const struct {
     {&t_root_section, "token: {a: b}\n", "g.yml:1:8: token: expected a string, got a mapping\n"},
     {&t_root_section, "token_file: [a]\n",
      "g.yml:1:13: token_file: expected a string, got a list\n"},
+
+    /* names a configuration makes may not clash with another kind's fixed ones */
+    {NULL,
+     "mongodb:\n  - name: m\n    uri: mongodb://h/\n    change_streams:\n"
+     "      - {name: tx, database: d, collection: c, latencies: [\n"
+     "          {name: mongodb_operation, from_field: t, to: commit},\n"
+     "          {name: grpc_method, from_field: t, to: commit},\n"
+     "          {name: storage, from_field: t, to: commit}]}\n",
+     "t.yml:5:7: mongodb[0].change_streams: stream \"tx\": latency \"mongodb_operation\" would be "
+     "exported as poh_mongodb_operation_latency_seconds, which clashes with "
+     "poh_mongodb_operation_latency_seconds_total of the mongodb collector\n"
+     "t.yml:5:7: mongodb[0].change_streams: stream \"tx\": latency \"grpc_method\" would be "
+     "exported as poh_grpc_method_latency_seconds, which clashes with "
+     "poh_grpc_method_latency_seconds of the grpc collector\n"},
+    {NULL,
+     "grpc:\n  - name: g\n    targets: [\"a:1\"]\n    state:\n      method: /a.B/C\n"
+     "      fields:\n        - {path: \"1\", metric: poh_mongodb_up}\n"
+     "        - {path: \"2\", metric: poh_exporter_build_info}\n"
+     "        - {path: \"3\", metric: poh_node_height}\n",
+     "t.yml:5:7: grpc[0].state: gauge poh_mongodb_up clashes with poh_mongodb_up of the mongodb "
+     "collector\n"
+     "t.yml:5:7: grpc[0].state: gauge poh_exporter_build_info clashes with "
+     "poh_exporter_build_info of the self collector\n"},
 };
 
 START_TEST(test_error_messages)

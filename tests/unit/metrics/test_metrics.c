@@ -629,6 +629,23 @@ START_TEST(test_concurrent_creation)
 }
 END_TEST
 
+/* poh_family_names_clash: the names two families would share in either format. */
+START_TEST(test_family_names_clash)
+{
+    ck_assert(poh_family_names_clash(POH_GAUGE, "a", POH_GAUGE, "a"));
+    ck_assert(poh_family_names_clash(POH_GAUGE, "a", POH_COUNTER, "a_total")); /* OpenMetrics */
+    ck_assert(poh_family_names_clash(POH_HISTOGRAM, "h", POH_GAUGE, "h_count"));
+    ck_assert(poh_family_names_clash(POH_GAUGE, "h_bucket", POH_HISTOGRAM, "h"));
+    ck_assert(poh_family_names_clash(POH_HISTOGRAM, "x_latency_seconds", POH_COUNTER,
+                                     "x_latency_seconds_total"));
+    ck_assert(poh_family_names_clash(POH_HISTOGRAM, "h", POH_HISTOGRAM, "h"));
+    ck_assert(!poh_family_names_clash(POH_GAUGE, "a", POH_GAUGE, "ab"));
+    ck_assert(!poh_family_names_clash(POH_HISTOGRAM, "h", POH_GAUGE, "h_max"));
+    ck_assert(!poh_family_names_clash(POH_COUNTER, "a_total", POH_COUNTER, "b_total"));
+    ck_assert(poh_family_names_clash(POH_HISTOGRAM, "h_sum", POH_HISTOGRAM, "h")); /* h_sum */
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -643,6 +660,7 @@ static Suite *metrics_suite(void)
     tcase_add_loop_test(tc, test_family_create_table, 0,
                         (int)(sizeof family_cases / sizeof family_cases[0]));
     tcase_add_test(tc, test_family_get_or_create);
+    tcase_add_test(tc, test_family_names_clash);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("series");
