@@ -324,8 +324,9 @@ static bool status_commands(mongo_status_run_t *r, char *error, size_t errlen)
 /* The status client's timeouts come from the scrape budget
  * (mongo_timeout_pick): selection plus one stalled command still end by the
  * deadline, and a command starts only while that much time is left. The
- * client is kept while mongo_timeout_fits, so it is rarely remade. Two scrapes with different deadlines can run at once (see
- * collectors.c): the second makes a client of its own. */
+ * client is kept while mongo_timeout_fits, so it is rarely remade. Two
+ * scrapes with different deadlines can run at once (see collectors.c): the
+ * second makes a client of its own. */
 static bool status_scrape(mongo_cluster_t *cl, poh_scrape_t *sc, char *error, size_t errlen)
 {
     mongo_status_run_t r = {.cl = cl, .out = sc->out, .deadline = sc->deadline, .trace = sc->trace};

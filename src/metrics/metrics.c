@@ -512,21 +512,6 @@ static poh_family_t *registry_family(poh_registry_t *r, poh_metric_type_t type,
                                      const char *const *label_names, const double *buckets,
                                      size_t nbuckets, uint32_t optional);
 
-static bool name_ref_eq(const poh_name_ref_t *x, const poh_name_ref_t *y)
-{
-    size_t sx = strlen(x->suffix), sy = strlen(y->suffix);
-    if (x->len + sx != y->len + sy)
-        return false;
-    /* compare base+suffix of both, byte by byte */
-    for (size_t i = 0; i < x->len + sx; i++) {
-        char cx = i < x->len ? x->base[i] : x->suffix[i - x->len];
-        char cy = i < y->len ? y->base[i] : y->suffix[i - y->len];
-        if (cx != cy)
-            return false;
-    }
-    return true;
-}
-
 bool poh_family_names_clash(poh_metric_type_t ta, const char *a, poh_metric_type_t tb,
                             const char *b)
 {
@@ -537,7 +522,7 @@ bool poh_family_names_clash(poh_metric_type_t ta, const char *a, poh_metric_type
     size_t na = poh_name_refs(ta, a, la, true, ra), nb = poh_name_refs(tb, b, lb, true, rb);
     for (size_t i = 0; i < na; i++)
         for (size_t j = 0; j < nb; j++)
-            if (name_ref_eq(&ra[i], &rb[j]))
+            if (poh_name_ref_equal(&ra[i], &rb[j]))
                 return true;
     return false;
 }

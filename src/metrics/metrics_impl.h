@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 #include <stdint.h>
 
 #include "metrics/metrics.h"
@@ -138,6 +139,22 @@ static inline size_t poh_name_refs(poh_metric_type_t type, const char *name, siz
         out[n++] = (poh_name_ref_t){name, len, "_count"};
     }
     return n;
+}
+
+/* Whether two name refs spell the same name (base + suffix), compared
+ * without building either. */
+static inline bool poh_name_ref_equal(const poh_name_ref_t *a, const poh_name_ref_t *b)
+{
+    size_t as = strlen(a->suffix), bs = strlen(b->suffix);
+    if (a->len + as != b->len + bs)
+        return false;
+    for (size_t i = 0; i < a->len + as; i++) {
+        char ca = i < a->len ? a->base[i] : a->suffix[i - a->len];
+        char cb = i < b->len ? b->base[i] : b->suffix[i - b->len];
+        if (ca != cb)
+            return false;
+    }
+    return true;
 }
 
 uint64_t poh_hash_bytes(uint64_t h, const void *data, size_t n);

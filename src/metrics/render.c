@@ -253,21 +253,6 @@ static uint64_t ref_hash(const poh_name_ref_t *r)
     return poh_hash_bytes(h, r->suffix, strlen(r->suffix));
 }
 
-static bool ref_equal(const poh_name_ref_t *a, const poh_name_ref_t *b)
-{
-    size_t as = strlen(a->suffix), bs = strlen(b->suffix);
-    if (a->len + as != b->len + bs)
-        return false;
-    /* Compare the concatenations without building them. */
-    for (size_t i = 0; i < a->len + as; i++) {
-        char ca = i < a->len ? a->base[i] : a->suffix[i - a->len];
-        char cb = i < b->len ? b->base[i] : b->suffix[i - b->len];
-        if (ca != cb)
-            return false;
-    }
-    return true;
-}
-
 static bool same_family(const poh_family_t *a, const poh_family_t *b)
 {
     return a->type == b->type && a->name_len == b->name_len && strcmp(a->name, b->name) == 0;
@@ -293,7 +278,7 @@ static int drop_conflicts(entry_t *e, size_t n, bool om)
         for (size_t i = 0; i < nr && !clash; i++) {
             hashes[i] = ref_hash(&refs[i]);
             for (size_t j = hashes[i] & (cap - 1); tab[j].owner; j = (j + 1) & (cap - 1)) {
-                if (tab[j].hash == hashes[i] && ref_equal(&tab[j].ref, &refs[i])) {
+                if (tab[j].hash == hashes[i] && poh_name_ref_equal(&tab[j].ref, &refs[i])) {
                     if (!same_family(tab[j].owner->f, f))
                         clash = tab[j].owner;
                     break;
@@ -313,7 +298,7 @@ static int drop_conflicts(entry_t *e, size_t n, bool om)
             size_t j = hashes[i] & (cap - 1);
             bool present = false;
             for (; tab[j].owner; j = (j + 1) & (cap - 1)) {
-                if (tab[j].hash == hashes[i] && ref_equal(&tab[j].ref, &refs[i])) {
+                if (tab[j].hash == hashes[i] && poh_name_ref_equal(&tab[j].ref, &refs[i])) {
                     present = true;
                     break;
                 }
