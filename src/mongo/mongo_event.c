@@ -103,6 +103,21 @@ static size_t field_index(poh_mongo_stream_spec_t *spec, const char *name, int *
     return spec->nfields++;
 }
 
+/* Index of a document path in spec->paths, added once. */
+static size_t path_index(poh_mongo_stream_spec_t *spec, const char *path, int *rc)
+{
+    for (size_t i = 0; i < spec->npaths; i++)
+        if (!strcmp(spec->paths[i], path))
+            return i;
+    char *d = strdup(path);
+    if (!d) {
+        *rc = -ENOMEM;
+        return 0;
+    }
+    spec->paths[spec->npaths] = d;
+    return spec->npaths++;
+}
+
 int poh_mongo_stream_spec_init(poh_mongo_stream_spec_t *spec,
                                const poh_config_mongo_stream_t *cfg)
 {
@@ -118,9 +133,10 @@ int poh_mongo_stream_spec_init(poh_mongo_stream_spec_t *spec,
     spec->nlat = cfg->latencies_count;
     spec->lat = calloc(spec->nlat ? spec->nlat : 1, sizeof *spec->lat);
     spec->fields = calloc(2 * spec->nlat + 1, sizeof *spec->fields);
+    spec->paths = calloc(2 * spec->nlat + 1, sizeof *spec->paths);
     spec->nbounds = cfg->buckets_count;
     spec->bounds = calloc(spec->nbounds ? spec->nbounds : 1, sizeof *spec->bounds);
-    if (!spec->lat || !spec->fields || !spec->bounds)
+    if (!spec->lat || !spec->fields || !spec->paths || !spec->bounds)
         goto nomem;
     if (spec->nbounds)
         memcpy(spec->bounds, cfg->buckets, spec->nbounds * sizeof *spec->bounds);
@@ -145,10 +161,18 @@ int poh_mongo_stream_spec_init(poh_mongo_stream_spec_t *spec,
             l->on_mask = 1u << POH_OP_INSERT;
         l->from_err = field_index(spec, c->from_field, &rc);
         l->to_err = field_index(spec, c->to_field ? c->to_field : "wallTime", &rc);
+        l->from_path = path_index(spec, c->from_field, &rc);
+        if (c->to_field)
+            l->to_path = path_index(spec, c->to_field, &rc);
         if (rc < 0)
             goto nomem;
         if (l->to_field || (l->on_mask & (1u << POH_OP_UPDATE)))
             spec->update_lookup = true;
+    }
+    if (spec->traceparent_field) {
+        spec->trace_path = path_index(spec, spec->traceparent_field, &rc);
+        if (rc < 0)
+            goto nomem;
     }
     return 0;
 nomem:
@@ -165,8 +189,11 @@ void poh_mongo_stream_spec_free(poh_mongo_stream_spec_t *spec)
     }
     for (size_t i = 0; spec->fields && i < spec->nfields; i++)
         free(spec->fields[i]);
+    for (size_t i = 0; spec->paths && i < spec->npaths; i++)
+        free(spec->paths[i]);
     free(spec->lat);
     free(spec->fields);
+    free(spec->paths);
     free(spec->bounds);
     free(spec->traceparent_field);
     memset(spec, 0, sizeof *spec);
@@ -226,6 +253,14 @@ void poh_mongo_batch_free(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *s
     memset(b, 0, sizeof *b);
 }
 
+/* path as nested keys ("a.b") in the document held by holder. */
+static bool doc_descend(const bson_iter_t *holder, const char *path, bson_iter_t *out)
+{
+    bson_iter_t it;
+    return strchr(path, '.') && bson_iter_recurse(holder, &it) &&
+           bson_iter_find_descendant(&it, path, out);
+}
+
 /* Find path in the document held by holder: first as one key (updatedFields
  * keys are dotted paths), then as a path of nested keys. */
 static bool doc_find(const bson_iter_t *holder, const char *path, bson_iter_t *out)
@@ -237,18 +272,80 @@ static bool doc_find(const bson_iter_t *holder, const char *path, bson_iter_t *o
         *out = it;
         return true;
     }
-    return strchr(path, '.') && bson_iter_recurse(holder, &it) &&
-           bson_iter_find_descendant(&it, path, out);
+    return doc_descend(holder, path, out);
+}
+
+/* The stream's paths in one document of an event (fullDocument or
+ * updatedFields), as doc_find finds them, but found as whole keys in one
+ * pass over the document: bson_iter_find walks it once per path, and a path
+ * most events lack (an approval's to_field on inserts) walks all of it every
+ * time. Paths from index DOC_SCAN_MAX on are looked up on their own. */
+#define DOC_SCAN_MAX 16
+
+typedef struct doc_hit {
+    bson_iter_t it; /* a struct: libbson aligns bson_iter_t beyond its size */
+} doc_hit_t;
+
+typedef struct doc_fields {
+    const bson_iter_t *holder; /* NULL: the event has no such document */
+    bool scanned;
+    uint32_t found;            /* bit j: at[j] is path j as a whole key */
+    doc_hit_t at[DOC_SCAN_MAX];
+} doc_fields_t;
+
+static void doc_fields_init(doc_fields_t *df, const bson_iter_t *holder)
+{
+    df->holder = holder;
+    df->scanned = false;
+    df->found = 0;
+}
+
+static void doc_scan(doc_fields_t *df, const poh_mongo_stream_spec_t *spec)
+{
+    size_t n = spec->npaths < DOC_SCAN_MAX ? spec->npaths : DOC_SCAN_MAX;
+    uint32_t all = (1u << n) - 1;
+    bson_iter_t it;
+    df->scanned = true;
+    if (!bson_iter_recurse(df->holder, &it))
+        return;
+    /* The first key equal to a path is its value, as with bson_iter_find;
+     * the paths are distinct, so a key is at most one of them. */
+    while (df->found != all && bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        for (size_t j = 0; j < n; j++) {
+            if (!(df->found & (1u << j)) && !strcmp(k, spec->paths[j])) {
+                df->at[j].it = it;
+                df->found |= 1u << j;
+                break;
+            }
+        }
+    }
+}
+
+static bool doc_get(doc_fields_t *df, const poh_mongo_stream_spec_t *spec, size_t j,
+                    bson_iter_t *out)
+{
+    if (!df->holder)
+        return false;
+    if (j >= DOC_SCAN_MAX)
+        return doc_find(df->holder, spec->paths[j], out);
+    if (!df->scanned)
+        doc_scan(df, spec);
+    if (df->found & (1u << j)) {
+        *out = df->at[j].it;
+        return true;
+    }
+    return doc_descend(df->holder, spec->paths[j], out);
 }
 
 /* A time field: 0 with *t set, or the reason it cannot be used. */
 #define FIELD_OK (-1)
 
-static int field_time(const bson_iter_t *holder, const char *path, poh_epoch_unit_t unit,
-                      double *t)
+static int field_time(doc_fields_t *df, const poh_mongo_stream_spec_t *spec, size_t path,
+                      poh_epoch_unit_t unit, double *t)
 {
     bson_iter_t f;
-    if (!doc_find(holder, path, &f) || BSON_ITER_HOLDS_NULL(&f))
+    if (!doc_get(df, spec, path, &f) || BSON_ITER_HOLDS_NULL(&f))
         return POH_FIELD_MISSING;
     int rc = poh_mongo_time_value(&f, unit, t);
     return rc == 0 ? FIELD_OK : rc == -ERANGE ? POH_FIELD_OUT_OF_RANGE : POH_FIELD_NOT_A_TIME;
@@ -322,36 +419,65 @@ static void scan_split(const bson_iter_t *it, ev_view_t *ev)
     }
 }
 
-static void scan_field(const bson_iter_t *it, const char *k, ev_view_t *ev)
+/* The top-level fields of an event the batch reads. */
+typedef enum {
+    EV_OTHER, EV_ID, EV_OP, EV_WALL, EV_CLUSTER_TIME, EV_SPLIT, EV_FULL, EV_UPDATE
+} ev_field_t;
+
+/* Which of them key k is. This runs for every field of every event, so the
+ * first letter picks the one key it can be and one strcmp decides. */
+static ev_field_t field_of(const char *k)
 {
-    if (!strcmp(k, "_id") && BSON_ITER_HOLDS_DOCUMENT(it)) {
+    const char *name;
+    ev_field_t f;
+    switch (k[0]) {
+    case '_': name = "_id", f = EV_ID; break;
+    case 'o': name = "operationType", f = EV_OP; break;
+    case 'w': name = "wallTime", f = EV_WALL; break;
+    case 'c': name = "clusterTime", f = EV_CLUSTER_TIME; break;
+    case 's': name = "splitEvent", f = EV_SPLIT; break;
+    case 'f': name = "fullDocument", f = EV_FULL; break;
+    case 'u': name = "updateDescription", f = EV_UPDATE; break;
+    default: return EV_OTHER;
+    }
+    return strcmp(k + 1, name + 1) ? EV_OTHER : f;
+}
+
+static void scan_update(const bson_iter_t *it, ev_view_t *ev)
+{
+    bson_iter_t d;
+    if (BSON_ITER_HOLDS_DOCUMENT(it) && bson_iter_recurse(it, &d) &&
+        bson_iter_find(&d, "updatedFields") && BSON_ITER_HOLDS_DOCUMENT(&d)) {
+        ev->upd = d;
+        ev->have_upd = true;
+    }
+}
+
+static void scan_field(const bson_iter_t *it, ev_field_t f, ev_view_t *ev)
+{
+    if (f == EV_ID && BSON_ITER_HOLDS_DOCUMENT(it)) {
         bson_iter_document(it, &ev->id_len, &ev->id);
-    } else if (!strcmp(k, "operationType") && BSON_ITER_HOLDS_UTF8(it)) {
+    } else if (f == EV_OP && BSON_ITER_HOLDS_UTF8(it)) {
         uint32_t n;
         const char *s = bson_iter_utf8(it, &n);
         ev->op = n ? op_of(s, n) : POH_OP_OTHER;
-    } else if (!strcmp(k, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(it)) {
+    } else if (f == EV_WALL && BSON_ITER_HOLDS_DATE_TIME(it)) {
         int64_t w = bson_iter_date_time(it);
         if (poh_mongo_time_in_range(w))
             ev->wall = (double)w;
         else
             ev->wall_out_of_range = true; /* clusterTime stands in, if there is one */
-    } else if (!strcmp(k, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP(it)) {
+    } else if (f == EV_CLUSTER_TIME && BSON_ITER_HOLDS_TIMESTAMP(it)) {
         uint32_t t, inc;
         bson_iter_timestamp(it, &t, &inc);
         ev->ct = t * 1000.0;
-    } else if (!strcmp(k, "splitEvent")) {
+    } else if (f == EV_SPLIT) {
         scan_split(it, ev);
-    } else if (!strcmp(k, "fullDocument") && BSON_ITER_HOLDS_DOCUMENT(it)) {
+    } else if (f == EV_FULL && BSON_ITER_HOLDS_DOCUMENT(it)) {
         ev->full = *it;
         ev->have_full = true;
-    } else if (!strcmp(k, "updateDescription") && BSON_ITER_HOLDS_DOCUMENT(it)) {
-        bson_iter_t d;
-        if (bson_iter_recurse(it, &d) && bson_iter_find(&d, "updatedFields") &&
-            BSON_ITER_HOLDS_DOCUMENT(&d)) {
-            ev->upd = d;
-            ev->have_upd = true;
-        }
+    } else if (f == EV_UPDATE) {
+        scan_update(it, ev);
     }
 }
 
@@ -364,21 +490,20 @@ static bool scan_event(const uint8_t *data, uint32_t len, ev_view_t *ev)
     if (!bson_iter_init_from_data(&it, data, len))
         return false;
     while (bson_iter_next(&it)) {
-        const char *k = bson_iter_key(&it);
-        /* First letter first: this runs for every field of every event. */
-        if (strchr("_owcsfu", k[0]))
-            scan_field(&it, k, ev);
+        ev_field_t f = field_of(bson_iter_key(&it));
+        if (f != EV_OTHER)
+            scan_field(&it, f, ev);
     }
     return ev->id != NULL;
 }
 
 /* The event's traceparent, when the stream has one configured. */
-static bool event_trace(const poh_mongo_stream_spec_t *spec, const ev_view_t *ev,
+static bool event_trace(const poh_mongo_stream_spec_t *spec, doc_fields_t *full,
                         poh_span_context_t *ctx, char *trace, char *span)
 {
     bson_iter_t tp;
-    if (!spec->traceparent_field || !ev->have_full ||
-        !doc_find(&ev->full, spec->traceparent_field, &tp) || !BSON_ITER_HOLDS_UTF8(&tp))
+    if (!spec->traceparent_field || !doc_get(full, spec, spec->trace_path, &tp) ||
+        !BSON_ITER_HOLDS_UTF8(&tp))
         return false;
     uint32_t n;
     const char *s = bson_iter_utf8(&tp, &n);
@@ -391,8 +516,9 @@ static bool event_trace(const poh_mongo_stream_spec_t *spec, const ev_view_t *ev
 
 /* The `to` time of latency l for the event: 0 with *to set, 1 when the
  * latency does not apply, or -1 after counting a field error. */
-static int latency_to(poh_mongo_batch_t *b, const poh_mongo_latency_spec_t *l,
-                      const ev_view_t *ev, double commit, double *to)
+static int latency_to(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t *spec,
+                      const poh_mongo_latency_spec_t *l, const ev_view_t *ev,
+                      doc_fields_t *docs, double commit, double *to)
 {
     if (!l->to_field) {
         if (!(l->on_mask & (1u << ev->op)))
@@ -407,9 +533,9 @@ static int latency_to(poh_mongo_batch_t *b, const poh_mongo_latency_spec_t *l,
     }
     int r;
     if (ev->op == POH_OP_INSERT && ev->have_full)
-        r = field_time(&ev->full, l->to_field, l->unit, to);
+        r = field_time(&docs[0], spec, l->to_path, l->unit, to);
     else if (ev->op == POH_OP_UPDATE && ev->have_upd)
-        r = field_time(&ev->upd, l->to_field, l->unit, to);
+        r = field_time(&docs[1], spec, l->to_path, l->unit, to);
     else
         return 1;
     if (r == POH_FIELD_MISSING)
@@ -427,14 +553,16 @@ static int observe_latencies(poh_mongo_batch_t *b, const poh_mongo_stream_spec_t
 {
     char trace[POH_TRACE_ID_HEX_LEN + 1], span[POH_SPAN_ID_HEX_LEN + 1];
     poh_span_context_t ctx;
-    bool traced = event_trace(spec, ev, &ctx, trace, span), span_taken = false;
+    doc_fields_t docs[2]; /* fullDocument, updatedFields */
+    doc_fields_init(&docs[0], ev->have_full ? &ev->full : NULL);
+    doc_fields_init(&docs[1], ev->have_upd ? &ev->upd : NULL);
+    bool traced = event_trace(spec, &docs[0], &ctx, trace, span), span_taken = false;
     for (size_t i = 0; i < spec->nlat; i++) {
         const poh_mongo_latency_spec_t *l = &spec->lat[i];
         double from, to;
-        if (latency_to(b, l, ev, commit, &to) != 0)
+        if (latency_to(b, spec, l, ev, docs, commit, &to) != 0)
             continue;
-        int r = ev->have_full ? field_time(&ev->full, l->from_field, l->unit, &from)
-                              : POH_FIELD_MISSING;
+        int r = field_time(&docs[0], spec, l->from_path, l->unit, &from);
         if (r != FIELD_OK) {
             field_error(b, l->from_err, r);
             continue;

@@ -71,6 +71,7 @@ typedef struct poh_mongo_latency_spec {
     uint32_t on_mask;          /* commit latencies: 1 << op of the operations observed */
     poh_epoch_unit_t unit;
     size_t from_err, to_err;   /* indexes into the spec's fields */
+    size_t from_path, to_path; /* indexes into the spec's paths (to_path: with to_field) */
     double min_ms, max_ms;     /* plausible window of to - from: [-clock_skew, max] */
 } poh_mongo_latency_spec_t;
 
@@ -83,6 +84,9 @@ typedef struct poh_mongo_stream_spec {
     double *bounds;            /* histogram bounds (for the exemplar slots) */
     size_t nbounds;
     char *traceparent_field;   /* NULL: no exemplars */
+    char **paths;              /* distinct document paths read: from/to fields, traceparent */
+    size_t npaths;
+    size_t trace_path;         /* index of traceparent_field in paths */
     bool update_lookup;        /* some latency reads fullDocument of updates */
 } poh_mongo_stream_spec_t;
 

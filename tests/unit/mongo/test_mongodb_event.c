@@ -4,6 +4,7 @@
  * to_field on the event that sets the field, filters, units, exemplars). */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -508,6 +509,92 @@ START_TEST(test_spec_fields)
 }
 END_TEST
 
+/* The document paths a stream reads are found in one pass over the
+ * document, with bson_iter_find's answers: the first of duplicate keys, a
+ * whole dotted key before nested keys, paths beyond the one-pass table
+ * looked up on their own, and a path two latencies share read once. */
+START_TEST(test_document_paths)
+{
+    /* created_at, approved_at, traceparent: each once, shared by both latencies */
+    ck_assert_uint_eq(spec.npaths, 3);
+    ck_assert_uint_eq(spec.lat[0].from_path, spec.lat[1].from_path);
+    ck_assert_str_eq(spec.paths[spec.lat[0].from_path], "created_at");
+    ck_assert_str_eq(spec.paths[spec.lat[1].to_path], "approved_at");
+    ck_assert_str_eq(spec.paths[spec.trace_path], "traceparent");
+    /* duplicate keys: the first counts, for both latencies */
+    ck_assert_int_eq(add(BCON_NEW("_id", "{", "_data", BCON_INT64(1), "}", "operationType",
+                                  "insert", "wallTime", BCON_DATE_TIME(T0 + 50), "fullDocument",
+                                  "{", "created_at", BCON_DATE_TIME(T0 - 100), "approved_at",
+                                  BCON_DATE_TIME(T0 + 400), "created_at", BCON_DATE_TIME(T0 - 5000),
+                                  "approved_at", BCON_DATE_TIME(T0 + 9000), "}")),
+                     0);
+    ck_assert_uint_eq(batch.lat[0].n, 1);
+    ck_assert(batch.lat[0].v[0] == 0.15);
+    ck_assert_uint_eq(batch.lat[1].n, 1);
+    ck_assert(batch.lat[1].v[0] == 0.5);
+
+    /* a whole dotted key wins over the nested path, wherever it is */
+    teardown();
+    poh_config_mongo_latency_t dotted[] = {
+        {.name = "d", .from_field = "meta.created", .to = "commit", .epoch_unit = "ms",
+         .max = 86400, .clock_skew = 1},
+    };
+    poh_config_mongo_stream_t cfg = stream_cfg;
+    cfg.latencies = dotted;
+    cfg.latencies_count = 1;
+    setup_with(&cfg);
+    ck_assert_int_eq(add(BCON_NEW("_id", "{", "_data", BCON_INT64(2), "}", "operationType",
+                                  "insert", "wallTime", BCON_DATE_TIME(T0 + 1000), "fullDocument",
+                                  "{", "meta", "{", "created", BCON_DATE_TIME(T0), "}",
+                                  "meta.created", BCON_DATE_TIME(T0 + 750), "}")),
+                     0);
+    ck_assert_int_eq(add(BCON_NEW("_id", "{", "_data", BCON_INT64(3), "}", "operationType",
+                                  "insert", "wallTime", BCON_DATE_TIME(T0 + 1000), "fullDocument",
+                                  "{", "meta", "{", "created", BCON_DATE_TIME(T0 + 500), "}", "}")),
+                     0);
+    ck_assert_uint_eq(batch.lat[0].n, 2);
+    ck_assert(batch.lat[0].v[0] == 0.25);
+    ck_assert(batch.lat[0].v[1] == 0.5);
+
+    /* 20 latencies from 20 fields, plus the traceparent: 21 paths, more than
+     * one pass holds; each latency reads its own field */
+    teardown();
+    enum { NL = 20 };
+    static char names[NL][8], froms[NL][8];
+    poh_config_mongo_latency_t many[NL];
+    memset(many, 0, sizeof many);
+    for (int i = 0; i < NL; i++) {
+        snprintf(names[i], sizeof names[i], "l%d", i);
+        snprintf(froms[i], sizeof froms[i], "f%d", i);
+        many[i] = (poh_config_mongo_latency_t){.name = names[i], .from_field = froms[i],
+                                               .to = "commit", .epoch_unit = "ms",
+                                               .max = 86400, .clock_skew = 1};
+    }
+    cfg.latencies = many;
+    cfg.latencies_count = NL;
+    setup_with(&cfg);
+    ck_assert_uint_eq(spec.npaths, NL + 1);
+    ck_assert_uint_eq(spec.trace_path, NL);
+    bson_t *ev = BCON_NEW("_id", "{", "_data", BCON_INT64(4), "}", "operationType", "insert",
+                          "wallTime", BCON_DATE_TIME(T0 + 1000));
+    bson_t doc;
+    BSON_APPEND_DOCUMENT_BEGIN(ev, "fullDocument", &doc);
+    BSON_APPEND_UTF8(&doc, "traceparent", TP);
+    for (int i = NL - 1; i >= 0; i--) /* in reverse, so no path is where its index is */
+        BSON_APPEND_DATE_TIME(&doc, froms[i], T0 + 1000 - 10 * (i + 1));
+    bson_append_document_end(ev, &doc);
+    ck_assert_int_eq(add(ev), 0);
+    for (int i = 0; i < NL; i++) {
+        ck_assert_uint_eq(batch.lat[i].n, 1);
+        ck_assert_msg(batch.lat[i].v[0] == 0.01 * (i + 1), "latency %d: %g", i,
+                      batch.lat[i].v[0]);
+    }
+    const poh_mongo_exemplar_t *ex[16];
+    ck_assert_uint_eq(poh_mongo_batch_exemplars(&batch, &spec, NL - 1, ex), 1);
+    ck_assert_str_eq(ex[0]->trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+END_TEST
+
 /* Large batches grow the value arrays. */
 START_TEST(test_large_batch)
 {
@@ -540,6 +627,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_units_and_paths);
     tcase_add_test(tc, test_exemplars);
     tcase_add_test(tc, test_spec_fields);
+    tcase_add_test(tc, test_document_paths);
     tcase_add_test(tc, test_large_batch);
     suite_add_tcase(s, tc);
     return s;
