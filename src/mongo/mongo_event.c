@@ -89,33 +89,20 @@ static int op_of(const char *s, uint32_t n)
 
 /* ----------------------------------------------------------------- spec */
 
-static size_t field_index(poh_mongo_stream_spec_t *spec, const char *name, int *rc)
+/* Index of name in names[0..*n), added once (the arrays are sized for every
+ * name a spec can have); *rc = -ENOMEM when the copy fails. */
+static size_t name_index(char **names, size_t *n, const char *name, int *rc)
 {
-    for (size_t i = 0; i < spec->nfields; i++)
-        if (!strcmp(spec->fields[i], name))
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp(names[i], name))
             return i;
     char *d = strdup(name);
     if (!d) {
         *rc = -ENOMEM;
         return 0;
     }
-    spec->fields[spec->nfields] = d;
-    return spec->nfields++;
-}
-
-/* Index of a document path in spec->paths, added once. */
-static size_t path_index(poh_mongo_stream_spec_t *spec, const char *path, int *rc)
-{
-    for (size_t i = 0; i < spec->npaths; i++)
-        if (!strcmp(spec->paths[i], path))
-            return i;
-    char *d = strdup(path);
-    if (!d) {
-        *rc = -ENOMEM;
-        return 0;
-    }
-    spec->paths[spec->npaths] = d;
-    return spec->npaths++;
+    names[*n] = d;
+    return (*n)++;
 }
 
 int poh_mongo_stream_spec_init(poh_mongo_stream_spec_t *spec,
@@ -159,18 +146,19 @@ int poh_mongo_stream_spec_init(poh_mongo_stream_spec_t *spec,
         }
         if (!c->on_count)
             l->on_mask = 1u << POH_OP_INSERT;
-        l->from_err = field_index(spec, c->from_field, &rc);
-        l->to_err = field_index(spec, c->to_field ? c->to_field : "wallTime", &rc);
-        l->from_path = path_index(spec, c->from_field, &rc);
+        l->from_err = name_index(spec->fields, &spec->nfields, c->from_field, &rc);
+        l->to_err = name_index(spec->fields, &spec->nfields,
+                               c->to_field ? c->to_field : "wallTime", &rc);
+        l->from_path = name_index(spec->paths, &spec->npaths, c->from_field, &rc);
         if (c->to_field)
-            l->to_path = path_index(spec, c->to_field, &rc);
+            l->to_path = name_index(spec->paths, &spec->npaths, c->to_field, &rc);
         if (rc < 0)
             goto nomem;
         if (l->to_field || (l->on_mask & (1u << POH_OP_UPDATE)))
             spec->update_lookup = true;
     }
     if (spec->traceparent_field) {
-        spec->trace_path = path_index(spec, spec->traceparent_field, &rc);
+        spec->trace_path = name_index(spec->paths, &spec->npaths, spec->traceparent_field, &rc);
         if (rc < 0)
             goto nomem;
     }

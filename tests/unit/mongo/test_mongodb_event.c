@@ -57,6 +57,16 @@ static void teardown(void)
     poh_mongo_stream_spec_free(&spec);
 }
 
+/* Start over with the stream's other settings and these latencies. */
+static void restart_with_latencies(poh_config_mongo_latency_t *l, size_t n)
+{
+    teardown();
+    poh_config_mongo_stream_t cfg = stream_cfg;
+    cfg.latencies = l;
+    cfg.latencies_count = n;
+    setup_with(&cfg);
+}
+
 static int add(bson_t *ev)
 {
     int rc = poh_mongo_batch_add(&batch, &spec, bson_get_data(ev), ev->len);
@@ -314,15 +324,11 @@ START_TEST(test_plausible_window)
     ck_assert_uint_eq(errs("created_at", POH_FIELD_TOO_LARGE), 4); /* storage and approval */
 
     /* a window of its own: max 10 s, no clock-skew allowance */
-    teardown();
     poh_config_mongo_latency_t l[] = {
         {.name = "storage", .from_field = "created_at", .to = "commit", .epoch_unit = "ms",
          .max = 10, .clock_skew = 0},
     };
-    poh_config_mongo_stream_t cfg = stream_cfg;
-    cfg.latencies = l;
-    cfg.latencies_count = 1;
-    setup_with(&cfg);
+    restart_with_latencies(l, 1);
     ck_assert_int_eq(add(insert_ev(0, 10000)), 0);  /* 10 s: observed */
     ck_assert_int_eq(add(insert_ev(0, 10001)), 0);  /* too large */
     ck_assert_int_eq(add(insert_ev(1, 0)), 0);      /* 1 ms negative */
@@ -333,9 +339,8 @@ START_TEST(test_plausible_window)
     ck_assert_uint_eq(errs("created_at", POH_FIELD_NEGATIVE), 1);
 
     /* a configuration built by hand without max gets the default day */
-    teardown();
     l[0].max = 0;
-    setup_with(&cfg);
+    restart_with_latencies(l, 1);
     ck_assert_int_eq(add(insert_ev(-86400000, 0)), 0);
     ck_assert_int_eq(add(insert_ev(-86400001, 0)), 0);
     ck_assert_uint_eq(batch.lat[0].n, 1);
@@ -420,7 +425,6 @@ END_TEST
 
 START_TEST(test_units_and_paths)
 {
-    teardown();
     static char *on_update[] = {"update", "replace"};
     poh_config_mongo_latency_t l[] = {
         {.name = "meta", .from_field = "meta.created", .to_field = "meta.approved",
@@ -428,10 +432,7 @@ START_TEST(test_units_and_paths)
         {.name = "touch", .from_field = "meta.created", .to = "commit", .on = on_update,
          .on_count = 2, .epoch_unit = "s"},
     };
-    poh_config_mongo_stream_t cfg = stream_cfg;
-    cfg.latencies = l;
-    cfg.latencies_count = 2;
-    setup_with(&cfg);
+    restart_with_latencies(l, 2);
     ck_assert(spec.update_lookup);
     /* updatedFields keys are dotted paths */
     ck_assert_int_eq(add(BCON_NEW("_id", "{", "_data", BCON_INT64(1), "}", "operationType",
@@ -534,15 +535,11 @@ START_TEST(test_document_paths)
     ck_assert(batch.lat[1].v[0] == 0.5);
 
     /* a whole dotted key wins over the nested path, wherever it is */
-    teardown();
     poh_config_mongo_latency_t dotted[] = {
         {.name = "d", .from_field = "meta.created", .to = "commit", .epoch_unit = "ms",
          .max = 86400, .clock_skew = 1},
     };
-    poh_config_mongo_stream_t cfg = stream_cfg;
-    cfg.latencies = dotted;
-    cfg.latencies_count = 1;
-    setup_with(&cfg);
+    restart_with_latencies(dotted, 1);
     ck_assert_int_eq(add(BCON_NEW("_id", "{", "_data", BCON_INT64(2), "}", "operationType",
                                   "insert", "wallTime", BCON_DATE_TIME(T0 + 1000), "fullDocument",
                                   "{", "meta", "{", "created", BCON_DATE_TIME(T0), "}",
@@ -558,7 +555,6 @@ START_TEST(test_document_paths)
 
     /* 20 latencies from 20 fields, plus the traceparent: 21 paths, more than
      * one pass holds; each latency reads its own field */
-    teardown();
     enum { NL = 20 };
     static char names[NL][8], froms[NL][8];
     poh_config_mongo_latency_t many[NL];
@@ -570,9 +566,7 @@ START_TEST(test_document_paths)
                                                .to = "commit", .epoch_unit = "ms",
                                                .max = 86400, .clock_skew = 1};
     }
-    cfg.latencies = many;
-    cfg.latencies_count = NL;
-    setup_with(&cfg);
+    restart_with_latencies(many, NL);
     ck_assert_uint_eq(spec.npaths, NL + 1);
     ck_assert_uint_eq(spec.trace_path, NL);
     bson_t *ev = BCON_NEW("_id", "{", "_data", BCON_INT64(4), "}", "operationType", "insert",
