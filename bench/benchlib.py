@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Helpers shared by the Python drivers of bench/ (grpc_fanout, soak)."""
+"""Helpers shared by the Python drivers of bench/ (grpc_fanout, soak, ir)."""
 import os
 import re
 import select
+import signal
+import subprocess
 import time
 
 
@@ -32,3 +34,18 @@ def wait_log(path, pattern, timeout=15):
             return m
         time.sleep(0.05)
     raise RuntimeError("no %r in %s" % (pattern, path))
+
+
+def stop(proc, timeout=10):
+    """SIGTERM, then SIGKILL after timeout seconds. True when the process
+    (None counts as stopped) ended by itself or on SIGTERM."""
+    if proc is None or proc.poll() is not None:
+        return True
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        return False

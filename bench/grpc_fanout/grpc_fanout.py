@@ -30,7 +30,6 @@ Usage: grpc_fanout.py BUILD_DIR [rounds]   (env BLACKBOX overrides the binary)
 import os
 import re
 import shutil
-import signal
 import http.client
 import statistics
 import subprocess
@@ -40,7 +39,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchlib import read_line, wait_log  # noqa: E402
+from benchlib import read_line, stop, wait_log  # noqa: E402
 import urllib.request
 
 SIZES = (10, 100, 1000)
@@ -53,16 +52,6 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def http_get(url, headers=None, timeout=30):

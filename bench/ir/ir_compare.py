@@ -28,7 +28,6 @@ Prints a table and NEW/OLD ratios. Needs valgrind (apt-get install valgrind)."""
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from benchlib import read_line, wait_log  # noqa: E402
+from benchlib import read_line, stop, wait_log  # noqa: E402
 
 GRPC_TARGETS = (100, 1000)
 GRPC_WARM, GRPC_MORE = 2, 10
@@ -67,12 +66,7 @@ def start_exporter(build, cfg, tmp, tag, fn):
 
 
 def stop_exporter(proc, out):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    if not stop(proc, 120):
         raise RuntimeError("exporter did not stop on SIGTERM")
     return callgrind_total(out)
 

@@ -42,7 +42,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchlib import read_line, wait_log  # noqa: E402
+from benchlib import read_line, stop, wait_log  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # What Prometheus 2.x sends when it scrapes (OpenMetrics preferred, gzip).
@@ -74,16 +74,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def stop(proc, timeout=20):
-    if proc and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def exporter_pid(root):
