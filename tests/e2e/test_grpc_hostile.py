@@ -10,6 +10,7 @@ target's connection budget (max_reply_size per call, and 1 MiB) is used up,
 the memory comes back, and other targets are not touched. The OTLP exporter's
 channel has the same bound."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,8 @@ class Flood:
     def close(self):
         self.proc.kill()
         _, err = self.proc.communicate(timeout=10)
-        return sum(int(l.split()[1]) for l in err.splitlines() if l.startswith("SENT "))
+        # A line cut short by the kill is not counted; every whole one is.
+        return sum(int(n) for n in re.findall(r"^SENT (\d+)$", err, re.M))
 
 
 def rss_mb(pid):

@@ -23,6 +23,9 @@ import sys
 import threading
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# print() writes the text and its newline separately, so connections ending
+# together could run their SENT lines into one; one write per line, in turn.
+REPORT_LOCK = threading.Lock()
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
 END_HEADERS, ACK = 0x4, 0x1
 FRAME = 16384  # SETTINGS_MAX_FRAME_SIZE's default: the largest DATA frame a peer must take
@@ -130,7 +133,9 @@ class Conn:
             pass
         finally:
             self.sock.close()
-            print("SENT %d" % self.sent, file=sys.stderr, flush=True)
+            with REPORT_LOCK:
+                sys.stderr.write("SENT %d\n" % self.sent)
+                sys.stderr.flush()
 
 
 def main():
