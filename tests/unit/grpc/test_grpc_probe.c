@@ -393,7 +393,10 @@ START_TEST(test_deadline_caps_timeout)
     ck_assert_int_eq(poh_grpc_run(&p.c, 1, t0 + 0.3), 0);
     double wall = now_mono() - t0;
     ck_assert_int_eq(p.c.code, GRPC_STATUS_DEADLINE_EXCEEDED);
-    ck_assert_msg(wall >= 0.25 && wall < 1.0, "wall %.3f", wall);
+    /* Capped: ended near the 0.3-s deadline, not at the 5-s timeout. The
+     * upper bound leaves a loaded machine's timer lateness room; anything
+     * under half the timeout shows the cap. */
+    ck_assert_msg(wall >= 0.25 && wall < 2.5, "wall %.3f", wall);
     probe_free(&p);
 }
 END_TEST
