@@ -150,8 +150,10 @@ static void set_error(mongo_status_run_t *r, const char *what, const bson_error_
     snprintf(r->error, sizeof r->error, "%s: %s", what, msg);
 }
 
-bool mongo_status_cmd(mongo_status_run_t *r, const char *db, const bson_t *cmd, const char *what,
-                      bson_t *reply)
+/* expected_refusal: a server error is logged at debug level only, not kept
+ * as the scrape's error (the caller has another way to the answer). */
+static bool status_cmd(mongo_status_run_t *r, const char *db, const bson_t *cmd, const char *what,
+                       bson_t *reply, bool expected_refusal)
 {
     bson_error_t err;
     /* A stalled server costs up to the client's socket timeout: only start
@@ -181,14 +183,27 @@ bool mongo_status_cmd(mongo_status_run_t *r, const char *db, const bson_t *cmd, 
     else
         r->gone = true;
     if (!ok) {
-        set_error(r, what, &err);
-        POH_DEBUG(MODULE, "cluster %s: %s failed: %s", r->cl->name, what, r->error);
         char msg[200];
         mongo_cluster_scrub(r->cl, err.message, msg, sizeof msg);
+        if (!(expected_refusal && server))
+            set_error(r, what, &err);
+        POH_DEBUG(MODULE, "cluster %s: %s failed: %s", r->cl->name, what, msg);
         poh_span_set_status(span, POH_SPAN_STATUS_ERROR, msg);
     }
     poh_span_end(span);
     return ok;
+}
+
+bool mongo_status_cmd(mongo_status_run_t *r, const char *db, const bson_t *cmd, const char *what,
+                      bson_t *reply)
+{
+    return status_cmd(r, db, cmd, what, reply, false);
+}
+
+bool mongo_status_try(mongo_status_run_t *r, const char *db, const bson_t *cmd, const char *what,
+                      bson_t *reply)
+{
+    return status_cmd(r, db, cmd, what, reply, true);
 }
 
 /* replSetGetStatus, the oplog's bounds and size, serverStatus: each reply
@@ -310,7 +325,7 @@ static bool status_commands(mongo_status_run_t *r, char *error, size_t errlen)
     if (mongos) {
         server_status(r);
         if (!r->gone) /* a fixed few commands on the router first; the shards share the rest */
-            mongo_cluster_level_collect(cl, r->client, r->server_id, r->deadline, r->timeout_ms, r->out);
+            mongo_cluster_level_collect(r);
         if (!r->gone)
             mongo_shards_collect(r);
     } else {

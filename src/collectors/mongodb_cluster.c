@@ -58,11 +58,7 @@ struct mongo_cluster_level {
 typedef struct ctx {
     mongo_cluster_t *cl;
     mongo_cluster_level_t *cv;
-    mongoc_client_t *router;
-    uint32_t server_id;
-    double deadline;
-    int timeout_ms;
-    poh_registry_t *out;
+    mongo_status_run_t *r; /* the router's run: client, deadline, spans, first error */
 } ctx_t;
 
 mongo_cluster_level_t *mongo_cluster_level_new(void)
@@ -101,24 +97,7 @@ void mongo_cluster_level_free(mongo_cluster_level_t *cv)
 
 static bool time_left(const ctx_t *x, int ms)
 {
-    return (x->deadline - poh_now_mono() - DEADLINE_MARGIN) * 1000 >= ms;
-}
-
-/* One command on the router within the deadline; reply always initialised. */
-static bool run(ctx_t *x, const char *db, const bson_t *cmd, bson_t *reply, const char *what)
-{
-    bson_error_t err;
-    if (!time_left(x, x->timeout_ms)) {
-        bson_init(reply);
-        POH_DEBUG(MODULE, "cluster %s: %s skipped, too close to the scrape deadline", x->cl->name, what);
-        return false;
-    }
-    if (mongoc_client_command_simple_with_server_id(x->router, db, cmd, NULL, x->server_id, reply, &err))
-        return true;
-    char msg[200];
-    mongo_cluster_scrub(x->cl, err.message, msg, sizeof msg);
-    POH_DEBUG(MODULE, "cluster %s: %s failed: %s", x->cl->name, what, msg);
-    return false;
+    return (x->r->deadline - poh_now_mono() - DEADLINE_MARGIN) * 1000 >= ms;
 }
 
 /* ------------------------------------------------------------- routers */
@@ -171,7 +150,7 @@ static void routers(ctx_t *x)
     size_t n = 0;
     for (const mongoc_host_list_t *p = h; p; p = p->next)
         n++;
-    int ms = x->timeout_ms / (int)(n + 1) > 5 ? x->timeout_ms / (int)(n + 1) : 5;
+    int ms = x->r->timeout_ms / (int)(n + 1) > 5 ? x->r->timeout_ms / (int)(n + 1) : 5;
     const char *lv[] = {x->cl->name, NULL};
     size_t i = 0;
     for (; h && i < MAX_ROUTERS; h = h->next, i++) {
@@ -180,7 +159,7 @@ static void routers(ctx_t *x)
             memset(r, 0, sizeof *r);
         mongoc_client_t *c = time_left(x, 2 * ms) ? router_client(x->cl, r, h->host_and_port, 2 * ms) : NULL;
         lv[1] = h->host_and_port;
-        poh_mongodb_put(x->out, POH_MONGODB_M_MONGOS_UP, lv,
+        poh_mongodb_put(x->r->out, POH_MONGODB_M_MONGOS_UP, lv,
                         c && router_hello(x->cl, c, h->host_and_port));
     }
     for (size_t k = i; k < x->cv->nrouters; k++)
@@ -198,12 +177,12 @@ static void balancer(ctx_t *x)
     bson_iter_t it, doc;
     const char *lv[] = {x->cl->name};
     BSON_APPEND_INT32(&cmd, "balancerStatus", 1);
-    if (run(x, "admin", &cmd, &reply, "balancerStatus")) {
+    if (mongo_status_try(x->r, "admin", &cmd, "balancerStatus", &reply)) {
         bool on = bson_iter_init_find(&it, &reply, "mode") && BSON_ITER_HOLDS_UTF8(&it) &&
                   strcmp(bson_iter_utf8(&it, NULL), "off");
         bool round = bson_iter_init_find(&it, &reply, "inBalancerRound") && bson_iter_as_bool(&it);
-        poh_mongodb_put(x->out, POH_MONGODB_M_BALANCER_ENABLED, lv, on);
-        poh_mongodb_put(x->out, POH_MONGODB_M_BALANCER_RUNNING, lv, round);
+        poh_mongodb_put(x->r->out, POH_MONGODB_M_BALANCER_ENABLED, lv, on);
+        poh_mongodb_put(x->r->out, POH_MONGODB_M_BALANCER_RUNNING, lv, round);
         bson_destroy(&reply);
         bson_destroy(&cmd);
         return;
@@ -216,7 +195,7 @@ static void balancer(ctx_t *x)
     bson_append_document_end(&cmd, &filter);
     BSON_APPEND_INT32(&cmd, "limit", 1);
     BSON_APPEND_BOOL(&cmd, "singleBatch", true);
-    if (run(x, "config", &cmd, &reply, "find config.settings")) {
+    if (mongo_status_cmd(x->r, "config", &cmd, "find config.settings", &reply)) {
         bool on = true; /* no document: the default, enabled */
         if (bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch.0", &doc) &&
             BSON_ITER_HOLDS_DOCUMENT(&doc) && bson_iter_recurse(&doc, &it))
@@ -227,7 +206,7 @@ static void balancer(ctx_t *x)
                     !strcmp(bson_iter_utf8(&it, NULL), "off"))
                     on = false;
             }
-        poh_mongodb_put(x->out, POH_MONGODB_M_BALANCER_ENABLED, lv, on);
+        poh_mongodb_put(x->r->out, POH_MONGODB_M_BALANCER_ENABLED, lv, on);
     }
     bson_destroy(&reply);
     bson_destroy(&cmd);
@@ -370,8 +349,8 @@ static void emit_groups(ctx_t *x, group_t *g, size_t n)
     for (size_t i = 0; i < n; i++) {
         lv[1] = g[i].shard;
         lv[2] = g[i].ns;
-        poh_mongodb_put(x->out, POH_MONGODB_M_CHUNKS, lv, (double)g[i].chunks);
-        poh_mongodb_put(x->out, POH_MONGODB_M_JUMBO_CHUNKS, lv, (double)g[i].jumbo);
+        poh_mongodb_put(x->r->out, POH_MONGODB_M_CHUNKS, lv, (double)g[i].chunks);
+        poh_mongodb_put(x->r->out, POH_MONGODB_M_JUMBO_CHUNKS, lv, (double)g[i].jumbo);
     }
 }
 
@@ -383,7 +362,7 @@ static void chunks(ctx_t *x)
     size_t n = 0;
     bool have_colls = false;
     chunks_command(&cmd);
-    bool ok = run(x, "config", &cmd, &reply, "aggregate config.chunks");
+    bool ok = mongo_status_cmd(x->r, "config", &cmd, "aggregate config.chunks", &reply);
     if (ok && bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch", &arr) &&
         BSON_ITER_HOLDS_ARRAY(&arr) && bson_iter_recurse(&arr, &it) && (g = calloc(MAX_GROUPS, sizeof *g))) {
         while (bson_iter_next(&it) && n < MAX_GROUPS) {
@@ -393,7 +372,7 @@ static void chunks(ctx_t *x)
                 bson_t ccmd = BSON_INITIALIZER;
                 collections_command(&ccmd);
                 bson_destroy(&colls);
-                have_colls = run(x, "config", &ccmd, &colls, "find config.collections");
+                have_colls = mongo_status_cmd(x->r, "config", &ccmd, "find config.collections", &colls);
                 bson_destroy(&ccmd);
                 if (!have_colls)
                     break;
@@ -546,7 +525,7 @@ static bool changelog_read(ctx_t *x)
     bson_iter_t it, arr, d;
     bool changed = !cv->baseline;
     changelog_command(cv, &cmd);
-    bool ok = run(x, "config", &cmd, &reply, "find config.changelog");
+    bool ok = mongo_status_cmd(x->r, "config", &cmd, "find config.changelog", &reply);
     if (ok && bson_iter_init(&it, &reply) && bson_iter_find_descendant(&it, "cursor.firstBatch", &arr) &&
         BSON_ITER_HOLDS_ARRAY(&arr) && bson_iter_recurse(&arr, &it)) {
         while (bson_iter_next(&it)) {
@@ -584,12 +563,11 @@ static void emit_migrations(mongo_cluster_t *cl, mongo_cluster_level_t *cv, poh_
 
 /* ---------------------------------------------------------------- scrape */
 
-void mongo_cluster_level_collect(mongo_cluster_t *cl, mongoc_client_t *router, uint32_t server_id,
-                                 double deadline, int timeout_ms, poh_registry_t *out)
+void mongo_cluster_level_collect(mongo_status_run_t *r)
 {
+    mongo_cluster_t *cl = r->cl;
     mongo_cluster_level_t *cv = cl->level;
-    ctx_t x = {.cl = cl, .cv = cv, .router = router, .server_id = server_id, .deadline = deadline,
-               .timeout_ms = timeout_ms, .out = out};
+    ctx_t x = {.cl = cl, .cv = cv, .r = r};
     if (!cv)
         return;
     /* One scrape at a time asks; a concurrent one reports the counters only. */
@@ -604,5 +582,5 @@ void mongo_cluster_level_collect(mongo_cluster_t *cl, mongoc_client_t *router, u
         pthread_mutex_unlock(&cv->mu);
     }
     if (cv->loaded)
-        emit_migrations(cl, cv, out);
+        emit_migrations(cl, cv, r->out);
 }

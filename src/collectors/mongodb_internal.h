@@ -86,6 +86,11 @@ typedef struct mongo_status_run {
  * success; reply is always initialised; the first error goes to r->error. */
 bool mongo_status_cmd(mongo_status_run_t *r, const char *db, const bson_t *cmd, const char *what,
                       bson_t *reply);
+/* The same for a command the server may refuse when the caller has another
+ * way to the answer: a refusal is not kept as the scrape's error (a network
+ * error still is, and still ends the run). */
+bool mongo_status_try(mongo_status_run_t *r, const char *db, const bson_t *cmd, const char *what,
+                      bson_t *reply);
 /* replSetGetStatus, the oplog's bounds and collStats (four commands): the
  * member, lag and oplog series, labelled r->shard when it is set. */
 void mongo_status_replset(mongo_status_run_t *r);
@@ -108,8 +113,7 @@ mongoc_uri_t *mongo_shards_uri(const mongoc_uri_t *base, const char *host, int m
 typedef struct mongo_cluster_level mongo_cluster_level_t;
 mongo_cluster_level_t *mongo_cluster_level_new(void);
 void mongo_cluster_level_free(mongo_cluster_level_t *cv); /* NULL is fine */
-void mongo_cluster_level_collect(mongo_cluster_t *cl, mongoc_client_t *router, uint32_t server_id,
-                                 double deadline, int timeout_ms, poh_registry_t *out);
+void mongo_cluster_level_collect(mongo_status_run_t *r); /* r runs on the router */
 
 /* mongodb_stream.c */
 mongo_stream_t *mongo_stream_new(mongo_cluster_t *cl, const poh_config_mongo_stream_t *cfg);

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """MongoDB tracing through the real exporter and mongo_rs_sim: a CLIENT span
-per scrape-time command under the scrape span, and a storage.commit span per
+per scrape-time command under the scrape span (a replica set's, and a mongos's
+cluster-level and shard commands), and a storage.commit span per
 traced document joined to the document's own trace (its traceparent), from
 created_at to the commit, with sampling on and off and the rate limit."""
 import unittest
@@ -86,6 +87,40 @@ class MongoTracingTest(unittest.TestCase):
             self.assertEqual(s["trace_id"], parent["trace_id"])
             self.assertIn(s["attributes"]["db.name"], ("admin", "local"))
             self.assertEqual(s["status"]["code"], 0)
+
+    def test_router_commands_have_spans(self):
+        # Through a mongos: the router's own commands (balancer, chunks,
+        # changelog, listShards, serverStatus) and each shard's are CLIENT
+        # spans under the scrape span, as a replica set's are.
+        state = mongoexp.StateDir()
+        with mongosim.MongoSim("--shards", "2") as sim, otlpsink.Sink() as sink:
+            tracing = (f"tracing:\n  enabled: true\n  endpoint: {sink.endpoint}\n"
+                       f"  batch_timeout: 100ms\n  shutdown_timeout: 3s\n")
+            uri = "mongodb://%s/" % sim.address  # the router, not a replica set
+            ex = pohtest.Exporter(mongoexp.config([{"name": "main", "uri": uri}], state.path,
+                                                  tracing))
+            try:
+                m = ex.metrics()
+                self.assertEqual(pohtest.value(m, "poh_mongodb_up", cluster="main"), 1)
+                self.assertIsNotNone(pohtest.value(m, "poh_mongodb_balancer_enabled",
+                                                   cluster="main"))
+            finally:
+                mongoexp.stop_checked(ex)
+            spans = sink.spans()
+        state.cleanup()
+        scrapes = {s["span_id"]: s for s in spans if s["name"] == "scrape"}
+        cmds = [s for s in spans if s["attributes"].get("db.system") == "mongodb"
+                and s["kind"] == 3]
+        by_name = {}
+        for s in cmds:
+            self.assertIn(s["parent_span_id"], scrapes, s["name"])
+            self.assertEqual(s["trace_id"], scrapes[s["parent_span_id"]]["trace_id"])
+            by_name.setdefault(s["name"], []).append(s)
+        for name in ("balancerStatus admin", "aggregate config", "find config",
+                     "listShards admin", "serverStatus admin", "replSetGetStatus admin"):
+            self.assertTrue(name in by_name, f"no {name!r} span: {sorted(by_name)}")
+        for name in ("balancerStatus admin", "aggregate config", "listShards admin"):
+            self.assertEqual(by_name[name][0]["status"]["code"], 0, name)
 
     def test_sampling_off_keeps_joined_spans(self):
         # Own traces are not sampled; a document's trace says sampled (flags 01)
