@@ -49,3 +49,14 @@ def stop(proc, timeout=10):
         proc.kill()
         proc.wait(5)
         return False
+
+
+def start_node_sim(binary, nports, stderr=subprocess.DEVNULL, timeout=30):
+    """poh_node_sim on nports ephemeral ports of 127.0.0.1: (process, addresses)."""
+    sim = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--ports", str(nports)],
+                           stdout=subprocess.PIPE, stderr=stderr)
+    line = read_line(sim.stdout, timeout)
+    if not line.startswith("ports="):
+        stop(sim)
+        raise RuntimeError("poh_node_sim did not start: %r" % line)
+    return sim, ["127.0.0.1:%s" % p for p in line.split()[0][len("ports="):].split(",")]

@@ -39,7 +39,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchlib import read_line, stop, wait_log  # noqa: E402
+from benchlib import start_node_sim, stop, wait_log  # noqa: E402
 import urllib.request
 
 SIZES = (10, 100, 1000)
@@ -235,17 +235,11 @@ def main():
             sys.exit("missing %s" % b)
 
     tmp = tempfile.mkdtemp(prefix="poh-grpc-fanout-")
-    sim = subprocess.Popen([sim_bin, "--listen", "127.0.0.1:0", "--ports", str(max(SIZES))],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    sim, all_targets = start_node_sim(sim_bin, max(SIZES))
     bb = None
     failed = False
     rows = []
     try:
-        line = read_line(sim.stdout, 30)
-        if not line.startswith("ports="):
-            raise RuntimeError("poh_node_sim did not start: %r" % line)
-        ports = line.split()[0][len("ports="):].split(",")
-        all_targets = ["127.0.0.1:%s" % p for p in ports]
         bb = Blackbox(blackbox_bin, tmp)
         for n in SIZES:
             targets = all_targets[:n]

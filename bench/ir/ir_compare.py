@@ -37,7 +37,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from benchlib import read_line, stop, wait_log  # noqa: E402
+from benchlib import start_node_sim, stop, wait_log  # noqa: E402
 
 GRPC_TARGETS = (100, 1000)
 GRPC_WARM, GRPC_MORE = 2, 10
@@ -78,12 +78,12 @@ def scrape(port):
         return r.read().decode()
 
 
-def grpc_run(build, sim_ports, n, scrapes, tmp, tag):
+def grpc_run(build, addrs, n, scrapes, tmp, tag):
     cfg = os.path.join(tmp, "grpc-%s.yml" % tag)
     with open(cfg, "w") as f:
         f.write("grpc:\n  - name: bench\n    timeout: 60s\n    targets:\n")
-        for p in sim_ports[:n]:
-            f.write('      - "127.0.0.1:%s"\n' % p)
+        for a in addrs[:n]:
+            f.write('      - "%s"\n' % a)
     proc, port, out, log = start_exporter(build, cfg, tmp, tag, "grpc_collect")
     try:
         for _ in range(scrapes):
@@ -98,25 +98,18 @@ def grpc_run(build, sim_ports, n, scrapes, tmp, tag):
 
 def grpc_bench(builds, new_build, tmp):
     sim_bin = os.path.join(new_build, "tests", "sim", "poh_node_sim", "poh_node_sim")
-    sim = subprocess.Popen([sim_bin, "--listen", "127.0.0.1:0", "--ports",
-                            str(max(GRPC_TARGETS))],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    sim, addrs = start_node_sim(sim_bin, max(GRPC_TARGETS))
     rows = []
     try:
-        line = read_line(sim.stdout, 30)
-        if not line.startswith("ports="):
-            raise RuntimeError("poh_node_sim did not start: %r" % line)
-        ports = line.split()[0][len("ports="):].split(",")
         for n in GRPC_TARGETS:
             per = []
             for name, build in builds:
-                a = grpc_run(build, ports, n, GRPC_WARM, tmp, "%s-%d-a" % (name, n))
-                b = grpc_run(build, ports, n, GRPC_WARM + GRPC_MORE, tmp, "%s-%d-b" % (name, n))
+                a = grpc_run(build, addrs, n, GRPC_WARM, tmp, "%s-%d-a" % (name, n))
+                b = grpc_run(build, addrs, n, GRPC_WARM + GRPC_MORE, tmp, "%s-%d-b" % (name, n))
                 per.append((b - a) / (GRPC_MORE * n))
             rows.append(("grpc probe, %d targets" % n, "instructions/probe", per))
     finally:
-        sim.kill()
-        sim.wait()
+        stop(sim)
     return rows
 
 

@@ -42,7 +42,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchlib import read_line, stop, wait_log  # noqa: E402
+from benchlib import read_line, start_node_sim, stop, wait_log  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # What Prometheus 2.x sends when it scrapes (OpenMetrics preferred, gzip).
@@ -321,14 +321,9 @@ def main():
     try:
         targets = []
         if a.targets:
-            sim = subprocess.Popen([node_sim, "--listen", "127.0.0.1:0", "--ports",
-                                    str(a.targets)], stdout=subprocess.PIPE,
-                                   stderr=open(os.path.join(tmp, "node_sim.log"), "w"))
+            sim, targets = start_node_sim(node_sim, a.targets, timeout=60,
+                                          stderr=open(os.path.join(tmp, "node_sim.log"), "w"))
             procs.append(sim)
-            line = read_line(sim.stdout, 60)
-            if not line.startswith("ports="):
-                raise RuntimeError("poh_node_sim did not start: %r" % line)
-            targets = ["127.0.0.1:%s" % x for x in line.split()[0][len("ports="):].split(",")]
         mport = 0
         if a.streams:
             ms = subprocess.Popen([mongo_sim, "--port", "0", "--control-port", "0",
