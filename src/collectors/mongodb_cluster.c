@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "collectors/mongodb_internal.h"
@@ -52,6 +53,8 @@ struct mongo_cluster_level {
     char *ids[MAX_TIES]; /* _ids of the entries counted at last_ms */
     size_t nids;
     bool warned;
+    int lockfd;         /* mongodb@<cluster>.migrations.lock, -1 until opened */
+    bool locked;        /* this collector owns the state file's counts */
     _Atomic uint64_t succeeded, failed;
 };
 
@@ -64,8 +67,10 @@ typedef struct ctx {
 mongo_cluster_level_t *mongo_cluster_level_new(void)
 {
     mongo_cluster_level_t *cv = calloc(1, sizeof *cv);
-    if (cv)
+    if (cv) {
         pthread_mutex_init(&cv->mu, NULL);
+        cv->lockfd = -1;
+    }
     return cv;
 }
 
@@ -91,6 +96,8 @@ void mongo_cluster_level_free(mongo_cluster_level_t *cv)
     for (size_t i = 0; i < cv->nrouters; i++)
         router_free(&cv->routers[i]);
     ids_clear(cv);
+    if (cv->lockfd >= 0)
+        close(cv->lockfd); /* releases the flock */
     pthread_mutex_destroy(&cv->mu);
     free(cv);
 }
@@ -408,6 +415,52 @@ static char *state_file(const mongo_cluster_t *cl)
     return asprintf(&f, "mongodb@%s.migrations", cl->name) < 0 ? NULL : f;
 }
 
+/* The saved counts are this collector's while it holds the state file's
+ * lock: two collectors counting one changelog into one file would count
+ * entries twice across restarts. The other is another exporter on this
+ * state_dir, or (for a scrape's time) this one's configuration before a
+ * reload. Tried again every scrape; until then no migration is counted.
+ * A lock that cannot be had for another reason (no state_dir, say) does
+ * not stop counting: the state file cannot be written either, and the
+ * counts live in memory (warn_state). */
+static bool migrations_lock(mongo_cluster_level_t *cv, const mongo_cluster_t *cl)
+{
+    if (cv->locked)
+        return true;
+    if (cv->lockfd < 0) {
+        char *name = NULL;
+        int dirfd = open(cl->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int rc = dirfd < 0 ? -errno
+                 : asprintf(&name, "mongodb@%s.migrations.lock", cl->name) < 0 ? -ENOMEM
+                                                                              : 0;
+        if (rc == 0)
+            rc = poh_mongo_state_open_lock(dirfd, name);
+        if (dirfd >= 0)
+            close(dirfd);
+        free(name);
+        if (rc < 0) {
+            warn_state(cv, cl, "cannot open the lock of", rc);
+            return true;
+        }
+        cv->lockfd = rc;
+    }
+    if (flock(cv->lockfd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK) {
+            warn_state(cv, cl, "cannot lock", -errno);
+            return true;
+        }
+        if (!cv->warned) {
+            cv->warned = true;
+            POH_WARN(MODULE, "cluster %s: the migration counts in %s are locked by another "
+                     "collector (another poh_exporter on this state_dir); not counting "
+                     "migrations until it lets go", cl->name, cl->state_dir);
+        }
+        return false;
+    }
+    cv->locked = true;
+    return true;
+}
+
 /* Read the saved watermark and totals once (no file: no watermark yet). */
 static void migrations_load(mongo_cluster_level_t *cv, const mongo_cluster_t *cl)
 {
@@ -574,10 +627,12 @@ void mongo_cluster_level_collect(mongo_status_run_t *r)
     if (pthread_mutex_trylock(&cv->mu) == 0) {
         balancer(&x);
         chunks(&x);
-        if (!cv->loaded)
-            migrations_load(cv, cl);
-        if (changelog_read(&x))
-            migrations_save(cv, cl);
+        if (migrations_lock(cv, cl)) {
+            if (!cv->loaded)
+                migrations_load(cv, cl);
+            if (changelog_read(&x))
+                migrations_save(cv, cl);
+        }
         routers(&x);
         pthread_mutex_unlock(&cv->mu);
     }

@@ -127,6 +127,32 @@ class ClusterLevelTest(unittest.TestCase):
         self.assertEqual(self.migrations("failed"), 2)
         self.assertEqual(self.migrations("succeeded"), 4)
 
+    def test_one_exporter_counts_per_state_file(self):
+        # A second exporter on the same state_dir does not count into the
+        # first one's file; it takes over, from the saved counts, when the
+        # first lets go of the lock.
+        self.assertEqual(mongoexp.wait_value(self.ex, "poh_mongodb_chunk_migrations_total", 0, cluster="main",
+                                             result="succeeded"), 0)
+        second = pohtest.Exporter(self.cfg)
+        try:
+            for _ in range(2):
+                self.sim.control("MIGRATE %s shard0 shard1" % NS)
+            self.assertEqual(self.migrations("succeeded"), 2)
+            m = second.metrics()
+            self.assertEqual(pohtest.find(m, "poh_mongodb_chunk_migrations_total"), {})
+            self.assertTrue(second.wait_log("not counting migrations until it lets go"),
+                            second.log_text())
+            mongoexp.stop_checked(self.ex)
+            self.ex = second
+            self.sim.control("MIGRATE %s shard1 shard2" % NS)
+            self.assertEqual(mongoexp.wait_value(second, "poh_mongodb_chunk_migrations_total", 3,
+                                                 cluster="main", result="succeeded"), 3)
+            self.assertEqual(self.migrations("failed"), 0)
+        except BaseException:
+            if self.ex is not second:
+                mongoexp.stop_checked(second)
+            raise
+
 
 if __name__ == "__main__":
     pohtest.main()
