@@ -642,15 +642,6 @@ static void keep_path(bson_t *out, const bson_iter_t *holder, const char *path)
     bson_append_bool(out, path, -1, false);
 }
 
-/* The j-th field path the stream reads from documents: each latency's
- * from_field and to_field, then the traceparent field; NULL for none. */
-static const char *read_path(const poh_mongo_stream_spec_t *spec, size_t j)
-{
-    if (j < 2 * spec->nlat)
-        return j % 2 ? spec->lat[j / 2].to_field : spec->lat[j / 2].from_field;
-    return spec->traceparent_field;
-}
-
 /* The fields the stream reads from a document (fullDocument or
  * updatedFields) held by holder, into out as document key, each once. */
 static void keep_doc(bson_t *out, const char *key, const bson_iter_t *holder,
@@ -658,14 +649,8 @@ static void keep_doc(bson_t *out, const char *key, const bson_iter_t *holder,
 {
     bson_t d;
     bson_append_document_begin(out, key, -1, &d);
-    for (size_t j = 0; j <= 2 * spec->nlat; j++) {
-        const char *p = read_path(spec, j);
-        bool seen = !p;
-        for (size_t k = 0; k < j && !seen; k++)
-            seen = read_path(spec, k) && !strcmp(read_path(spec, k), p);
-        if (!seen)
-            keep_path(&d, holder, p);
-    }
+    for (size_t j = 0; j < spec->npaths; j++)
+        keep_path(&d, holder, spec->paths[j]);
     bson_append_document_end(out, &d);
 }
 
