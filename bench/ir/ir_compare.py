@@ -26,18 +26,18 @@ usage: ir_compare.py OLD_BUILD NEW_BUILD [grpc|mongo|all]
 (IR_KEEP=1 keeps the callgrind files, for callgrind_annotate.)
 Prints a table and NEW/OLD ratios. Needs valgrind (apt-get install valgrind)."""
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e", "lib"))
 from benchlib import start_node_sim, stop, wait_log  # noqa: E402
+import pohtest  # noqa: E402
 
 GRPC_TARGETS = (100, 1000)
 GRPC_WARM, GRPC_MORE = 2, 10
@@ -87,8 +87,8 @@ def grpc_run(build, addrs, n, scrapes, tmp, tag):
     proc, port, out, log = start_exporter(build, cfg, tmp, tag, "grpc_collect")
     try:
         for _ in range(scrapes):
-            body = scrape(port)
-            ok = len(re.findall(r"^poh_probe_success\{[^}]*\} 1$", body, re.M))
+            m = pohtest.parse_exposition(scrape(port))
+            ok = sum(1 for v in pohtest.find(m, "poh_probe_success").values() if v == 1)
             if ok != n:
                 raise RuntimeError("%s: %d of %d probes succeeded" % (tag, ok, n))
     finally:
@@ -145,23 +145,19 @@ def mongo_run(build, sim_mod, new_build, events, tmp, tag):
 
 
 def wait_metric(port, name, want, timeout, **labels):
-    sel = "".join(',%s="%s"' % kv for kv in sorted(labels.items()))
-    rx = re.compile(r"^%s\{[^}]*\} (\S+)$" % re.escape(name), re.M)
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        for m in rx.finditer(scrape(port)):
-            line = m.group(0)
-            if all('%s="%s"' % kv in line for kv in labels.items()):
-                last = float(m.group(1))
-        if last == want:
-            return
-        time.sleep(0.5)
-    raise RuntimeError("%s%s stuck at %s, want %s" % (name, sel, last, want))
+    """Until the sum of name's series with these labels is want."""
+    last = [None]
+
+    def reached():
+        vals = pohtest.find(pohtest.parse_exposition(scrape(port)), name, **labels).values()
+        last[0] = sum(vals) if vals else None
+        return last[0] == want
+
+    if not pohtest.wait_until(reached, timeout=timeout, interval=0.5):
+        raise RuntimeError("%s%s stuck at %s, want %s" % (name, labels, last[0], want))
 
 
 def mongo_bench(builds, new_build, tmp):
-    sys.path.insert(0, os.path.join(ROOT, "tests", "e2e", "lib"))
     os.environ["POH_BUILD_DIR"] = new_build
     import mongosim
     per = []
