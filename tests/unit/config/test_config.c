@@ -790,8 +790,9 @@ START_TEST(test_alias_bomb)
     ck_assert_int_eq(poh_cfg_parse(&t_root_section, memset(&r, 0, sizeof r), "g.yml", yaml.data,
                                    yaml.len, NULL, &err),
                      -EINVAL);
+    double cpu = cpu_seconds() - cpu0;
     ck_assert_ptr_nonnull(strstr(err.data, "document too complex"));
-    ck_assert_msg(cpu_seconds() - cpu0 < 20, "%.1f s of CPU", cpu_seconds() - cpu0);
+    ck_assert_msg(cpu < 20, "%.1f s of CPU", cpu);
     poh_cfg_release(&t_root_section, &r);
     poh_strbuf_free(&yaml);
     poh_strbuf_free(&err);
